@@ -1,0 +1,88 @@
+"""Column types that behave the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Numeric
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+CENT = Decimal("0.01")
+
+
+class Amount(TypeDecorator[Decimal]):
+    """A money amount: NUMERIC(18, 2), always returned as an exact ``Decimal``.
+
+    SQLite keeps NUMERIC with float affinity; amounts below 10^13 with two decimals survive
+    the round trip exactly once quantized, which this type does on the way out.
+    """
+
+    impl = Numeric(18, 2, asdecimal=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        return (
+            Decimal(value).quantize(CENT)
+            if dialect.name != "sqlite"
+            else str(Decimal(value).quantize(CENT))
+        )
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        return Decimal(str(value)).quantize(CENT)
+
+
+class Rate(TypeDecorator[Decimal]):
+    """A rate or ratio with 8 decimals (FX rates, shares)."""
+
+    impl = Numeric(20, 8, asdecimal=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        return Decimal(value) if dialect.name != "sqlite" else str(Decimal(value))
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        return Decimal(str(value)).quantize(Decimal("0.00000001")).normalize()
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always returned timezone-aware (UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError("UTCDateTime needs a datetime")
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are refused: give a timezone")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+"""JSON on SQLite, JSONB on PostgreSQL."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

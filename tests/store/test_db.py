@@ -1,0 +1,51 @@
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+
+from sqlalchemy import Engine, select
+
+from riskdesk.store.db import is_current, session_scope
+from riskdesk.store.models import AuditEntry, Customer, Invoice
+
+
+def test_schema_is_at_every_migration_head(engine: Engine) -> None:
+    assert is_current(engine)
+
+
+def test_amounts_round_trip_as_exact_decimals(engine: Engine) -> None:
+    with session_scope(engine) as s:
+        c = Customer(external_id="C1", name="Acme 机械", currency="CNY")
+        s.add(c)
+        s.flush()
+        s.add(
+            Invoice(
+                external_id="I1",
+                customer_id=c.id,
+                issue_date=date(2026, 1, 1),
+                due_date=date(2026, 1, 31),
+                amount=Decimal("12345678901.23"),
+                currency="CNY",
+            )
+        )
+    with session_scope(engine) as s:
+        inv = s.scalars(select(Invoice)).one()
+        assert inv.amount == Decimal("12345678901.23")
+        assert s.scalars(select(Customer.name)).one() == "Acme 机械"
+
+
+def test_timestamps_come_back_in_utc(engine: Engine) -> None:
+    shanghai = timezone(timedelta(hours=8))
+    with session_scope(engine) as s:
+        s.add(
+            AuditEntry(
+                ts=datetime(2026, 3, 1, 8, 0, tzinfo=shanghai),
+                actor="a",
+                action="x",
+                entity="e",
+                prev_hash="0" * 64,
+                hash="1" * 64,
+            )
+        )
+    with session_scope(engine) as s:
+        ts = s.scalars(select(AuditEntry.ts)).one()
+    assert ts == datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
+    assert ts.tzinfo is not None
