@@ -16,15 +16,19 @@ from riskdesk.store.models.core import (
     PaymentAllocation,
     Setting,
 )
+from riskdesk.store.models.rating import AhpWeightSet, DelphiRound, ExpertAssessment, Rating
 
 __all__ = [
+    "AhpWeightSet",
     "ApiToken",
     "AuditEntry",
     "Base",
     "Contract",
     "CreditNote",
     "Customer",
+    "DelphiRound",
     "DemoTruth",
+    "ExpertAssessment",
     "ExternalSignal",
     "FxRate",
     "Invoice",
@@ -32,6 +36,7 @@ __all__ = [
     "Order",
     "Payment",
     "PaymentAllocation",
+    "Rating",
     "Setting",
     "User",
 ]
