@@ -1,0 +1,374 @@
+"""Point-in-time features on small hand-built portfolios."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from riskdesk.analytics.frames import Frames
+from riskdesk.assess.features import (
+    CORE_STATE_FEATURES,
+    REGISTRY,
+    compute_features,
+    core_state_features,
+    markdown,
+)
+
+COLUMNS = {
+    "customers": [
+        "customer_id",
+        "external_id",
+        "name",
+        "parent_id",
+        "group_code",
+        "industry",
+        "region",
+        "country",
+        "currency",
+        "revenue",
+        "employees",
+        "founded_on",
+        "market_share",
+        "owner",
+        "status",
+        "created_at",
+    ],
+    "contracts": [
+        "contract_id",
+        "external_id",
+        "customer_id",
+        "start_date",
+        "end_date",
+        "payment_terms_days",
+        "min_volume_amount",
+        "min_volume_currency",
+        "min_volume_period",
+        "status",
+    ],
+    "orders": [
+        "order_id",
+        "external_id",
+        "customer_id",
+        "contract_id",
+        "order_date",
+        "amount",
+        "currency",
+        "status",
+        "shipped_date",
+    ],
+    "invoices": [
+        "invoice_id",
+        "external_id",
+        "customer_id",
+        "order_id",
+        "issue_date",
+        "due_date",
+        "amount",
+        "currency",
+        "disputed",
+        "status",
+    ],
+    "payments": ["payment_id", "external_id", "customer_id", "payment_date", "amount", "currency"],
+    "allocations": [
+        "allocation_id",
+        "payment_id",
+        "invoice_id",
+        "amount",
+        "payment_date",
+        "customer_id",
+    ],
+    "credit_notes": [
+        "credit_note_id",
+        "external_id",
+        "customer_id",
+        "invoice_id",
+        "issue_date",
+        "amount",
+        "currency",
+    ],
+    "market_indicators": ["code", "industry", "region", "period_date", "value"],
+    "external_signals": [
+        "signal_id",
+        "customer_id",
+        "kind",
+        "signal_date",
+        "value",
+        "source",
+        "description",
+    ],
+    "fx_rates": ["rate_date", "base", "quote", "rate"],
+}
+DATES = {
+    "founded_on",
+    "created_at",
+    "start_date",
+    "end_date",
+    "order_date",
+    "shipped_date",
+    "issue_date",
+    "due_date",
+    "payment_date",
+    "period_date",
+    "signal_date",
+    "rate_date",
+}
+
+
+def make_frames(**tables: list[dict]) -> Frames:
+    out = {}
+    for name, cols in COLUMNS.items():
+        df = pd.DataFrame(tables.get(name, []), columns=cols)
+        for c in cols:
+            if c in DATES:
+                df[c] = pd.to_datetime(df[c]).astype("datetime64[ns]")
+        if "disputed" in df:
+            df["disputed"] = df["disputed"].fillna(False).astype(bool)
+        out[name] = df
+    return Frames(**out)
+
+
+def D(s: str) -> pd.Timestamp:
+    return pd.Timestamp(s)
+
+
+def portfolio(payment_date: str = "2026-03-10") -> Frames:
+    """Customer 1 (EUR) buys in EUR and USD; customer 2 has nothing."""
+    customers = [
+        {
+            "customer_id": 1,
+            "external_id": "C1",
+            "name": "A",
+            "currency": "EUR",
+            "industry": "steel",
+        },
+        {"customer_id": 2, "external_id": "C2", "name": "B", "currency": "EUR", "industry": "food"},
+    ]
+    invoices = [
+        # 1000 EUR, due 2026-02-01, paid 400 then 600 -> fully paid on the second payment
+        {
+            "invoice_id": 10,
+            "customer_id": 1,
+            "issue_date": D("2026-01-02"),
+            "due_date": D("2026-02-01"),
+            "amount": 1000.0,
+            "currency": "EUR",
+            "status": "open",
+            "disputed": False,
+        },
+        # 500 USD issued when 1 EUR = 1.25 USD -> 400 EUR; credit note 100 USD at 1 EUR = 1 USD (100 EUR)
+        {
+            "invoice_id": 11,
+            "customer_id": 1,
+            "issue_date": D("2026-02-10"),
+            "due_date": D("2026-03-12"),
+            "amount": 500.0,
+            "currency": "USD",
+            "status": "open",
+            "disputed": False,
+        },
+        # 300 EUR, long overdue, untouched
+        {
+            "invoice_id": 12,
+            "customer_id": 1,
+            "issue_date": D("2025-10-01"),
+            "due_date": D("2025-11-01"),
+            "amount": 300.0,
+            "currency": "EUR",
+            "status": "open",
+            "disputed": True,
+        },
+        # cancelled: never counts
+        {
+            "invoice_id": 13,
+            "customer_id": 1,
+            "issue_date": D("2025-10-01"),
+            "due_date": D("2025-11-01"),
+            "amount": 999.0,
+            "currency": "EUR",
+            "status": "cancelled",
+            "disputed": False,
+        },
+    ]
+    payments = [
+        {
+            "payment_id": 100,
+            "customer_id": 1,
+            "payment_date": D("2026-02-01"),
+            "amount": 400.0,
+            "currency": "EUR",
+        },
+        {
+            "payment_id": 101,
+            "customer_id": 1,
+            "payment_date": D(payment_date),
+            "amount": 600.0,
+            "currency": "EUR",
+        },
+    ]
+    allocations = [
+        {
+            "allocation_id": 1,
+            "payment_id": 100,
+            "invoice_id": 10,
+            "amount": 400.0,
+            "payment_date": D("2026-02-01"),
+            "customer_id": 1,
+        },
+        {
+            "allocation_id": 2,
+            "payment_id": 101,
+            "invoice_id": 10,
+            "amount": 600.0,
+            "payment_date": D(payment_date),
+            "customer_id": 1,
+        },
+    ]
+    credit_notes = [
+        {
+            "credit_note_id": 1,
+            "customer_id": 1,
+            "invoice_id": 11,
+            "issue_date": D("2026-03-01"),
+            "amount": 100.0,
+            "currency": "USD",
+        },
+    ]
+    orders = [
+        {
+            "order_id": 1,
+            "customer_id": 1,
+            "order_date": D("2026-01-20"),
+            "amount": 200.0,
+            "currency": "EUR",
+            "status": "open",
+        },
+        {
+            "order_id": 2,
+            "customer_id": 1,
+            "order_date": D("2026-03-15"),
+            "amount": 80.0,
+            "currency": "USD",
+            "status": "open",
+        },
+        {
+            "order_id": 3,
+            "customer_id": 1,
+            "order_date": D("2026-03-20"),
+            "amount": 999.0,
+            "currency": "EUR",
+            "status": "cancelled",
+        },
+        {
+            "order_id": 4,
+            "customer_id": 1,
+            "order_date": D("2025-11-01"),
+            "amount": 50.0,
+            "currency": "EUR",
+            "status": "open",
+        },
+    ]
+    fx = [
+        {"rate_date": D("2026-01-01"), "base": "EUR", "quote": "USD", "rate": 1.25},
+        {"rate_date": D("2026-02-20"), "base": "EUR", "quote": "USD", "rate": 1.0},
+    ]
+    return make_frames(
+        customers=customers,
+        invoices=invoices,
+        payments=payments,
+        allocations=allocations,
+        credit_notes=credit_notes,
+        orders=orders,
+        fx_rates=fx,
+    )
+
+
+def test_core_state_features_with_partial_payment_credit_note_and_other_currency() -> None:
+    f = core_state_features(portfolio(), date(2026, 3, 31))
+    assert list(f.columns) == list(CORE_STATE_FEATURES)
+    assert list(f.index) == [1, 2]
+    c1 = f.loc[1]
+    # inv 10 paid; inv 11: 400 EUR - 100 EUR credit = 300 EUR, 19 dpd; inv 12: 300 EUR, 150 dpd
+    assert c1["open_invoice_balance"] == pytest.approx(600.0)
+    assert c1["overdue_balance"] == pytest.approx(600.0)
+    assert c1["overdue_1_30"] == pytest.approx(300.0)
+    assert c1["overdue_31_60"] == 0.0 and c1["overdue_61_90"] == 0.0
+    assert c1["overdue_90_plus"] == pytest.approx(300.0)
+    assert c1["max_days_overdue"] == 150
+    # orders in (2026-01-01, 2026-03-31]: 200 EUR + 80 USD at 1.0 -> 2 orders, 280 EUR
+    assert c1["orders_count_90d"] == 2
+    assert c1["orders_amount_90d"] == pytest.approx(280.0)
+    assert c1["days_since_last_order"] == 16  # the cancelled order on 03-20 does not count
+    # inv 10 fully paid on 2026-03-10, 37 days after its due date
+    assert c1["dbt_wavg_paid_180d"] == pytest.approx(37.0)
+    c2 = f.loc[2]
+    assert c2["open_invoice_balance"] == 0.0 and c2["max_days_overdue"] == 0.0
+    assert math.isnan(c2["days_since_last_order"]) and math.isnan(c2["dbt_wavg_paid_180d"])
+
+
+def test_partially_paid_invoice_keeps_its_remaining_balance() -> None:
+    f = core_state_features(portfolio(), date(2026, 2, 15))
+    # inv 10: 1000 - 400 = 600 open, 14 dpd; inv 11: 400 EUR not yet due; inv 12: 106 dpd
+    c1 = f.loc[1]
+    assert c1["open_invoice_balance"] == pytest.approx(600 + 400 + 300)
+    assert c1["overdue_1_30"] == pytest.approx(600.0)
+    assert c1["overdue_90_plus"] == pytest.approx(300.0)
+    assert c1["max_days_overdue"] == 106
+    assert math.isnan(c1["dbt_wavg_paid_180d"])
+
+
+def test_a_payment_after_the_as_of_date_is_never_seen() -> None:
+    as_of = date(2026, 3, 31)
+    later = portfolio(payment_date="2026-05-05")  # the closing payment moves after T
+    on_time = compute_features(portfolio(), as_of)
+    moved = compute_features(later, as_of)
+    assert moved.loc[1, "open_invoice_balance"] == pytest.approx(
+        on_time.loc[1, "open_invoice_balance"] + 600.0
+    )
+    # the same as-of with the payment moved to 2026-03-31 vs 2026-05-05: features as of 03-09
+    # (before either closing payment) do not change at all
+    early = date(2026, 3, 9)
+    a = compute_features(portfolio(payment_date="2026-03-31"), early)
+    b = compute_features(later, early)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_features_of_one_customer_equal_those_computed_for_all() -> None:
+    f = portfolio()
+    everyone = compute_features(f, date(2026, 3, 31))
+    one = compute_features(f, date(2026, 3, 31), customer_ids=[1])
+    pd.testing.assert_series_equal(one.loc[1], everyone.loc[1])
+
+
+def test_wider_features_on_the_hand_built_portfolio() -> None:
+    out = compute_features(portfolio(), date(2026, 3, 31))
+    c1 = out.loc[1]
+    assert c1["late_share_90d"] == 1.0
+    assert c1["partial_share_90d"] == 1.0  # paid in two instalments
+    # open orders (not invoiced, not cancelled): 200 EUR + 80 USD + 50 EUR
+    assert c1["open_orders_amount"] == pytest.approx(330.0)
+    assert c1["exposure"] == pytest.approx(600.0 + 330.0)
+    assert c1["disputed_invoices_365d"] == 1
+    assert c1["industry"] == "steel"
+    assert set(out.columns) == set(REGISTRY)
+    numeric = [n for n, f in REGISTRY.items() if f.kind == "numeric"]
+    assert all(out[n].dtype == np.float64 for n in numeric)
+
+
+def test_missing_fx_rate_uses_the_inverse_pair() -> None:
+    f = portfolio()
+    fx = f.fx_rates.copy()
+    fx[["base", "quote"]] = [["USD", "EUR"], ["USD", "EUR"]]
+    fx["rate"] = [0.8, 1.0]  # 1 USD = 0.8 EUR is the same as 1 EUR = 1.25 USD
+    f.fx_rates = fx
+    base = core_state_features(portfolio(), date(2026, 3, 31))
+    inv = core_state_features(f, date(2026, 3, 31))
+    pd.testing.assert_frame_equal(base, inv)
+
+
+def test_feature_catalogue_lists_every_feature() -> None:
+    md = markdown()
+    assert all(f"`{name}`" in md for name in REGISTRY)
