@@ -2,6 +2,19 @@
 
 from riskdesk.store.models.auth import ApiToken, AuditEntry, User
 from riskdesk.store.models.base import Base
+from riskdesk.store.models.control import (
+    AvoidanceRuleRow,
+    BlocklistEntry,
+    Collateral,
+    ConcentrationLimit,
+    ControlAction,
+    CreditLimit,
+    InsurancePolicy,
+    InsuredLimit,
+    LimitRequest,
+    OrderCheck,
+    Reservation,
+)
 from riskdesk.store.models.core import (
     Contract,
     CreditNote,
@@ -19,6 +32,17 @@ from riskdesk.store.models.core import (
 from riskdesk.store.models.rating import AhpWeightSet, DelphiRound, ExpertAssessment, Rating
 
 __all__ = [
+    "AvoidanceRuleRow",
+    "BlocklistEntry",
+    "Collateral",
+    "ConcentrationLimit",
+    "ControlAction",
+    "CreditLimit",
+    "InsurancePolicy",
+    "InsuredLimit",
+    "LimitRequest",
+    "OrderCheck",
+    "Reservation",
     "AhpWeightSet",
     "ApiToken",
     "AuditEntry",
