@@ -1,0 +1,1 @@
+"""API routers: every module here exporting ``router`` is mounted under ``/api/v1``."""

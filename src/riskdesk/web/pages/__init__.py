@@ -1,0 +1,1 @@
+"""HTML pages: every module here exporting ``router`` is mounted at the root."""
