@@ -171,11 +171,11 @@ def invoice_state(frames: Frames, as_of: date | pd.Timestamp) -> InvoiceState:
 
     # paid date: first allocation day at which the running balance drops to <= EPS
     if len(al):
-        daily = al.groupby(["invoice_id", "payment_date"], as_index=False)["amount_cc"].sum()
+        daily = al.groupby(["invoice_id", "payment_date"])["amount_cc"].sum().reset_index()
         daily = daily.sort_values(["invoice_id", "payment_date"])
         daily["alloc_cum"] = daily.groupby("invoice_id")["amount_cc"].cumsum()
         if len(cn):
-            cnd = cn.groupby(["invoice_id", "issue_date"], as_index=False)["amount_cc"].sum()
+            cnd = cn.groupby(["invoice_id", "issue_date"])["amount_cc"].sum().reset_index()
             cnd = cnd.sort_values(["invoice_id", "issue_date"])
             cnd["cn_cum"] = cnd.groupby("invoice_id")["amount_cc"].cumsum()
             m = pd.merge_asof(
