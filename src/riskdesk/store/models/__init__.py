@@ -29,9 +29,19 @@ from riskdesk.store.models.core import (
     PaymentAllocation,
     Setting,
 )
+from riskdesk.store.models.identify import (
+    RiskEventHistory,
+    RiskEventRow,
+    RiskManifestationRow,
+    RiskSourceRow,
+)
 from riskdesk.store.models.rating import AhpWeightSet, DelphiRound, ExpertAssessment, Rating
 
 __all__ = [
+    "RiskEventHistory",
+    "RiskEventRow",
+    "RiskManifestationRow",
+    "RiskSourceRow",
     "AvoidanceRuleRow",
     "BlocklistEntry",
     "Collateral",

@@ -1,0 +1,105 @@
+"""Thresholds of the detectors (:class:`IdentifyConfig`), with credit-management defaults.
+
+Overrides are merged on top of the defaults: stored defaults (``app_settings`` key
+``identify.config``) first, then a ``--config`` JSON file. Amount thresholds are in the
+customer's own currency.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SETTINGS_KEY = "identify.config"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreditConfig(_Section):
+    min_overdue_amount: float = Field(
+        50.0, ge=0, description="Ignore overdue balances below this (customer currency)."
+    )
+    partial_tolerance: float = Field(
+        0.01, ge=0, description="Balances at or below this count as settled."
+    )
+    recent_days: int = Field(120, ge=1, description="Window of recent invoices (by due date).")
+    history_days: int = Field(365, ge=30, description="History window before the recent one.")
+    min_invoices: int = Field(3, ge=1, description="Invoices needed in each window.")
+    worsening_days: float = Field(
+        10.0, gt=0, description="Increase of mean days beyond terms that counts as worsening."
+    )
+    worsening_min_days: float = Field(
+        10.0, ge=0, description="Recent mean days beyond terms must also reach this."
+    )
+    worsening_high_days: float = Field(30.0, gt=0, description="Increase that makes it high.")
+    default_min_amount: float = Field(
+        1000.0, ge=0, description="90+ days overdue balance that counts as a default."
+    )
+
+
+class ContractConfig(_Section):
+    terms_window_days: int = Field(180, ge=1)
+    terms_grace_days: int = Field(15, ge=0, description="Days late that break the terms.")
+    terms_min_count: int = Field(3, ge=1, description="Broken invoices that make it repeated.")
+    min_volume_high_shortfall: float = Field(0.5, gt=0, le=1)
+    disputes_min_count: int = Field(2, ge=1)
+    expiring_days: int = Field(60, ge=0, description="Warn this many days before the end.")
+    expired_grace_days: int = Field(30, ge=0, description="Keep warning after the end.")
+
+
+class DemandConfig(_Section):
+    window_days: int = Field(91, ge=7, description="Recent window compared to last year.")
+    drop_ratio: float = Field(0.5, gt=0, lt=1, description="Fall that counts as a drop.")
+    drop_high_ratio: float = Field(0.8, gt=0, le=1)
+    min_baseline_orders: int = Field(3, ge=1, description="Orders last year in the window.")
+    silent_factor: float = Field(3.0, gt=1, description="Silence of this many usual intervals.")
+    silent_min_days: int = Field(45, ge=1)
+    silent_min_orders: int = Field(4, ge=2)
+    spike_days: int = Field(30, ge=1)
+    spike_factor: float = Field(3.0, gt=1, description="Recent volume / usual volume.")
+    spike_history_days: int = Field(365, ge=30)
+    spike_min_orders: int = Field(6, ge=1, description="Orders in the history window.")
+
+
+class MarketConfig(_Section):
+    lookback_days: int = Field(182, ge=28, description="Compare with the value this long ago.")
+    drop_ratio: float = Field(0.10, gt=0, lt=1, description="Fall that counts as a drop.")
+    high_ratio: float = Field(0.20, gt=0, lt=1)
+    stale_days: int = Field(120, ge=1, description="Ignore index values older than this.")
+
+
+class ExternalConfig(_Section):
+    bureau_lookback_days: int = Field(365, ge=30)
+    bureau_drop_ratio: float = Field(0.15, gt=0, lt=1, description="Fall from the recent best.")
+    bureau_high_ratio: float = Field(0.30, gt=0, lt=1)
+    legal_days: int = Field(180, ge=1, description="A legal event counts this long.")
+
+
+class IdentifyConfig(_Section):
+    """All detector thresholds."""
+
+    credit: CreditConfig = Field(default_factory=CreditConfig)
+    contract: ContractConfig = Field(default_factory=ContractConfig)
+    demand: DemandConfig = Field(default_factory=DemandConfig)
+    market: MarketConfig = Field(default_factory=MarketConfig)
+    external: ExternalConfig = Field(default_factory=ExternalConfig)
+
+    @classmethod
+    def merged(cls, *overrides: dict[str, Any] | None) -> IdentifyConfig:
+        """Defaults with each override (a nested, partial dict) applied in turn."""
+        data: dict[str, Any] = cls().model_dump()
+        for o in overrides:
+            if not o:
+                continue
+            if not isinstance(o, dict):
+                raise ValueError("a configuration must be a JSON object")
+            for section, values in o.items():
+                if section not in data:
+                    raise ValueError(f"unknown configuration section {section!r}")
+                if not isinstance(values, dict):
+                    raise ValueError(f"section {section!r} must be an object")
+                data[section] = {**data[section], **values}
+        return cls.model_validate(data)
