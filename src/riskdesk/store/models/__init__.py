@@ -35,9 +35,29 @@ from riskdesk.store.models.identify import (
     RiskManifestationRow,
     RiskSourceRow,
 )
+from riskdesk.store.models.monitor import (
+    Alert,
+    Case,
+    CaseComment,
+    CustomerState,
+    Delivery,
+    ProcessedEvent,
+    RuleSet,
+    Snooze,
+    Subscription,
+)
 from riskdesk.store.models.rating import AhpWeightSet, DelphiRound, ExpertAssessment, Rating
 
 __all__ = [
+    "Alert",
+    "Case",
+    "CaseComment",
+    "CustomerState",
+    "Delivery",
+    "ProcessedEvent",
+    "RuleSet",
+    "Snooze",
+    "Subscription",
     "RiskEventHistory",
     "RiskEventRow",
     "RiskManifestationRow",

@@ -1,0 +1,242 @@
+"""Business events: the validated envelope and one payload model per event type.
+
+An event is ``{"event_id", "type", "event_time", "customer_id", "payload"}``; ``customer_id``
+is the customer's *external* id and ``event_time`` must carry a timezone (stored as UTC).
+Amounts are decimal strings or integers (never floats: they are not exact). :func:`parse_event`
+validates one raw mapping and raises :class:`EventError` with a readable reason.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
+
+from riskdesk.domain.money import to_decimal
+
+
+class EventError(ValueError):
+    """An event that cannot be accepted; the message says why."""
+
+
+def _amount(v: Any) -> Decimal:
+    d = to_decimal(v)
+    if d < 0:
+        raise ValueError("an amount cannot be negative")
+    return d
+
+
+def _currency(v: Any) -> str:
+    if not isinstance(v, str) or len(v) != 3 or not v.isalpha():
+        raise ValueError("a currency is a 3-letter ISO code")
+    return v.upper()
+
+
+def _utc(v: datetime) -> datetime:
+    if v.tzinfo is None:
+        raise ValueError("event_time needs a timezone (e.g. 2026-01-31T10:00:00Z)")
+    return v.astimezone(UTC)
+
+
+AmountField = Annotated[Decimal, BeforeValidator(_amount)]
+CurrencyField = Annotated[str, BeforeValidator(_currency)]
+Id = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OrderPlaced(_Payload):
+    order_id: Id
+    order_date: date
+    amount: AmountField
+    currency: CurrencyField
+
+
+class OrderChanged(_Payload):
+    order_id: Id
+    order_date: date | None = None
+    amount: AmountField | None = None
+    currency: CurrencyField | None = None
+
+
+class OrderCancelled(_Payload):
+    order_id: Id
+
+
+class InvoiceIssued(_Payload):
+    invoice_id: Id
+    issue_date: date
+    due_date: date
+    amount: AmountField
+    currency: CurrencyField
+    order_id: Id | None = None
+
+
+class Allocation(_Payload):
+    invoice_id: Id
+    amount: AmountField
+
+
+class PaymentReceived(_Payload):
+    payment_id: Id
+    payment_date: date
+    amount: AmountField
+    currency: CurrencyField
+    allocations: list[Allocation] = Field(default_factory=list)
+
+
+class CreditNoteIssued(_Payload):
+    credit_note_id: Id
+    invoice_id: Id
+    issue_date: date
+    amount: AmountField
+    currency: CurrencyField
+
+
+class InvoiceDisputed(_Payload):
+    invoice_id: Id
+    disputed: bool = True
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class ContractBreached(_Payload):
+    contract_id: Id | None = None
+    clause: str = Field(min_length=1, max_length=64)
+    description: str | None = Field(default=None, max_length=2000)
+
+
+class BureauScoreChanged(_Payload):
+    score: Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
+    source: str | None = Field(default=None, max_length=64)
+
+
+class MarketIndexUpdated(_Payload):
+    code: str = Field(min_length=1, max_length=64)
+    value: Annotated[float, Field(allow_inf_nan=False)]
+    period_date: date
+
+
+class CustomerChanged(_Payload):
+    name: str | None = Field(default=None, max_length=200)
+    currency: CurrencyField | None = None
+    owner: str | None = Field(default=None, max_length=64)
+    status: str | None = Field(default=None, max_length=16)
+    industry: str | None = Field(default=None, max_length=64)
+    region: str | None = Field(default=None, max_length=64)
+
+
+PAYLOADS: dict[str, type[_Payload]] = {
+    "order.placed": OrderPlaced,
+    "order.changed": OrderChanged,
+    "order.cancelled": OrderCancelled,
+    "invoice.issued": InvoiceIssued,
+    "payment.received": PaymentReceived,
+    "credit_note.issued": CreditNoteIssued,
+    "invoice.disputed": InvoiceDisputed,
+    "contract.breached": ContractBreached,
+    "bureau_score.changed": BureauScoreChanged,
+    "market_index.updated": MarketIndexUpdated,
+    "customer.changed": CustomerChanged,
+}
+EVENT_TYPES: tuple[str, ...] = tuple(PAYLOADS)
+DERIVED_TYPES: tuple[str, ...] = ("invoice.overdue", "clock.tick")
+"""Events the monitor raises itself (time passing), never accepted from outside."""
+
+EventType = Literal[
+    "order.placed",
+    "order.changed",
+    "order.cancelled",
+    "invoice.issued",
+    "payment.received",
+    "credit_note.issued",
+    "invoice.disputed",
+    "contract.breached",
+    "bureau_score.changed",
+    "market_index.updated",
+    "customer.changed",
+]
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: Id
+    type: EventType
+    event_time: Annotated[datetime, AfterValidator(_utc)]
+    customer_id: Id
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class Event:
+    """A validated event: envelope fields plus the typed ``payload``."""
+
+    __slots__ = ("event_id", "type", "event_time", "customer_id", "payload", "raw")
+
+    def __init__(
+        self,
+        event_id: str,
+        type: str,
+        event_time: datetime,
+        customer_id: str,
+        payload: _Payload,
+        raw: dict[str, Any] | None = None,
+    ) -> None:
+        self.event_id = event_id
+        self.type = type
+        self.event_time = event_time
+        self.customer_id = customer_id
+        self.payload = payload
+        self.raw = raw
+
+    def to_dict(self) -> dict[str, Any]:
+        """The canonical JSON form (amounts as strings, times ISO 8601 UTC)."""
+        return {
+            "event_id": self.event_id,
+            "type": self.type,
+            "event_time": self.event_time.isoformat().replace("+00:00", "Z"),
+            "customer_id": self.customer_id,
+            "payload": self.payload.model_dump(mode="json", exclude_none=True),
+        }
+
+    def __repr__(self) -> str:
+        return f"Event({self.event_id!r}, {self.type!r}, {self.customer_id!r})"
+
+
+def _reason(exc: ValidationError, prefix: str = "") -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(x) for x in err.get("loc", ()))
+        msg = err.get("msg", "invalid")
+        parts.append(f"{prefix}{loc}: {msg}" if loc else f"{prefix}{msg}")
+    return "; ".join(parts)
+
+
+def parse_event(raw: Any) -> Event:
+    """Validate one raw event (a mapping); raise :class:`EventError` naming what is wrong."""
+    if not isinstance(raw, dict):
+        raise EventError("an event must be a JSON object")
+    try:
+        env = Envelope.model_validate(raw)
+    except ValidationError as exc:
+        raise EventError(_reason(exc)) from None
+    model = PAYLOADS[env.type]
+    try:
+        payload = model.model_validate(env.payload)
+    except ValidationError as exc:
+        raise EventError(_reason(exc, "payload.")) from None
+    return Event(env.event_id, env.type, env.event_time, env.customer_id, payload, raw)
+
+
+def event_date(ev: Event) -> date:
+    return ev.event_time.date()

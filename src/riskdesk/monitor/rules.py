@@ -1,0 +1,381 @@
+"""Declarative alert rules: JSON rule sets validated with pydantic, run by a small interpreter.
+
+A rule set::
+
+    {"thresholds": {"medium": 40, "high": 70, "critical": 100},
+     "rules": [{"id": "overdue_61", "severity": "high",
+                "title": {"en": "…", "zh": "…"}, "playbook": {"en": "…", "zh": "…"},
+                "events": ["clock.tick", "invoice.overdue"],            # optional filter
+                "when": {"all": [{"field": "state.overdue_61_90", "op": ">", "value": 0}]}}]}
+
+Conditions are ``{"all": [...]}``, ``{"any": [...]}``, ``{"not": {...}}`` or a comparison
+``{"field": F, "op": OP, "value": V}``. Fields are ``state.<feature>`` (after the event),
+``prev.<feature>`` (before it), ``event.<name>``, ``customer.<attr>`` and ``rating.<attr>``.
+Operators: ``> >= < <= == !=``, ``in``, ``not_in``, ``exists``, ``changed``
+(``state.x`` differs from ``prev.x``), ``increased_by`` (``state.x − prev.x ≥ V``) and
+``crosses_above`` (``prev.x < V ≤ state.x``). ``V`` may be a constant or
+``{"field": G, "times": k}`` (another field scaled). A rule has a ``severity`` or ``points``;
+the points of the rules that hold add up and ``thresholds`` turn the total into a severity
+(alert ``points_total``). Nothing is ever ``eval``-ed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from riskdesk.domain.events import SEVERITY_RANK, Severity
+from riskdesk.monitor.events import DERIVED_TYPES, EVENT_TYPES
+from riskdesk.monitor.state import FEATURES
+
+COMPARE_OPS = (">", ">=", "<", "<=", "==", "!=")
+OPS = COMPARE_OPS + ("in", "not_in", "exists", "changed", "increased_by", "crosses_above")
+EVENT_FIELDS = (
+    "type",
+    "amount",
+    "amount_ccy",
+    "currency",
+    "days_overdue",
+    "score",
+    "previous_score",
+    "clause",
+    "code",
+    "value",
+    "disputed",
+    "invoice_id",
+    "order_id",
+)
+CUSTOMER_FIELDS = ("industry", "region", "country", "status", "owner", "currency")
+RATING_FIELDS = ("grade", "pd", "score")
+POINTS_RULE = "points_total"
+
+
+class RuleError(ValueError):
+    """A rule or rule set that is not valid; the message says where and why."""
+
+
+def check_field(name: str) -> str:
+    ns, _, attr = name.partition(".")
+    allowed: dict[str, tuple[str, ...]] = {
+        "state": FEATURES,
+        "prev": FEATURES,
+        "event": EVENT_FIELDS,
+        "customer": CUSTOMER_FIELDS,
+        "rating": RATING_FIELDS,
+    }
+    if ns not in allowed:
+        raise ValueError(
+            f"unknown field {name!r}: use state.*, prev.*, event.*, customer.* or rating.*"
+        )
+    if attr not in allowed[ns]:
+        raise ValueError(f"unknown field {name!r}; {ns}.* knows: {', '.join(allowed[ns])}")
+    return name
+
+
+class FieldRef(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    field: str
+    times: float = 1.0
+
+    @field_validator("field")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        return check_field(v)
+
+
+class Condition(BaseModel):
+    """One node of a rule's condition tree."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    all: list[Condition] | None = None
+    any: list[Condition] | None = None
+    not_: Condition | None = Field(default=None, alias="not")
+    field: str | None = None
+    op: str | None = None
+    value: Any = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> Condition:
+        shapes = [
+            self.all is not None,
+            self.any is not None,
+            self.not_ is not None,
+            self.field is not None,
+        ]
+        if sum(shapes) != 1:
+            raise ValueError("a condition is exactly one of: all, any, not, or field/op/value")
+        if self.all is not None and not self.all:
+            raise ValueError("'all' needs at least one condition")
+        if self.any is not None and not self.any:
+            raise ValueError("'any' needs at least one condition")
+        if self.field is not None:
+            check_field(self.field)
+            if self.op not in OPS:
+                raise ValueError(f"unknown operator {self.op!r}; use one of: {', '.join(OPS)}")
+            if self.op in ("changed", "increased_by", "crosses_above") and not (
+                self.field.startswith("state.")
+            ):
+                raise ValueError(f"operator {self.op!r} needs a state.* field")
+            if self.op in ("in", "not_in"):
+                if not isinstance(self.value, list):
+                    raise ValueError(f"operator {self.op!r} needs a list value")
+            elif self.op in ("exists", "changed"):
+                pass
+            elif isinstance(self.value, dict):
+                FieldRef.model_validate(self.value)
+            elif self.value is None or isinstance(self.value, list):
+                raise ValueError(f"operator {self.op!r} needs a single value")
+            if self.op in ("increased_by", "crosses_above") and not isinstance(
+                self.value, int | float
+            ):
+                raise ValueError(f"operator {self.op!r} needs a number")
+        return self
+
+
+class Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+    title: dict[Literal["en", "zh"], str]
+    playbook: dict[Literal["en", "zh"], str]
+    when: Condition
+    severity: Severity | None = None
+    points: int | None = Field(default=None, ge=1, le=1000)
+    events: list[str] | None = None
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _one_weight(self) -> Rule:
+        if (self.severity is None) == (self.points is None):
+            raise ValueError(f"rule {self.id!r}: give exactly one of 'severity' or 'points'")
+        if self.id == POINTS_RULE:
+            raise ValueError(f"{POINTS_RULE!r} is reserved for the points total")
+        for lang in ("en", "zh"):
+            if not self.title.get(lang) or not self.playbook.get(lang):
+                raise ValueError(f"rule {self.id!r}: title and playbook need 'en' and 'zh'")
+        for e in self.events or []:
+            if e not in EVENT_TYPES and e not in DERIVED_TYPES:
+                raise ValueError(
+                    f"rule {self.id!r}: unknown event type {e!r}; use one of: "
+                    + ", ".join(EVENT_TYPES + DERIVED_TYPES)
+                )
+        return self
+
+
+class RuleSetBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    thresholds: dict[Severity, int] = Field(default_factory=dict)
+    points_playbook: dict[Literal["en", "zh"], str] | None = None
+    rules: list[Rule]
+
+    @model_validator(mode="after")
+    def _unique(self) -> RuleSetBody:
+        seen: set[str] = set()
+        for r in self.rules:
+            if r.id in seen:
+                raise ValueError(f"duplicate rule id {r.id!r}")
+            seen.add(r.id)
+        return self
+
+
+def parse_rule_set(data: Any) -> RuleSetBody:
+    """Validate a rule set (dict or JSON text); raise :class:`RuleError` with every problem."""
+    if isinstance(data, str | bytes):
+        try:
+            data = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise RuleError(f"not valid JSON: {exc}") from None
+    try:
+        return RuleSetBody.model_validate(data)
+    except ValidationError as exc:
+        msgs = []
+        for err in exc.errors()[:10]:
+            loc = ".".join(str(x) for x in err.get("loc", ()))
+            msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+            msgs.append(f"{loc}: {msg}" if loc else msg)
+        raise RuleError("; ".join(msgs)) from None
+
+
+def default_rule_set() -> dict[str, Any]:
+    """The shipped default rule set for trade credit (``default_rules.json``)."""
+    text = resources.files("riskdesk.monitor").joinpath("default_rules.json").read_text("utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+# --------------------------------------------------------------------------- interpreter
+
+Scope = Mapping[str, Mapping[str, Any]]
+Pred = Callable[[Scope], bool]
+_MISSING = object()
+
+
+def _get(scope: Scope, name: str) -> Any:
+    ns, _, attr = name.partition(".")
+    v = scope.get(ns, {}).get(attr, _MISSING)
+    if isinstance(v, float) and math.isnan(v):
+        return _MISSING
+    return v
+
+
+def _num(v: Any) -> float | None:
+    if v is _MISSING or v is None or isinstance(v, bool):
+        return None
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+_CMP: dict[str, Callable[[Any, Any], bool]] = {
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+}
+
+
+def compile_condition(c: Condition) -> Pred:
+    """Turn a validated condition tree into a predicate over a scope (no eval)."""
+    if c.all is not None:
+        parts = [compile_condition(x) for x in c.all]
+        return lambda s: all(p(s) for p in parts)
+    if c.any is not None:
+        parts = [compile_condition(x) for x in c.any]
+        return lambda s: any(p(s) for p in parts)
+    if c.not_ is not None:
+        inner = compile_condition(c.not_)
+        return lambda s: not inner(s)
+    assert c.field is not None and c.op is not None
+    name, op, value = c.field, c.op, c.value
+    attr = name.partition(".")[2]
+    prev_name = "prev." + attr
+    if op == "exists":
+        return lambda s: _get(s, name) is not _MISSING
+    if op == "changed":
+        return lambda s: _get(s, name) != _get(s, prev_name)
+    if op == "increased_by":
+        k = float(value)
+
+        def inc(s: Scope) -> bool:
+            a, b = _num(_get(s, name)), _num(_get(s, prev_name))
+            if a is None:
+                return False
+            return a - (b or 0.0) >= k
+
+        return inc
+    if op == "crosses_above":
+        k = float(value)
+
+        def cross(s: Scope) -> bool:
+            a, b = _num(_get(s, name)), _num(_get(s, prev_name))
+            return a is not None and a >= k and (b is None or b < k)
+
+        return cross
+    if op in ("in", "not_in"):
+        options = list(value)
+        neg = op == "not_in"
+        return lambda s: (_get(s, name) in options) != neg
+    fn = _CMP[op]
+    if isinstance(value, dict):
+        ref = FieldRef.model_validate(value)
+
+        def cmp_ref(s: Scope) -> bool:
+            a, b = _num(_get(s, name)), _num(_get(s, ref.field))
+            return a is not None and b is not None and fn(a, b * ref.times)
+
+        return cmp_ref
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        k = float(value)
+
+        def cmp_num(s: Scope) -> bool:
+            a = _num(_get(s, name))
+            return a is not None and fn(a, k)
+
+        return cmp_num
+
+    def cmp_any(s: Scope) -> bool:
+        a = _get(s, name)
+        if a is _MISSING:
+            return False
+        try:
+            return bool(fn(a, value))
+        except TypeError:
+            return False
+
+    return cmp_any
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A rule that held for one customer on one event."""
+
+    rule_id: str
+    severity: Severity
+    points: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Engine:
+    """A compiled rule set; :meth:`evaluate` is pure and cheap."""
+
+    body: RuleSetBody
+    version: int = 0
+    _compiled: list[tuple[Rule, Pred, frozenset[str] | None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._compiled = [
+            (r, compile_condition(r.when), frozenset(r.events) if r.events else None)
+            for r in self.body.rules
+            if r.enabled
+        ]
+        self._thresholds = sorted(
+            ((v, k) for k, v in self.body.thresholds.items()), key=lambda x: x[0], reverse=True
+        )
+
+    @classmethod
+    def from_json(cls, data: Any, version: int = 0) -> Engine:
+        return cls(parse_rule_set(data), version)
+
+    def rule(self, rule_id: str) -> Rule | None:
+        return next((r for r in self.body.rules if r.id == rule_id), None)
+
+    def evaluate(self, scope: Scope) -> list[Hit]:
+        etype = scope.get("event", {}).get("type")
+        hits: list[Hit] = []
+        total = 0
+        contributing: list[str] = []
+        for rule, pred, events in self._compiled:
+            if events is not None and etype not in events:
+                continue
+            if not pred(scope):
+                continue
+            if rule.points is not None:
+                total += rule.points
+                contributing.append(rule.id)
+            else:
+                assert rule.severity is not None
+                hits.append(Hit(rule.id, rule.severity, 0, {"event": etype}))
+        if total:
+            for limit, sev in self._thresholds:
+                if total >= limit:
+                    hits.append(
+                        Hit(POINTS_RULE, sev, total, {"event": etype, "rules": contributing})
+                    )
+                    break
+        return hits
+
+
+def max_severity(values: list[str]) -> str:
+    return max(values, key=lambda v: SEVERITY_RANK.get(v, 0)) if values else Severity.LOW.value

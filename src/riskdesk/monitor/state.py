@@ -1,0 +1,336 @@
+"""The real-time customer state: a compact book per customer and the features derived from it.
+
+The book keeps what the core features need and nothing more (amounts in the customer's
+currency, dates as ordinals so the book is plain JSON):
+
+* ``inv``: invoices not yet fully paid ``{id: [issue, due, amount, disputed]}``;
+* ``al`` / ``cn``: allocations and credit notes per invoice ``{id: [[date, amount, ref], …]}``;
+* ``paid``: invoices fully paid, kept while they matter for the 180-day payment behaviour
+  ``{id: [paid_date, due, amount]}``;
+* ``ord``: orders of the last 90 days ``{id: [date, amount, cancelled]}`` and ``last_order``;
+* a few signals (bureau score, disputes, contract breaches, market indices).
+
+Applying an event touches one customer's book; :func:`features` recomputes the aggregates
+from the open items, so the work is O(open invoices of that customer), never O(history), and
+the result does not depend on the order events arrive in. The definitions are exactly those of
+:func:`riskdesk.assess.features.core_state_features` (the shared feature contract).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import date, timedelta
+from typing import Any
+
+from riskdesk.monitor.events import (
+    BureauScoreChanged,
+    ContractBreached,
+    CreditNoteIssued,
+    CustomerChanged,
+    Event,
+    InvoiceDisputed,
+    InvoiceIssued,
+    MarketIndexUpdated,
+    OrderCancelled,
+    OrderChanged,
+    OrderPlaced,
+    PaymentReceived,
+)
+
+EPS = 0.005
+OVERDUE_MARKS = (31, 61, 91)
+"""Days past due at which an invoice enters the next bucket; the clock raises an event."""
+
+CORE_FEATURES: tuple[str, ...] = (
+    "open_invoice_balance",
+    "overdue_balance",
+    "overdue_1_30",
+    "overdue_31_60",
+    "overdue_61_90",
+    "overdue_90_plus",
+    "max_days_overdue",
+    "orders_count_90d",
+    "orders_amount_90d",
+    "days_since_last_order",
+    "dbt_wavg_paid_180d",
+)
+EXTRA_FEATURES: tuple[str, ...] = (
+    "open_invoices",
+    "disputed_balance",
+    "disputes_count",
+    "breaches_count",
+    "bureau_score",
+)
+FEATURES: tuple[str, ...] = CORE_FEATURES + EXTRA_FEATURES
+
+FxFn = Callable[[str, str, date], float]
+"""``fx(document_currency, customer_currency, on)`` → rate; raises LookupError when unknown."""
+
+
+def same_currency_only(src: str, dst: str, on: date) -> float:
+    if src == dst:
+        return 1.0
+    raise LookupError(f"no {src}/{dst} rate on or before {on.isoformat()}")
+
+
+def new_book(currency: str) -> dict[str, Any]:
+    return {
+        "cur": currency.upper(),
+        "asof": None,
+        "inv": {},
+        "al": {},
+        "cn": {},
+        "paid": {},
+        "ord": {},
+        "last_order": None,
+        "bureau": None,
+        "disputes": 0,
+        "breaches": 0,
+        "market": {},
+    }
+
+
+class StateError(ValueError):
+    """An event that cannot be applied to the state (e.g. no FX rate); nothing was changed."""
+
+
+def _conv(fx: FxFn, amount: Any, src: str, dst: str, on: date) -> float:
+    try:
+        rate = 1.0 if src == dst else float(fx(src, dst, on))
+    except LookupError as exc:
+        raise StateError(str(exc)) from None
+    return round(float(amount) * rate, 6)
+
+
+def apply_event(book: dict[str, Any], ev: Event, fx: FxFn = same_currency_only) -> None:
+    """Apply one validated event to ``book`` in place. Raises :class:`StateError` first,
+    before changing anything, when the event cannot be applied."""
+    p = ev.payload
+    cur = book["cur"]
+    if isinstance(p, OrderPlaced):
+        amt = _conv(fx, p.amount, p.currency, cur, p.order_date)
+        book["ord"][p.order_id] = [p.order_date.toordinal(), amt, 0]
+    elif isinstance(p, OrderChanged):
+        old = book["ord"].get(p.order_id)
+        if old is None:
+            if p.order_date is None or p.amount is None or p.currency is None:
+                # an order outside the 90-day window (or unknown): nothing to update
+                return
+            old = [p.order_date.toordinal(), 0.0, 0]
+        d = p.order_date or date.fromordinal(old[0])
+        amt = old[1] if p.amount is None else _conv(fx, p.amount, p.currency or cur, cur, d)
+        book["ord"][p.order_id] = [d.toordinal(), amt, old[2]]
+    elif isinstance(p, OrderCancelled):
+        if p.order_id in book["ord"]:
+            book["ord"][p.order_id][2] = 1
+    elif isinstance(p, InvoiceIssued):
+        amt = _conv(fx, p.amount, p.currency, cur, p.issue_date)
+        if p.invoice_id in book["paid"]:
+            return
+        old = book["inv"].get(p.invoice_id)
+        disputed = old[3] if old else 0
+        book["inv"][p.invoice_id] = [
+            p.issue_date.toordinal(),
+            p.due_date.toordinal(),
+            amt,
+            disputed,
+        ]
+    elif isinstance(p, PaymentReceived):
+        amts = [
+            (a.invoice_id, _conv(fx, a.amount, p.currency, cur, p.payment_date))
+            for a in p.allocations
+        ]
+        d = p.payment_date.toordinal()
+        for inv_id, amt in amts:
+            lst = book["al"].setdefault(inv_id, [])
+            if not any(x[2] == p.payment_id for x in lst):
+                lst.append([d, amt, p.payment_id])
+    elif isinstance(p, CreditNoteIssued):
+        amt = _conv(fx, p.amount, p.currency, cur, p.issue_date)
+        lst = book["cn"].setdefault(p.invoice_id, [])
+        if not any(x[2] == p.credit_note_id for x in lst):
+            lst.append([p.issue_date.toordinal(), amt, p.credit_note_id])
+    elif isinstance(p, InvoiceDisputed):
+        row = book["inv"].get(p.invoice_id)
+        if row is not None:
+            was = row[3]
+            row[3] = 1 if p.disputed else 0
+            book["disputes"] += row[3] - was
+    elif isinstance(p, ContractBreached):
+        book["breaches"] += 1
+    elif isinstance(p, BureauScoreChanged):
+        book["bureau"] = float(p.score)
+    elif isinstance(p, MarketIndexUpdated):
+        book["market"][p.code] = float(p.value)
+    elif isinstance(p, CustomerChanged):
+        if p.currency and p.currency != cur and not book["inv"] and not book["ord"]:
+            book["cur"] = p.currency
+
+
+def _paid_date(amount: float, allocs: list[list[Any]], cns: list[list[Any]], t: int) -> int | None:
+    """Day (ordinal) at which the running balance first drops to ≤ EPS (allocations only
+    close an invoice; credit notes issued on or before that day count)."""
+    if not allocs:
+        return None
+    days: dict[int, float] = {}
+    for d, a, _ in allocs:
+        if d <= t:
+            days[d] = days.get(d, 0.0) + a
+    cum = 0.0
+    for d in sorted(days):
+        cum += days[d]
+        credited = sum(c[1] for c in cns if c[0] <= d)
+        if amount - cum - credited <= EPS:
+            return d
+    return None
+
+
+def features(book: dict[str, Any], as_of: date) -> dict[str, float]:
+    """The state features at ``as_of`` (same definitions as the batch features)."""
+    t = as_of.toordinal()
+    open_bal = overdue = b1 = b2 = b3 = b4 = disputed_bal = 0.0
+    max_dpd = 0
+    n_open = 0
+    al, cn = book["al"], book["cn"]
+    for inv_id, (issue, due, amount, disp) in book["inv"].items():
+        if issue > t:
+            continue
+        paid = sum(a[1] for a in al.get(inv_id, ()) if a[0] <= t)
+        credited = sum(c[1] for c in cn.get(inv_id, ()) if c[0] <= t)
+        bal = amount - paid - credited
+        if bal <= 0.0:
+            continue
+        open_bal += bal
+        dpd = t - due
+        if bal > EPS:
+            n_open += 1
+            if dpd > max_dpd:
+                max_dpd = dpd
+        if disp:
+            disputed_bal += bal
+        if dpd >= 1:
+            overdue += bal
+            if dpd <= 30:
+                b1 += bal
+            elif dpd <= 60:
+                b2 += bal
+            elif dpd <= 90:
+                b3 += bal
+            else:
+                b4 += bal
+    lo90 = t - 90
+    n90 = 0
+    amt90 = 0.0
+    last = book["last_order"]
+    for d, amt, cancelled in book["ord"].values():
+        if cancelled or d > t:
+            continue
+        if d > lo90:
+            n90 += 1
+            amt90 += amt
+        if last is None or d > last:
+            last = d
+    lo180 = t - 180
+    num = den = 0.0
+    for paid_d, due, amount in book["paid"].values():
+        if lo180 < paid_d <= t:
+            w = max(amount, 0.0)
+            num += max(0, paid_d - due) * w
+            den += w
+    return {
+        "open_invoice_balance": open_bal,
+        "overdue_balance": overdue,
+        "overdue_1_30": b1,
+        "overdue_31_60": b2,
+        "overdue_61_90": b3,
+        "overdue_90_plus": b4,
+        "max_days_overdue": float(max_dpd),
+        "orders_count_90d": float(n90),
+        "orders_amount_90d": amt90,
+        "days_since_last_order": float(t - last) if last is not None else math.nan,
+        "dbt_wavg_paid_180d": num / den if den > 0 else math.nan,
+        "open_invoices": float(n_open),
+        "disputed_balance": disputed_bal,
+        "disputes_count": float(book["disputes"]),
+        "breaches_count": float(book["breaches"]),
+        "bureau_score": math.nan if book["bureau"] is None else float(book["bureau"]),
+    }
+
+
+def settle(book: dict[str, Any], as_of: date) -> None:
+    """Move invoices fully paid by ``as_of`` to ``paid`` and drop what no longer matters
+    (paid more than 180 days ago, orders older than 90 days). Call with a date that never
+    goes backwards."""
+    t = as_of.toordinal()
+    inv, al, cn, paid = book["inv"], book["al"], book["cn"], book["paid"]
+    for inv_id in [k for k in inv if k in al]:
+        issue, due, amount, _ = inv[inv_id]
+        if issue > t:
+            continue
+        pd_ = _paid_date(amount, al[inv_id], cn.get(inv_id, []), t)
+        if pd_ is not None:
+            paid[inv_id] = [pd_, due, amount]
+            del inv[inv_id]
+            al.pop(inv_id, None)
+            cn.pop(inv_id, None)
+    for inv_id in [k for k, v in paid.items() if v[0] <= t - 180]:
+        del paid[inv_id]
+    orders = book["ord"]
+    for oid in [k for k, v in orders.items() if v[0] <= t - 90]:
+        d, _, cancelled = orders.pop(oid)
+        if not cancelled and (book["last_order"] is None or d > book["last_order"]):
+            book["last_order"] = d
+
+
+def overdue_crossings(
+    book: dict[str, Any], before: date | None, after: date
+) -> list[dict[str, Any]]:
+    """Invoices that passed 31, 61 or 91 days past due between ``before`` and ``after``
+    while still open: the events time alone raises."""
+    if before is None or after <= before:
+        return []
+    t0, t1 = before.toordinal(), after.toordinal()
+    out: list[dict[str, Any]] = []
+    al, cn = book["al"], book["cn"]
+    for inv_id, (issue, due, amount, _) in book["inv"].items():
+        if issue > t1:
+            continue
+        d0, d1 = t0 - due, t1 - due
+        marks = [m for m in OVERDUE_MARKS if d0 < m <= d1]
+        if not marks:
+            continue
+        bal = (
+            amount
+            - sum(a[1] for a in al.get(inv_id, ()) if a[0] <= t1)
+            - sum(c[1] for c in cn.get(inv_id, ()) if c[0] <= t1)
+        )
+        if bal > EPS:
+            out.append(
+                {
+                    "invoice_id": inv_id,
+                    "days_overdue": float(max(marks)),
+                    "balance": round(bal, 2),
+                    "due_date": date.fromordinal(due).isoformat(),
+                }
+            )
+    return out
+
+
+def advance(book: dict[str, Any], as_of: date) -> tuple[date | None, list[dict[str, Any]]]:
+    """Move the book's clock forward to ``as_of`` (never back); return the previous date and
+    the overdue crossings that happened in between."""
+    prev = date.fromisoformat(book["asof"]) if book.get("asof") else None
+    if prev is not None and as_of <= prev:
+        return prev, []
+    crossings = overdue_crossings(book, prev, as_of)
+    book["asof"] = as_of.isoformat()
+    return prev, crossings
+
+
+def book_date(book: dict[str, Any]) -> date | None:
+    return date.fromisoformat(book["asof"]) if book.get("asof") else None
+
+
+def dates_in(day: date, days: int) -> date:
+    return day + timedelta(days=days)

@@ -1,0 +1,1086 @@
+"""Monitor persistence: idempotent event intake, customer state, rule sets, alerts, cases,
+snoozes and the notification outbox.
+
+Intake (:func:`ingest`) handles a batch in the caller's transaction: every accepted event is
+recorded in ``monitor_events`` together with the state change it caused, so a replayed event
+(same ``event_id``) is reported as a duplicate and changes nothing. Notifications are written
+to ``monitor_deliveries`` (an outbox) in the same transaction and sent after the commit by
+:mod:`riskdesk.connectors.notify`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from riskdesk.domain.money import FxTable
+from riskdesk.monitor.cases import check_transition, needs_escalation, severity_at_least, sla_due
+from riskdesk.monitor.events import Event, EventError, parse_event
+from riskdesk.monitor.processor import Step, step_clock, step_event
+from riskdesk.monitor.rules import POINTS_RULE, Engine, Hit, RuleError, default_rule_set
+from riskdesk.monitor.state import FxFn, StateError, book_date, features, new_book
+from riskdesk.store.audit import record
+from riskdesk.store.models import (
+    Alert,
+    Case,
+    CaseComment,
+    Customer,
+    CustomerState,
+    Delivery,
+    FxRate,
+    ProcessedEvent,
+    RuleSet,
+    Setting,
+    Snooze,
+    Subscription,
+    User,
+)
+from riskdesk.store.types import utcnow
+
+CHUNK = 900
+CLOCK_KEY = "monitor.clock"
+
+
+class MonitorError(ValueError):
+    """Bad input for a monitor operation; nothing was changed."""
+
+
+def _chunks(items: Sequence[Any], n: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+def _jsonable_features(feats: dict[str, float]) -> dict[str, float | None]:
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in feats.items()}
+
+
+def _features_from_json(d: dict[str, Any] | None) -> dict[str, float] | None:
+    if not d:
+        return None
+    return {k: (math.nan if v is None else float(v)) for k, v in d.items()}
+
+
+# --------------------------------------------------------------------------- rule sets
+
+_ENGINES: dict[tuple[int, int], Engine] = {}
+
+
+def ensure_default_rules(session: Session) -> None:
+    """Install the shipped rule set as version 1 (published) when there is none at all."""
+    if session.scalar(select(func.count()).select_from(RuleSet)):
+        return
+    session.add(
+        RuleSet(
+            version=1,
+            status="published",
+            body=default_rule_set(),
+            note="default rule set for trade credit",
+            created_by="system",
+            published_at=utcnow(),
+        )
+    )
+    session.flush()
+
+
+def published_engine(session: Session) -> Engine | None:
+    """The compiled published rule set (re-read on every call; compiled once per version)."""
+    row = session.execute(
+        select(RuleSet.id, RuleSet.version).where(RuleSet.status == "published")
+    ).first()
+    if row is None:
+        return None
+    key = (row.id, row.version)
+    eng = _ENGINES.get(key)
+    if eng is None:
+        body = session.scalar(select(RuleSet.body).where(RuleSet.id == row.id))
+        eng = Engine.from_json(body, version=row.version)
+        _ENGINES[key] = eng
+    return eng
+
+
+def rule_set_dict(rs: RuleSet, with_body: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "version": rs.version,
+        "status": rs.status,
+        "note": rs.note,
+        "rules": len(rs.body.get("rules", [])),
+        "created_by": rs.created_by,
+        "created_at": rs.created_at,
+        "published_at": rs.published_at,
+        "dry_run": rs.dry_run,
+    }
+    if with_body:
+        out["body"] = rs.body
+    return out
+
+
+def list_rule_sets(session: Session) -> list[RuleSet]:
+    return list(session.scalars(select(RuleSet).order_by(RuleSet.version)))
+
+
+def get_rule_set(session: Session, version: int | None = None) -> RuleSet:
+    q = select(RuleSet)
+    q = q.where(RuleSet.version == version) if version else q.where(RuleSet.status == "published")
+    rs = session.scalar(q)
+    if rs is None:
+        raise MonitorError(f"no rule set version {version}" if version else "no published rule set")
+    return rs
+
+
+def draft_rule_set(session: Session, body: Any, *, actor: str, note: str | None = None) -> RuleSet:
+    """Validate and store a new draft version (raises :class:`RuleError` when invalid)."""
+    parsed = Engine.from_json(body).body
+    data = parsed.model_dump(mode="json", by_alias=True, exclude_none=True)
+    version = (session.scalar(select(func.max(RuleSet.version))) or 0) + 1
+    rs = RuleSet(version=version, status="draft", body=data, note=note, created_by=actor)
+    session.add(rs)
+    session.flush()
+    record(
+        session,
+        actor=actor,
+        action="rules.draft",
+        entity="rule_set",
+        entity_id=version,
+        after={"rules": [r.id for r in parsed.rules]},
+        reason=note,
+    )
+    return rs
+
+
+def publish_rule_set(
+    session: Session, version: int, *, actor: str, reason: str | None = None
+) -> RuleSet:
+    """Make ``version`` the published rule set; the previous one is retired (one transaction,
+    so intake sees either the old or the new version, never none)."""
+    rs = get_rule_set(session, version)
+    if rs.status == "published":
+        raise MonitorError(f"version {version} is already published")
+    Engine.from_json(rs.body)  # still valid
+    old = session.scalar(select(RuleSet).where(RuleSet.status == "published"))
+    if old is not None:
+        old.status = "retired"
+        session.flush()
+    rs.status = "published"
+    rs.published_at = utcnow()
+    session.flush()
+    record(
+        session,
+        actor=actor,
+        action="rules.publish",
+        entity="rule_set",
+        entity_id=version,
+        before={"published": old.version if old else None},
+        after={"published": version},
+        reason=reason,
+    )
+    return rs
+
+
+# --------------------------------------------------------------------------- FX and customers
+
+
+def load_fx(session: Session) -> FxFn:
+    rows = session.execute(select(FxRate.rate_date, FxRate.base, FxRate.quote, FxRate.rate)).all()
+    table = FxTable([(r.rate_date, r.base, r.quote, r.rate) for r in rows])
+
+    def fx(src: str, dst: str, on: date) -> float:
+        return float(table.rate(src, dst, on))
+
+    return fx
+
+
+def _customer_info(c: Customer | None) -> dict[str, Any]:
+    if c is None:
+        return {}
+    return {
+        "industry": c.industry,
+        "region": c.region,
+        "country": c.country,
+        "status": c.status,
+        "owner": c.owner,
+        "currency": c.currency,
+    }
+
+
+def _customers(session: Session, refs: Sequence[str]) -> dict[str, Customer]:
+    out: dict[str, Customer] = {}
+    for chunk in _chunks(list(refs)):
+        for c in session.scalars(select(Customer).where(Customer.external_id.in_(chunk))):
+            out[c.external_id] = c
+    return out
+
+
+def _first_currency(ev: Event) -> str | None:
+    cur = getattr(ev.payload, "currency", None)
+    return cur if isinstance(cur, str) else None
+
+
+# --------------------------------------------------------------------------- intake
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    alerts_new: int = 0
+    alerts_updated: int = 0
+    rule_set_version: int | None = None
+    duplicate_ids: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": len(self.rejected),
+            "rejections": self.rejected,
+            "alerts_new": self.alerts_new,
+            "alerts_updated": self.alerts_updated,
+            "rule_set_version": self.rule_set_version,
+        }
+
+    def add(self, other: IngestResult) -> None:
+        self.accepted += other.accepted
+        self.duplicates += other.duplicates
+        self.rejected += other.rejected
+        self.alerts_new += other.alerts_new
+        self.alerts_updated += other.alerts_updated
+        self.rule_set_version = other.rule_set_version or self.rule_set_version
+
+
+@dataclass
+class _Live:
+    row: CustomerState | None
+    ref: str
+    customer: Customer | None
+    book: dict[str, Any]
+    prev: dict[str, float] | None
+    n: int = 0
+    dirty: bool = False
+
+
+def ingest(
+    session: Session,
+    raws: Sequence[Any],
+    *,
+    actor: str = "intake",
+    fx: FxFn | None = None,
+    first_index: int = 0,
+) -> IngestResult:
+    """Validate, de-duplicate and apply a batch of raw events in the caller's transaction."""
+    res = IngestResult()
+    ensure_default_rules(session)
+    engine = published_engine(session)
+    res.rule_set_version = engine.version if engine else None
+    parsed: list[tuple[int, Event]] = []
+    for i, raw in enumerate(raws):
+        try:
+            parsed.append((i, parse_event(raw)))
+        except EventError as exc:
+            eid = raw.get("event_id") if isinstance(raw, dict) else None
+            res.rejected.append({"index": first_index + i, "event_id": eid, "reason": str(exc)})
+    ids = [ev.event_id for _, ev in parsed]
+    seen: set[str] = set()
+    for chunk in _chunks(ids):
+        seen.update(
+            session.scalars(
+                select(ProcessedEvent.event_id).where(ProcessedEvent.event_id.in_(chunk))
+            )
+        )
+    fresh: list[tuple[int, Event]] = []
+    for i, ev in parsed:
+        if ev.event_id in seen:
+            res.duplicates += 1
+            res.duplicate_ids.append(ev.event_id)
+            continue
+        seen.add(ev.event_id)
+        fresh.append((i, ev))
+    if not fresh:
+        return res
+    refs = sorted({ev.customer_id for _, ev in fresh})
+    rows: dict[str, CustomerState] = {}
+    for chunk in _chunks(refs):
+        for r in session.scalars(
+            select(CustomerState).where(CustomerState.customer_ref.in_(chunk))
+        ):
+            rows[r.customer_ref] = r
+    customers = _customers(session, refs)
+    need_fx = fx is None and any(
+        (_first_currency(ev) or "")
+        not in (
+            "",
+            (customers.get(ev.customer_id).currency if customers.get(ev.customer_id) else ""),
+        )
+        for _, ev in fresh
+    )
+    fx_fn: FxFn = fx or (load_fx(session) if need_fx else _same_or_lookup(session))
+    live: dict[str, _Live] = {}
+    records: list[dict[str, Any]] = []
+    pending_hits: list[tuple[_Live, Event, list[tuple[Hit, dict[str, Any]]]]] = []
+    now = utcnow()
+    for i, ev in fresh:
+        lv = live.get(ev.customer_id)
+        if lv is None:
+            row = rows.get(ev.customer_id)
+            cust = customers.get(ev.customer_id)
+            if row is not None:
+                book = row.book
+                prev = _features_from_json(row.features)
+            else:
+                cur = cust.currency if cust is not None else (_first_currency(ev) or "EUR")
+                book, prev = new_book(cur), None
+            lv = _Live(row, ev.customer_id, cust, book, prev)
+            live[ev.customer_id] = lv
+        try:
+            st: Step = step_event(
+                lv.book, ev, lv.prev, engine, fx=fx_fn, customer=_customer_info(lv.customer)
+            )
+        except StateError as exc:
+            res.rejected.append(
+                {"index": first_index + i, "event_id": ev.event_id, "reason": str(exc)}
+            )
+            continue
+        lv.prev = st.features
+        lv.n += 1
+        lv.dirty = True
+        res.accepted += 1
+        records.append(
+            {
+                "event_id": ev.event_id,
+                "customer_ref": ev.customer_id,
+                "event_type": ev.type,
+                "event_time": ev.event_time,
+                "received_at": now,
+                "body": ev.to_dict(),
+            }
+        )
+        if st.hits:
+            pending_hits.append((lv, ev, st.hits))
+    if records:
+        session.execute(insert(ProcessedEvent), records)
+    _save_states(session, live.values(), now)
+    if pending_hits and engine is not None:
+        ctx = _AlertContext(session, engine, now, actor)
+        for lv, ev, hits in pending_hits:
+            ctx.raise_hits(lv.ref, lv.customer, hits, ev.event_id, book_date(lv.book))
+        res.alerts_new += ctx.new
+        res.alerts_updated += ctx.updated
+    return res
+
+
+def _same_or_lookup(session: Session) -> FxFn:
+    """Identity for same-currency documents; the FX table is read only if ever needed."""
+    cache: list[FxFn] = []
+
+    def fx(src: str, dst: str, on: date) -> float:
+        if src == dst:
+            return 1.0
+        if not cache:
+            cache.append(load_fx(session))
+        return cache[0](src, dst, on)
+
+    return fx
+
+
+def _save_states(session: Session, lives: Iterable[_Live], now: datetime) -> None:
+    new_rows: list[dict[str, Any]] = []
+    upd_rows: list[dict[str, Any]] = []
+    for lv in lives:
+        if not lv.dirty:
+            continue
+        feats = lv.prev or {}
+        vals = {
+            "customer_ref": lv.ref,
+            "customer_id": lv.customer.id if lv.customer is not None else None,
+            "as_of": book_date(lv.book),
+            "book": lv.book,
+            "features": _jsonable_features(feats),
+            "open_invoice_balance": feats.get("open_invoice_balance", 0.0),
+            "overdue_balance": feats.get("overdue_balance", 0.0),
+            "max_days_overdue": feats.get("max_days_overdue", 0.0),
+            "updated_at": now,
+        }
+        if lv.row is None:
+            vals["events_count"] = lv.n
+            new_rows.append(vals)
+        else:
+            vals["events_count"] = (lv.row.events_count or 0) + lv.n
+            upd_rows.append(vals)
+        lv.dirty = False
+    if new_rows:
+        session.execute(insert(CustomerState), new_rows)
+    if upd_rows:
+        # the rows are in the session already: update them through the ORM identity map
+        for vals in upd_rows:
+            obj = session.get(CustomerState, vals["customer_ref"])
+            assert obj is not None
+            for k, v in vals.items():
+                if k != "customer_ref":
+                    setattr(obj, k, v)
+            from sqlalchemy.orm.attributes import flag_modified
+
+            flag_modified(obj, "book")
+            flag_modified(obj, "features")
+        session.flush()
+
+
+# --------------------------------------------------------------------------- alerts and cases
+
+
+def _default_assignee(session: Session, customer: Customer | None) -> str | None:
+    if customer is not None and customer.owner:
+        return customer.owner
+    for role in ("analyst", "risk_manager"):
+        name = session.scalar(
+            select(User.username)
+            .where(User.role == role, User.active.is_(True))
+            .order_by(User.id)
+            .limit(1)
+        )
+        if name:
+            return name
+    return None
+
+
+class _AlertContext:
+    def __init__(self, session: Session, engine: Engine, now: datetime, actor: str) -> None:
+        self.s = session
+        self.engine = engine
+        self.now = now
+        self.actor = actor
+        self.new = 0
+        self.updated = 0
+        self._subs: list[Subscription] | None = None
+
+    def subs(self) -> list[Subscription]:
+        if self._subs is None:
+            self._subs = list(
+                self.s.scalars(
+                    select(Subscription).where(
+                        Subscription.active.is_(True), Subscription.digest.is_(False)
+                    )
+                )
+            )
+        return self._subs
+
+    def raise_hits(
+        self,
+        ref: str,
+        customer: Customer | None,
+        hits: list[tuple[Hit, dict[str, Any]]],
+        event_id: str | None,
+        on: date | None,
+    ) -> None:
+        s = self.s
+        today = on or self.now.date()
+        snoozed = {
+            sn.rule_id
+            for sn in s.scalars(
+                select(Snooze).where(Snooze.customer_ref == ref, Snooze.until >= today)
+            )
+        }
+        for hit, scope in hits:
+            if hit.rule_id in snoozed:
+                continue
+            alert = s.scalar(
+                select(Alert).where(
+                    Alert.customer_ref == ref, Alert.rule_id == hit.rule_id, Alert.status == "open"
+                )
+            )
+            details = {
+                "event": {
+                    k: v for k, v in scope.items() if not isinstance(v, float) or not math.isnan(v)
+                }
+            }
+            if hit.details.get("rules"):
+                details["rules"] = hit.details["rules"]
+            if alert is not None:
+                alert.hits += 1
+                alert.last_seen = self.now
+                alert.event_id = event_id
+                alert.details = details
+                if (
+                    severity_at_least(hit.severity.value, alert.severity)
+                    and hit.severity.value != alert.severity
+                ):
+                    alert.severity = hit.severity.value
+                    self._case_for(ref, customer, hit.severity.value)
+                self.updated += 1
+                continue
+            case = self._case_for(ref, customer, hit.severity.value)
+            alert = Alert(
+                customer_ref=ref,
+                customer_id=customer.id if customer is not None else None,
+                rule_id=hit.rule_id,
+                rule_set_version=self.engine.version,
+                severity=hit.severity.value,
+                points=hit.points,
+                status="open",
+                case_id=case.id,
+                first_seen=self.now,
+                last_seen=self.now,
+                hits=1,
+                event_id=event_id,
+                details=details,
+            )
+            s.add(alert)
+            s.flush()
+            self.new += 1
+            record(
+                s,
+                actor=self.actor,
+                action="alert.raise",
+                entity="alert",
+                entity_id=alert.id,
+                after={
+                    "customer": ref,
+                    "rule": hit.rule_id,
+                    "severity": hit.severity.value,
+                    "case": case.id,
+                    "event_id": event_id,
+                },
+            )
+            self._notify(alert, case, customer)
+
+    def _case_for(self, ref: str, customer: Customer | None, severity: str) -> Case:
+        s = self.s
+        case = s.scalar(
+            select(Case).where(Case.customer_ref == ref, Case.status != "resolved").limit(1)
+        )
+        if case is None:
+            case = Case(
+                customer_ref=ref,
+                customer_id=customer.id if customer is not None else None,
+                status="open",
+                severity=severity,
+                assignee=_default_assignee(s, customer),
+                opened_at=self.now,
+                sla_due_at=sla_due(self.now, severity),
+                escalation_level=0,
+            )
+            s.add(case)
+            s.flush()
+            record(
+                s,
+                actor=self.actor,
+                action="case.open",
+                entity="case",
+                entity_id=case.id,
+                after={"customer": ref, "severity": severity, "assignee": case.assignee},
+            )
+        elif severity_at_least(severity, case.severity) and severity != case.severity:
+            case.severity = severity
+            if case.status == "open":
+                due = sla_due(case.opened_at, severity)
+                if case.sla_due_at is None or due < case.sla_due_at:
+                    case.sla_due_at = due
+        return case
+
+    def _notify(self, alert: Alert, case: Case, customer: Customer | None) -> None:
+        rule = self.engine.rule(alert.rule_id)
+        title = rule.title if rule else {"en": "Several warning signs", "zh": "多个预警信号"}
+        if rule:
+            playbook = rule.playbook
+        else:
+            playbook = self.engine.body.points_playbook or {}
+        payload = {
+            "kind": "alert",
+            "alert_id": alert.id,
+            "case_id": case.id,
+            "customer": alert.customer_ref,
+            "customer_name": customer.name if customer is not None else None,
+            "rule": alert.rule_id,
+            "severity": alert.severity,
+            "title": dict(title),
+            "playbook": dict(playbook),
+            "event_id": alert.event_id,
+            "raised_at": alert.first_seen.isoformat(),
+        }
+        for sub in self.subs():
+            if severity_at_least(alert.severity, sub.min_severity):
+                self.s.add(
+                    Delivery(
+                        subscription_id=sub.id,
+                        channel=sub.channel,
+                        target=sub.target,
+                        payload=payload,
+                        status="pending",
+                        attempts=0,
+                        created_at=self.now,
+                    )
+                )
+        self.s.flush()
+
+
+def alert_dict(a: Alert, engine: Engine | None = None, lang: str = "en") -> dict[str, Any]:
+    rule = engine.rule(a.rule_id) if engine else None
+    return {
+        "id": a.id,
+        "customer": a.customer_ref,
+        "customer_id": a.customer_id,
+        "rule": a.rule_id,
+        "title": rule.title.get(lang)
+        if rule
+        else (a.rule_id if a.rule_id != POINTS_RULE else "points"),
+        "severity": a.severity,
+        "points": a.points,
+        "status": a.status,
+        "case_id": a.case_id,
+        "first_seen": a.first_seen,
+        "last_seen": a.last_seen,
+        "hits": a.hits,
+        "event_id": a.event_id,
+        "details": a.details,
+    }
+
+
+def case_dict(c: Case) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "customer": c.customer_ref,
+        "customer_id": c.customer_id,
+        "status": c.status,
+        "severity": c.severity,
+        "assignee": c.assignee,
+        "opened_at": c.opened_at,
+        "sla_due_at": c.sla_due_at,
+        "acknowledged_at": c.acknowledged_at,
+        "acknowledged_by": c.acknowledged_by,
+        "resolved_at": c.resolved_at,
+        "resolved_by": c.resolved_by,
+        "outcome": c.outcome,
+        "escalation_level": c.escalation_level,
+    }
+
+
+def list_alerts(
+    session: Session,
+    *,
+    status: str | None = "open",
+    customer: str | None = None,
+    severity: str | None = None,
+    owner: str | None = None,
+    limit: int = 100,
+) -> list[Alert]:
+    q = select(Alert)
+    if status:
+        q = q.where(Alert.status == status)
+    if customer:
+        q = q.where(Alert.customer_ref == customer)
+    if severity:
+        q = q.where(Alert.severity == severity)
+    if owner is not None:
+        q = q.join(Customer, Customer.id == Alert.customer_id).where(Customer.owner == owner)
+    return list(session.scalars(q.order_by(Alert.last_seen.desc(), Alert.id.desc()).limit(limit)))
+
+
+def list_cases(
+    session: Session,
+    *,
+    status: str | None = None,
+    assignee: str | None = None,
+    owner: str | None = None,
+    limit: int = 100,
+) -> list[Case]:
+    q = select(Case)
+    if status:
+        q = q.where(Case.status == status)
+    else:
+        q = q.where(Case.status != "resolved")
+    if assignee:
+        q = q.where(Case.assignee == assignee)
+    if owner is not None:
+        q = q.join(Customer, Customer.id == Case.customer_id).where(Customer.owner == owner)
+    return list(session.scalars(q.order_by(Case.id.desc()).limit(limit)))
+
+
+def get_case(session: Session, case_id: int) -> Case:
+    case = session.get(Case, case_id)
+    if case is None:
+        raise MonitorError(f"no case {case_id}")
+    return case
+
+
+def case_detail(session: Session, case: Case, lang: str = "en") -> dict[str, Any]:
+    engine = published_engine(session)
+    out = case_dict(case)
+    out["alerts"] = [
+        alert_dict(a, engine, lang)
+        for a in session.scalars(select(Alert).where(Alert.case_id == case.id).order_by(Alert.id))
+    ]
+    out["comments"] = [
+        {"id": c.id, "author": c.author, "body": c.body, "created_at": c.created_at}
+        for c in session.scalars(
+            select(CaseComment).where(CaseComment.case_id == case.id).order_by(CaseComment.id)
+        )
+    ]
+    out["playbooks"] = {}
+    for a in out["alerts"]:
+        rule = engine.rule(a["rule"]) if engine else None
+        pb = rule.playbook if rule else (engine.body.points_playbook if engine else None)
+        if pb:
+            out["playbooks"][a["rule"]] = dict(pb)
+    return out
+
+
+def acknowledge_case(session: Session, case_id: int, *, actor: str) -> Case:
+    case = get_case(session, case_id)
+    try:
+        check_transition(case.status, "acknowledged")
+    except ValueError as exc:
+        raise MonitorError(str(exc)) from None
+    case.status = "acknowledged"
+    case.acknowledged_at = utcnow()
+    case.acknowledged_by = actor
+    record(
+        session,
+        actor=actor,
+        action="case.acknowledge",
+        entity="case",
+        entity_id=case.id,
+        before={"status": "open"},
+        after={"status": "acknowledged"},
+    )
+    return case
+
+
+def comment_case(session: Session, case_id: int, body: str, *, actor: str) -> CaseComment:
+    case = get_case(session, case_id)
+    if not body.strip():
+        raise MonitorError("a comment cannot be empty")
+    c = CaseComment(case_id=case.id, author=actor, body=body.strip(), created_at=utcnow())
+    session.add(c)
+    session.flush()
+    record(
+        session,
+        actor=actor,
+        action="case.comment",
+        entity="case",
+        entity_id=case.id,
+        after={"comment_id": c.id},
+    )
+    return c
+
+
+def resolve_case(
+    session: Session, case_id: int, outcome: str, *, actor: str, reason: str | None = None
+) -> Case:
+    case = get_case(session, case_id)
+    try:
+        check_transition(case.status, "resolved", outcome)
+    except ValueError as exc:
+        raise MonitorError(str(exc)) from None
+    before = case.status
+    now = utcnow()
+    case.status = "resolved"
+    case.resolved_at = now
+    case.resolved_by = actor
+    case.outcome = outcome
+    session.execute(
+        update(Alert)
+        .where(Alert.case_id == case.id, Alert.status == "open")
+        .values(status="closed")
+    )
+    record(
+        session,
+        actor=actor,
+        action="case.resolve",
+        entity="case",
+        entity_id=case.id,
+        before={"status": before},
+        after={"status": "resolved", "outcome": outcome},
+        reason=reason,
+    )
+    return case
+
+
+def assign_case(session: Session, case_id: int, assignee: str, *, actor: str) -> Case:
+    case = get_case(session, case_id)
+    if session.scalar(select(User).where(User.username == assignee)) is None:
+        raise MonitorError(f"no user {assignee!r}")
+    before = case.assignee
+    case.assignee = assignee
+    record(
+        session,
+        actor=actor,
+        action="case.assign",
+        entity="case",
+        entity_id=case.id,
+        before={"assignee": before},
+        after={"assignee": assignee},
+    )
+    return case
+
+
+def snooze(
+    session: Session, customer_ref: str, rule_id: str, until: date, reason: str, *, actor: str
+) -> Snooze:
+    if not reason.strip():
+        raise MonitorError("a snooze needs a reason")
+    if until < utcnow().date():
+        raise MonitorError("a snooze must end today or later")
+    row = session.scalar(
+        select(Snooze).where(Snooze.customer_ref == customer_ref, Snooze.rule_id == rule_id)
+    )
+    if row is None:
+        row = Snooze(
+            customer_ref=customer_ref, rule_id=rule_id, until=until, reason=reason, created_by=actor
+        )
+        session.add(row)
+    else:
+        row.until, row.reason, row.created_by = until, reason, actor
+    session.flush()
+    record(
+        session,
+        actor=actor,
+        action="alert.snooze",
+        entity="customer",
+        entity_id=customer_ref,
+        after={"rule": rule_id, "until": until},
+        reason=reason,
+    )
+    return row
+
+
+# --------------------------------------------------------------------------- clock
+
+
+def clock_date(session: Session) -> date | None:
+    row = session.get(Setting, CLOCK_KEY)
+    if row is None or not isinstance(row.value, dict) or not row.value.get("as_of"):
+        return None
+    return date.fromisoformat(row.value["as_of"])
+
+
+def clock_tick(
+    session: Session, as_of: date, *, now: datetime | None = None, actor: str = "clock"
+) -> dict[str, Any]:
+    """Age every customer's state to ``as_of``, raise what time alone causes, escalate cases
+    whose acknowledgement SLA has passed."""
+    now = now or utcnow()
+    ensure_default_rules(session)
+    engine = published_engine(session)
+    ctx = _AlertContext(session, engine, now, actor) if engine else None
+    aged = 0
+    rows = list(
+        session.scalars(
+            select(CustomerState).where(
+                (CustomerState.as_of < as_of) | CustomerState.as_of.is_(None)
+            )
+        )
+    )
+    customers = _customers(session, [r.customer_ref for r in rows])
+    lives: list[_Live] = []
+    for row in rows:
+        cust = customers.get(row.customer_ref)
+        st = step_clock(
+            row.book,
+            as_of,
+            _features_from_json(row.features),
+            engine,
+            customer=_customer_info(cust),
+        )
+        if st is None:
+            continue
+        aged += 1
+        lv = _Live(row, row.customer_ref, cust, row.book, st.features, 0, True)
+        lives.append(lv)
+        if st.hits and ctx is not None:
+            ctx.raise_hits(row.customer_ref, cust, st.hits, None, as_of)
+    _save_states(session, lives, now)
+    escalated = 0
+    for case in session.scalars(select(Case).where(Case.status == "open")):
+        if needs_escalation(case.status, case.sla_due_at, now) and (
+            case.escalated_at is None or case.escalation_level == 0
+        ):
+            case.escalation_level += 1
+            case.escalated_at = now
+            escalated += 1
+            record(
+                session,
+                actor=actor,
+                action="case.escalate",
+                entity="case",
+                entity_id=case.id,
+                after={"level": case.escalation_level, "sla_due_at": case.sla_due_at},
+            )
+            for sub in ctx.subs() if ctx else []:
+                if severity_at_least(case.severity, sub.min_severity):
+                    session.add(
+                        Delivery(
+                            subscription_id=sub.id,
+                            channel=sub.channel,
+                            target=sub.target,
+                            payload={
+                                "kind": "escalation",
+                                "case_id": case.id,
+                                "customer": case.customer_ref,
+                                "severity": case.severity,
+                                "level": case.escalation_level,
+                            },
+                            status="pending",
+                            attempts=0,
+                            created_at=now,
+                        )
+                    )
+    row = session.get(Setting, CLOCK_KEY)
+    if row is None:
+        session.add(Setting(key=CLOCK_KEY, value={"as_of": as_of.isoformat()}))
+    elif clock_date(session) is None or as_of > (clock_date(session) or as_of):
+        row.value = {"as_of": as_of.isoformat()}
+    session.flush()
+    return {
+        "as_of": as_of.isoformat(),
+        "customers_aged": aged,
+        "alerts_new": ctx.new if ctx else 0,
+        "alerts_updated": ctx.updated if ctx else 0,
+        "cases_escalated": escalated,
+    }
+
+
+# --------------------------------------------------------------------------- dry run
+
+
+def dry_run(session: Session, body: Any, *, limit_customers: int = 50) -> dict[str, Any]:
+    """Replay the stored event history with a candidate rule set, writing nothing: how many
+    alerts it would raise (de-duplicated by customer and rule), by rule, for which customers."""
+    engine = Engine.from_json(body)
+    fx = _same_or_lookup(session)
+    books: dict[str, tuple[dict[str, Any], dict[str, float] | None]] = {}
+    refs = list(session.scalars(select(CustomerState.customer_ref)))
+    customers = _customers(session, refs)
+    fired: set[tuple[str, str]] = set()
+    events = 0
+    q = select(ProcessedEvent.body).order_by(ProcessedEvent.event_time, ProcessedEvent.event_id)
+    for body_ in session.scalars(q).yield_per(2000):
+        ev = parse_event(body_)
+        events += 1
+        book, prev = books.get(ev.customer_id, (None, None))
+        cust = customers.get(ev.customer_id)
+        if book is None:
+            book = new_book(cust.currency if cust else (_first_currency(ev) or "EUR"))
+        try:
+            st = step_event(book, ev, prev, engine, fx=fx, customer=_customer_info(cust))
+        except StateError:
+            continue
+        books[ev.customer_id] = (book, st.features)
+        for hit, _ in st.hits:
+            fired.add((ev.customer_id, hit.rule_id))
+    by_rule: dict[str, int] = {}
+    by_customer: dict[str, list[str]] = {}
+    for ref, rule in sorted(fired):
+        by_rule[rule] = by_rule.get(rule, 0) + 1
+        by_customer.setdefault(ref, []).append(rule)
+    return {
+        "events": events,
+        "alerts": len(fired),
+        "customers": len(by_customer),
+        "by_rule": dict(sorted(by_rule.items(), key=lambda kv: -kv[1])),
+        "by_customer": dict(list(by_customer.items())[:limit_customers]),
+    }
+
+
+# --------------------------------------------------------------------------- state read
+
+
+def customer_state(session: Session, ref: str) -> dict[str, Any] | None:
+    row = session.get(CustomerState, ref)
+    if row is None:
+        return None
+    return {
+        "customer": row.customer_ref,
+        "customer_id": row.customer_id,
+        "as_of": row.as_of,
+        "currency": row.book.get("cur"),
+        "events": row.events_count,
+        "features": row.features,
+    }
+
+
+def features_at(session: Session, ref: str, as_of: date) -> dict[str, float] | None:
+    """The state features of one customer at a later date, without saving anything."""
+    row = session.get(CustomerState, ref)
+    if row is None:
+        return None
+    import copy
+
+    book = copy.deepcopy(row.book)
+    cur = book_date(book)
+    if cur is not None and as_of < cur:
+        raise MonitorError(f"the state is at {cur}; cannot go back to {as_of}")
+    from riskdesk.monitor.state import settle
+
+    settle(book, as_of)
+    return features(book, as_of)
+
+
+def add_subscription(
+    session: Session,
+    channel: str,
+    target: str,
+    *,
+    min_severity: str = "medium",
+    secret: str | None = None,
+    user: str | None = None,
+    digest: bool = False,
+    actor: str = "system",
+) -> Subscription:
+    if channel not in ("webhook", "email"):
+        raise MonitorError("channel is 'webhook' or 'email'")
+    if channel == "webhook" and not target.startswith(("http://", "https://")):
+        raise MonitorError("a webhook target is an http(s) URL")
+    if channel == "email" and "@" not in target:
+        raise MonitorError("an e-mail target is an address")
+    from riskdesk.domain.events import Severity
+
+    try:
+        Severity.parse(min_severity)
+    except ValueError as exc:
+        raise MonitorError(str(exc)) from None
+    uid = None
+    if user:
+        u = session.scalar(select(User).where(User.username == user))
+        if u is None:
+            raise MonitorError(f"no user {user!r}")
+        uid = u.id
+    sub = Subscription(
+        user_id=uid,
+        channel=channel,
+        target=target,
+        secret=secret,
+        min_severity=min_severity.lower(),
+        digest=digest,
+        active=True,
+    )
+    session.add(sub)
+    session.flush()
+    record(
+        session,
+        actor=actor,
+        action="notify.subscribe",
+        entity="subscription",
+        entity_id=sub.id,
+        after={
+            "channel": channel,
+            "target": target,
+            "min_severity": min_severity,
+            "digest": digest,
+        },
+    )
+    return sub
+
+
+__all__ = [
+    "IngestResult",
+    "MonitorError",
+    "RuleError",
+    "ingest",
+    "clock_tick",
+    "dry_run",
+]
