@@ -132,3 +132,25 @@ def test_reassessment_replaces_the_assessors_earlier_judgement(engine: Engine) -
         assert len(repo.list_assessments(s, cid)) == 2
         pm = repo.portfolio_matrix(s)
         assert pm["grid"][2][3] == 1 and pm["points"] == 1
+
+
+def test_batch_step_rates_every_customer_once_and_reruns_are_idempotent(engine: Engine) -> None:
+    from riskdesk.analytics.steps import rating as step
+
+    a, b = _customer(engine, "A"), _customer(engine, "B")
+    first = step.run(engine, TODAY)
+    assert (first["customers"], first["proposed"], first["approved"]) == (2, 2, 2)
+    again = step.run(engine, TODAY)
+    assert (again["proposed"], again["unchanged"]) == (0, 2)
+    with session_scope(engine) as s:
+        cur = repo.current_rating(s, a, TODAY)
+        assert cur is not None and cur.base_source in ("expert_scorecard", "model")
+        # new expert judgements change the inputs: only that customer is re-rated
+        for who in ("ana", "bob"):
+            repo.add_assessment(s, b, source="contract", likelihood=5, impact=4, assessor=who)
+    third = step.run(engine, TODAY)
+    assert (third["proposed"], third["unchanged"]) == (1, 1)
+    with session_scope(engine) as s:
+        hist = repo.rating_history(s, b)
+        assert [r.status for r in hist] == ["approved", "superseded"]
+        assert hist[0].final_grade == min(10, hist[1].final_grade + 2)

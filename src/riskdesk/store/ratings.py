@@ -206,6 +206,38 @@ def list_assessments(
     return list(session.scalars(q.order_by(ExpertAssessment.id)))
 
 
+def all_consensus(session: Session) -> dict[int, tuple[list[Consensus], list[int]]]:
+    """Consensus and assessment ids of every customer with active assessments (one query)."""
+    rows = session.execute(
+        select(
+            ExpertAssessment.id,
+            ExpertAssessment.customer_id,
+            ExpertAssessment.source,
+            ExpertAssessment.likelihood,
+            ExpertAssessment.impact,
+            ExpertAssessment.assessor,
+        )
+        .where(ExpertAssessment.active.is_(True))
+        .order_by(ExpertAssessment.id)
+    ).all()
+    js: dict[int, list[Judgement]] = {}
+    ids: dict[int, list[int]] = {}
+    for aid, cid, src, lik, imp, who in rows:
+        js.setdefault(cid, []).append(Judgement(src, lik, imp, who))
+        ids.setdefault(cid, []).append(aid)
+    return {cid: (consensus(latest_per_assessor(j)), ids[cid]) for cid, j in js.items()}
+
+
+def latest_hashes(session: Session) -> dict[int, str | None]:
+    """The inputs hash of each customer's newest approved or proposed rating."""
+    rows = session.execute(
+        select(Rating.customer_id, Rating.inputs_hash)
+        .where(Rating.status.in_(("approved", "proposed")))
+        .order_by(Rating.id)
+    ).all()
+    return {cid: h for cid, h in rows}
+
+
 def _judgement(a: ExpertAssessment) -> Judgement:
     return Judgement(a.source, a.likelihood, a.impact, a.assessor, a.comment)
 
@@ -243,7 +275,7 @@ def portfolio_matrix(session: Session) -> dict[str, Any]:
     by_customer: dict[int, list[Judgement]] = {}
     for cid, src, lik, imp, who in rows:
         by_customer.setdefault(cid, []).append(Judgement(src, lik, imp, who))
-    points = []
+    points: list[tuple[float, float]] = []
     for js in by_customer.values():
         points.extend((c.likelihood, c.impact) for c in consensus(js))
     return {"grid": matrix_counts(points), "customers": len(by_customer), "points": len(points)}
@@ -520,13 +552,22 @@ def propose_rating(
     use_expert_consensus: bool = True,
     auto_approve: bool = False,
     policy: RatingPolicy = DEFAULT_POLICY,
+    known_consensus: tuple[list[Consensus], list[int]] | None = None,
 ) -> Rating:
     """Propose a rating (status ``proposed``). ``auto_approve`` (system batch only) approves
-    at once when no override is involved and the move stays within the cap."""
+    at once when no override is involved and the move stays within the cap.
+    ``known_consensus`` (consensus, assessment ids) saves the lookup in batch runs."""
     on = on or _today()
     if session.get(Customer, customer_id) is None:
         raise LookupError(f"no customer {customer_id}")
-    cons, used = customer_consensus(session, customer_id) if use_expert_consensus else ([], [])
+    cons: list[Consensus] = []
+    used: list[int] = []
+    if not use_expert_consensus:
+        pass
+    elif known_consensus is not None:
+        cons, used = known_consensus
+    else:
+        cons, used = customer_consensus(session, customer_id)
     q = qualitative_notches(cons)
     p = propose(
         base_grade=base.grade,

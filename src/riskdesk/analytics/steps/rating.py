@@ -1,0 +1,97 @@
+"""Batch step ``rating``: propose (and auto-approve within the cap) a system rating for every
+customer without a rating or whose inputs changed.
+
+The base grade is the latest quantitative assessment when the scorecard stage has one,
+otherwise the expert scorecard computed here for the whole portfolio (vectorised). The expert
+consensus adds its notches. A customer whose newest rating (approved or pending) was built
+from the same inputs is skipped, so running the step twice changes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, select
+
+from riskdesk.analytics.frames import load_frames
+from riskdesk.assess.expert import qualitative_notches
+from riskdesk.assess.expert_scorecard import default_scorecard, score_portfolio
+from riskdesk.assess.rating import SYSTEM
+from riskdesk.store import ratings as repo
+from riskdesk.store.db import session_scope
+from riskdesk.store.models import Customer
+
+NAME = "rating"
+ORDER = 30
+CHUNK = 500
+
+
+def expert_bases(engine: Engine, as_of: date) -> dict[int, repo.BaseGrade]:
+    """Expert-scorecard base grades of every customer."""
+    card = default_scorecard()
+    scored = score_portfolio(load_frames(engine), as_of, card)
+    out: dict[int, repo.BaseGrade] = {}
+    for cid, score, pd_, grade in zip(
+        scored.index, scored["score"], scored["pd"], scored["grade"], strict=True
+    ):
+        out[int(cid)] = repo.BaseGrade(
+            "expert_scorecard",
+            int(grade),
+            round(float(pd_), 6),
+            card.model_version,
+            {"score": round(float(score), 2)},
+        )
+    return out
+
+
+def run(engine: Engine, as_of: date, progress: Any = None) -> dict[str, Any]:
+    with session_scope(engine) as s:
+        ids = [
+            int(i)
+            for i in s.scalars(
+                select(Customer.id).where(Customer.status != "inactive").order_by(Customer.id)
+            )
+        ]
+    if not ids:
+        return {"customers": 0, "proposed": 0, "approved": 0, "pending": 0, "unchanged": 0}
+    experts = expert_bases(engine, as_of)
+    proposed = approved = unchanged = from_model = 0
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        with session_scope(engine) as s:
+            hashes = repo.latest_hashes(s)
+            consensus = repo.all_consensus(s)
+            for cid in chunk:
+                base = repo.quantitative_base(s, cid) or experts.get(cid)
+                if base is None:
+                    continue
+                cons = consensus.get(cid, ([], []))
+                q = qualitative_notches(cons[0])
+                if hashes.get(cid) == repo.inputs_hash(base, q, cons[1]):
+                    unchanged += 1
+                    continue
+                r = repo.propose_rating(
+                    s,
+                    cid,
+                    base=base,
+                    proposed_by=SYSTEM,
+                    on=as_of,
+                    auto_approve=True,
+                    known_consensus=cons,
+                )
+                proposed += 1
+                approved += r.status == "approved"
+                from_model += base.source == "model"
+        if progress is not None:
+            progress(min(start + CHUNK, len(ids)), len(ids), "rating")
+    return {
+        "customers": len(ids),
+        "proposed": proposed,
+        "approved": approved,
+        "pending": proposed - approved,
+        "unchanged": unchanged,
+        "from_model": from_model,
+        "as_of": pd.Timestamp(as_of).date().isoformat(),
+    }
