@@ -1,0 +1,78 @@
+"""Run one file import end to end: read in chunks, validate, upsert, all in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from riskdesk.config import get_settings
+from riskdesk.connectors.files import ImportFile
+from riskdesk.connectors.import_schema import Chunk
+from riskdesk.store.importer import ImportResult, import_chunks
+
+Progress = Callable[[int, int], None]
+"""Called after each chunk with (position, total) in the source's unit (bytes or rows)."""
+
+
+def run_import(
+    engine: Engine,
+    kind: str,
+    path: str | Path,
+    *,
+    dry_run: bool = False,
+    actor: str = "cli",
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+    max_errors: int = 1000,
+    on_open: Callable[[ImportFile], None] | None = None,
+) -> ImportResult:
+    """Import ``path`` as ``kind``; nothing is written unless every row is valid.
+
+    Raises :class:`~riskdesk.connectors.files.FileFormatError` for a file that cannot be read
+    at all, ``FileNotFoundError`` for a missing one, ``KeyError`` for an unknown kind.
+    """
+    size = batch_size or get_settings().import_batch_size
+    if size < 1:
+        raise ValueError("batch size must be at least 1")
+    with ImportFile(path, kind) as f:
+        if on_open is not None:
+            on_open(f)
+        name = f.path.name
+        if f.header_errors:
+            return ImportResult(
+                kind=f.kind.name,
+                file=name,
+                dry_run=dry_run,
+                error_count=len(f.header_errors),
+                errors=f.header_errors[:max_errors],
+            )
+
+        def chunks() -> Iterator[Chunk]:
+            for chunk in f.chunks(size):
+                yield chunk
+                if progress is not None:
+                    progress(f.position(), f.total)
+
+        with Session(engine, expire_on_commit=False) as session:
+            try:
+                result = import_chunks(
+                    session,
+                    f.kind,
+                    f.layout.present,
+                    chunks(),
+                    file_name=name,
+                    actor=actor,
+                    dry_run=dry_run,
+                    max_errors=max_errors,
+                )
+                if result.ok and not dry_run:
+                    session.commit()
+                else:
+                    session.rollback()
+            except BaseException:
+                session.rollback()
+                raise
+    return result
