@@ -6,7 +6,7 @@ currency, dates as ordinals so the book is plain JSON):
 * ``inv``: invoices not yet fully paid ``{id: [issue, due, amount, disputed]}``;
 * ``al`` / ``cn``: allocations and credit notes per invoice ``{id: [[date, amount, ref], …]}``;
 * ``paid``: invoices fully paid, kept while they matter for the 180-day payment behaviour
-  ``{id: [paid_date, due, amount]}``;
+  ``{id: [paid_date, due, amount, issue, disputed, allocations, credit notes]}``;
 * ``ord``: orders of the last 90 days ``{id: [date, amount, cancelled]}`` and ``last_order``;
 * a few signals (bureau score, disputes, contract breaches, market indices).
 
@@ -143,11 +143,13 @@ def apply_event(book: dict[str, Any], ev: Event, fx: FxFn = same_currency_only) 
         ]
         d = p.payment_date.toordinal()
         for inv_id, amt in amts:
+            _reopen(book, inv_id)
             lst = book["al"].setdefault(inv_id, [])
             if not any(x[2] == p.payment_id for x in lst):
                 lst.append([d, amt, p.payment_id])
     elif isinstance(p, CreditNoteIssued):
         amt = _conv(fx, p.amount, p.currency, cur, p.issue_date)
+        _reopen(book, p.invoice_id)
         lst = book["cn"].setdefault(p.invoice_id, [])
         if not any(x[2] == p.credit_note_id for x in lst):
             lst.append([p.issue_date.toordinal(), amt, p.credit_note_id])
@@ -166,6 +168,18 @@ def apply_event(book: dict[str, Any], ev: Event, fx: FxFn = same_currency_only) 
     elif isinstance(p, CustomerChanged):
         if p.currency and p.currency != cur and not book["inv"] and not book["ord"]:
             book["cur"] = p.currency
+
+
+def _reopen(book: dict[str, Any], inv_id: str) -> None:
+    """A late allocation or credit note for an invoice already settled: put it back among the
+    open items so its paid date is recomputed from all its documents."""
+    rec = book["paid"].pop(inv_id, None)
+    if rec is None:
+        return
+    _, due, amount, issue, disputed, allocs, cns = rec
+    book["inv"][inv_id] = [issue, due, amount, disputed]
+    book["al"][inv_id] = allocs
+    book["cn"][inv_id] = cns
 
 
 def _paid_date(amount: float, allocs: list[list[Any]], cns: list[list[Any]], t: int) -> int | None:
@@ -233,7 +247,7 @@ def features(book: dict[str, Any], as_of: date) -> dict[str, float]:
             last = d
     lo180 = t - 180
     num = den = 0.0
-    for paid_d, due, amount in book["paid"].values():
+    for paid_d, due, amount, *_ in book["paid"].values():
         if lo180 < paid_d <= t:
             w = max(amount, 0.0)
             num += max(0, paid_d - due) * w
@@ -265,12 +279,12 @@ def settle(book: dict[str, Any], as_of: date) -> None:
     t = as_of.toordinal()
     inv, al, cn, paid = book["inv"], book["al"], book["cn"], book["paid"]
     for inv_id in [k for k in inv if k in al]:
-        issue, due, amount, _ = inv[inv_id]
+        issue, due, amount, disputed = inv[inv_id]
         if issue > t:
             continue
         pd_ = _paid_date(amount, al[inv_id], cn.get(inv_id, []), t)
         if pd_ is not None:
-            paid[inv_id] = [pd_, due, amount]
+            paid[inv_id] = [pd_, due, amount, issue, disputed, al[inv_id], cn.get(inv_id, [])]
             del inv[inv_id]
             al.pop(inv_id, None)
             cn.pop(inv_id, None)
