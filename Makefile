@@ -23,7 +23,7 @@ services:
 	@bash .ci/services.sh
 
 demo: setup
-	$(BIN)/riskdesk --db $(DEMO_DB) demo --case manufacturer --customers 2000 --seed 7
+	$(BIN)/riskdesk --db $(DEMO_DB) demo --case manufacturer --customers 2000 --seed 7 --reset
 
 test: setup browser-deps services
 	$(BIN)/python -m pytest -n 2 -q

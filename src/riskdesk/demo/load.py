@@ -1,0 +1,127 @@
+"""Write a generated portfolio into the database (bulk), wipe business tables, demo users."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection, Engine, MetaData, func, select, text
+from sqlalchemy.orm import Session
+
+from riskdesk.demo.generator import LOAD_ORDER, Portfolio
+from riskdesk.store.audit import record
+from riskdesk.store.bulk import bulk_load
+from riskdesk.store.db import session_scope
+from riskdesk.store.models import Customer
+from riskdesk.store.users import add_user, get_user
+
+DEMO_USER = "demo"
+DEMO_PASSWORD = "riskdesk-demo"  # noqa: S105 - the documented password of the demo login
+ACTOR = "riskdesk demo"
+_ROOTS = ("customers", "market_indicators", "fx_rates")
+
+
+def customer_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.scalar(select(func.count()).select_from(Customer)) or 0)
+
+
+def business_tables(conn: Connection) -> list[str]:
+    """Customers, market data and every table that refers to them (directly or not).
+
+    Listed children first, so deleting in this order never breaks a foreign key. Users, API
+    tokens, the audit log, settings and tables unrelated to customers are not business tables.
+    """
+    meta = MetaData()
+    meta.reflect(conn)
+    wanted = {t for t in _ROOTS if t in meta.tables}
+    grew = True
+    while grew:
+        grew = False
+        for table in meta.tables.values():
+            if table.name in wanted:
+                continue
+            if any(fk.column.table.name in wanted for fk in table.foreign_keys):
+                wanted.add(table.name)
+                grew = True
+    return [t.name for t in reversed(meta.sorted_tables) if t.name in wanted]
+
+
+def wipe(conn: Connection) -> list[str]:
+    """Delete every row of the business tables (in the caller's transaction)."""
+    names = business_tables(conn)
+    if not names:
+        return names
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " RESTART IDENTITY"))
+    else:
+        for name in names:
+            conn.execute(text(f'DELETE FROM "{name}"'))
+    return names
+
+
+def load_portfolio(
+    engine: Engine,
+    portfolio: Portfolio,
+    *,
+    reset: bool = False,
+    progress: Callable[[str, int], None] | None = None,
+) -> dict[str, int]:
+    """Write every table of ``portfolio`` in one transaction; returns rows per table.
+
+    With ``reset`` the business tables are emptied first, in the same transaction, so a
+    failure leaves the database as it was.
+    """
+    counts: dict[str, int] = {}
+    with engine.begin() as conn:
+        wiped = wipe(conn) if reset else []
+        for name in LOAD_ORDER:
+            table = portfolio.tables[name]
+            counts[name] = bulk_load(conn, name, table)
+            if progress is not None:
+                progress(name, counts[name])
+        session = Session(bind=conn)
+        if reset:
+            record(
+                session,
+                actor=ACTOR,
+                action="demo.reset",
+                entity="database",
+                after={"tables": wiped},
+                reason="riskdesk demo --reset",
+            )
+        record(
+            session,
+            actor=ACTOR,
+            action="demo.load",
+            entity="portfolio",
+            entity_id=portfolio.case,
+            after={"seed": portfolio.seed, "as_of": portfolio.as_of, "counts": counts},
+            reason="synthetic demo portfolio",
+        )
+        session.flush()
+        session.close()
+    return counts
+
+
+def ensure_demo_users(
+    engine: Engine, owners: list[str], password: str = DEMO_PASSWORD
+) -> dict[str, Any]:
+    """The ``demo`` admin and one ``sales`` user per owner; existing users are left alone."""
+    created: list[str] = []
+    existing: list[str] = []
+    with session_scope(engine) as s:
+        for name, role in [(DEMO_USER, "admin"), *((o, "sales") for o in owners)]:
+            if get_user(s, name) is not None:
+                existing.append(name)
+                continue
+            add_user(s, name, role, password, full_name=name, actor=ACTOR)
+            created.append(name)
+    return {
+        "username": DEMO_USER,
+        "password": password,
+        "role": "admin",
+        "sales_users": owners,
+        "created": created,
+        "existing": existing,
+    }
