@@ -1,0 +1,1661 @@
+"""Control repository: exposure from the books, limits and their approval, order checks with
+reservations (safe under concurrency), holds, insurance, concentration and control actions.
+
+The business rules live in :mod:`riskdesk.control`; this module only reads and writes rows.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from riskdesk.control import concentration as conc
+from riskdesk.control.avoidance import (
+    DEFAULT_POLICY,
+    AvoidanceRule,
+    ContractTerms,
+    review_contract,
+    rule_for,
+)
+from riskdesk.control.config import ControlConfig
+from riskdesk.control.exposure import (
+    CoverDoc,
+    Exposure,
+    InvoiceDoc,
+    OrderDoc,
+    ReservationDoc,
+    combine,
+    compute_exposure,
+    group_key,
+)
+from riskdesk.control.insurance import InsuredBuyer, OverdueInvoice, PolicyTerms, insurer_tasks
+from riskdesk.control.ladder import (
+    CheckResult,
+    ConcentrationInfo,
+    LimitInfo,
+    OrderContext,
+    RatingInfo,
+    check_order,
+)
+from riskdesk.control.limits import (
+    ApprovalRefused,
+    check_approval,
+    needs_risk_manager,
+    policy_limit,
+)
+from riskdesk.domain.money import FxTable, MissingRate, to_decimal
+from riskdesk.store.audit import record
+from riskdesk.store.models import (
+    AvoidanceRuleRow,
+    BlocklistEntry,
+    Collateral,
+    ConcentrationLimit,
+    Contract,
+    ControlAction,
+    CreditLimit,
+    CreditNote,
+    Customer,
+    FxRate,
+    InsurancePolicy,
+    InsuredLimit,
+    Invoice,
+    LimitRequest,
+    Order,
+    OrderCheck,
+    PaymentAllocation,
+    Reservation,
+    Setting,
+    User,
+)
+from riskdesk.store.types import utcnow
+
+CONFIG_KEY = "control"
+SNAPSHOT_KEY = "control.snapshot"
+
+
+class ControlError(ValueError):
+    """Bad input for a control operation (unknown customer, bad amount, wrong state …)."""
+
+
+# ------------------------------------------------------------------ configuration
+
+
+def load_config(session: Session) -> ControlConfig:
+    row = session.get(Setting, CONFIG_KEY)
+    return ControlConfig.from_json(row.value if row is not None else None)
+
+
+def save_config(session: Session, data: dict[str, Any], actor: str) -> ControlConfig:
+    """Validate ``data`` (merged over the defaults) and store it; audited."""
+    cfg = ControlConfig.from_json(data)
+    row = session.get(Setting, CONFIG_KEY)
+    before = row.value if row is not None else None
+    if row is None:
+        session.add(Setting(key=CONFIG_KEY, value=data))
+    else:
+        row.value = data
+    record(
+        session,
+        actor=actor,
+        action="control.config",
+        entity="setting",
+        entity_id=CONFIG_KEY,
+        before=before,
+        after=data,
+    )
+    return cfg
+
+
+def avoidance_table(session: Session) -> list[AvoidanceRule]:
+    rows = session.scalars(select(AvoidanceRuleRow).order_by(AvoidanceRuleRow.grade_from)).all()
+    if not rows:
+        return list(DEFAULT_POLICY)
+    return [
+        AvoidanceRule(
+            r.grade_from,
+            r.grade_to,
+            r.max_payment_terms_days,
+            r.prepayment_share,
+            r.guarantee_required,
+            tuple(r.clauses or ()),
+            r.order_decision,
+        )
+        for r in rows
+    ]
+
+
+# ------------------------------------------------------------------ look-ups
+
+
+def find_customer(session: Session, key: str | int) -> Customer | None:
+    """A customer by internal id or external code."""
+    if isinstance(key, int):
+        return session.get(Customer, key)
+    c = session.scalar(select(Customer).where(Customer.external_id == key))
+    if c is None and key.isdigit():
+        c = session.get(Customer, int(key))
+    return c
+
+
+def get_rating(session: Session, customer_id: int, on: date) -> RatingInfo | None:
+    """The customer's current rating; falls back to the latest assessment, else unrated."""
+    try:
+        from riskdesk.store.ratings import current_rating
+    except ImportError:
+        current_rating = None  # type: ignore[assignment]
+    if current_rating is not None:
+        r = current_rating(session, customer_id, on)
+        if r is not None:
+            return RatingInfo(int(r.grade), float(r.pd), r.valid_until, "rating")
+    try:
+        from riskdesk.store import assessments  # type: ignore[attr-defined]
+
+        a = assessments.latest_assessment(session, customer_id)
+    except (ImportError, AttributeError):
+        a = None
+    if a is not None and getattr(a, "grade", None) is not None:
+        return RatingInfo(
+            int(a.grade), getattr(a, "pd", None), getattr(a, "valid_until", None), "assessment"
+        )
+    return None
+
+
+def fx_for(session: Session, currencies: Iterable[str], target: str, on: date) -> FxTable:
+    """An FX table with the latest rate on or before ``on`` of each needed pair."""
+    fx = FxTable()
+    for ccy in {c.upper() for c in currencies} - {target.upper()}:
+        for base, quote in ((ccy, target), (target, ccy)):
+            row = session.execute(
+                select(FxRate.rate_date, FxRate.rate)
+                .where(FxRate.base == base, FxRate.quote == quote, FxRate.rate_date <= on)
+                .order_by(FxRate.rate_date.desc())
+                .limit(1)
+            ).first()
+            if row is not None:
+                fx.add(row[0], base, quote, row[1])
+                break
+    return fx
+
+
+# ------------------------------------------------------------------ exposure
+
+
+@dataclass
+class Docs:
+    orders: list[OrderDoc]
+    invoices: list[InvoiceDoc]
+    reservations: list[ReservationDoc]
+    credits: list[ReservationDoc]
+    covers: list[CoverDoc]
+
+    def currencies(self) -> set[str]:
+        out = {d.currency for d in self.orders} | {d.currency for d in self.invoices}
+        out |= {d.currency for d in self.reservations} | {d.currency for d in self.credits}
+        return out | {d.currency for d in self.covers}
+
+
+def load_docs(session: Session, customer_ids: Sequence[int] | None, on: date) -> dict[int, Docs]:
+    """The documents behind the exposure of ``customer_ids`` (all customers when None)."""
+
+    def where(col: Any) -> Any:
+        return col.in_(customer_ids) if customer_ids is not None else True
+
+    out: dict[int, Docs] = defaultdict(lambda: Docs([], [], [], [], []))
+    booked_refs: dict[int, set[str]] = defaultdict(set)
+    for oid, cid, ext, amt, ccy, status in session.execute(
+        select(
+            Order.id,
+            Order.customer_id,
+            Order.external_id,
+            Order.amount,
+            Order.currency,
+            Order.status,
+        )
+        .where(where(Order.customer_id), Order.order_date <= on)
+        .where(Order.status.in_(("open", "shipped", "invoiced", "cancelled")))
+    ):
+        booked_refs[cid].add(ext)
+        if status in ("open", "shipped"):
+            out[cid].orders.append(OrderDoc(oid, amt, ccy, status))
+    paid = (
+        select(PaymentAllocation.invoice_id, func.sum(PaymentAllocation.amount).label("paid"))
+        .join(Invoice, Invoice.id == PaymentAllocation.invoice_id)
+        .where(where(Invoice.customer_id))
+        .group_by(PaymentAllocation.invoice_id)
+    )
+    paid_by = {i: Decimal(str(p)) for i, p in session.execute(paid)}
+    credited_by: dict[int, Decimal] = defaultdict(Decimal)
+    for cnid, cid, inv_id, amt, ccy in session.execute(
+        select(
+            CreditNote.id,
+            CreditNote.customer_id,
+            CreditNote.invoice_id,
+            CreditNote.amount,
+            CreditNote.currency,
+        ).where(where(CreditNote.customer_id), CreditNote.issue_date <= on)
+    ):
+        if inv_id is None:
+            out[cid].credits.append(ReservationDoc(cnid, amt, ccy))
+        else:
+            credited_by[inv_id] += amt
+    for iid, cid, amt, ccy, due, status in session.execute(
+        select(
+            Invoice.id,
+            Invoice.customer_id,
+            Invoice.amount,
+            Invoice.currency,
+            Invoice.due_date,
+            Invoice.status,
+        )
+        .where(where(Invoice.customer_id), Invoice.issue_date <= on)
+        .where(Invoice.status.not_in(("paid", "cancelled", "written_off")))
+    ):
+        out[cid].invoices.append(
+            InvoiceDoc(
+                iid,
+                amt,
+                ccy,
+                due,
+                paid_by.get(iid, Decimal(0)).quantize(Decimal("0.01")),
+                credited_by.get(iid, Decimal(0)),
+                status,
+            )
+        )
+    for rid, cid, ref, amt, ccy in session.execute(
+        select(
+            Reservation.id,
+            Reservation.customer_id,
+            Reservation.order_ref,
+            Reservation.amount,
+            Reservation.currency,
+        ).where(
+            where(Reservation.customer_id),
+            Reservation.status == "active",
+            Reservation.expires_on >= on,
+        )
+    ):
+        if ref is not None and ref in booked_refs[cid]:
+            continue  # the order is in the books now and counts there
+        out[cid].reservations.append(ReservationDoc(rid, amt, ccy))
+    for lid, cid, amt, ccy, pct in session.execute(
+        select(
+            InsuredLimit.id,
+            InsuredLimit.customer_id,
+            InsuredLimit.amount,
+            InsuredLimit.currency,
+            InsurancePolicy.cover_pct,
+        )
+        .join(InsurancePolicy, InsurancePolicy.id == InsuredLimit.policy_id)
+        .where(
+            where(InsuredLimit.customer_id),
+            InsuredLimit.status == "active",
+            InsurancePolicy.status == "active",
+            InsuredLimit.valid_from <= on,
+            or_(InsuredLimit.valid_until.is_(None), InsuredLimit.valid_until >= on),
+            or_(InsurancePolicy.valid_until.is_(None), InsurancePolicy.valid_until >= on),
+        )
+    ):
+        out[cid].covers.append(CoverDoc(lid, "insurance", amt, ccy, pct))
+    for cid_, cust, kind, amt, ccy in session.execute(
+        select(
+            Collateral.id,
+            Collateral.customer_id,
+            Collateral.kind,
+            Collateral.amount,
+            Collateral.currency,
+        ).where(
+            where(Collateral.customer_id),
+            Collateral.status == "active",
+            Collateral.valid_from <= on,
+            or_(Collateral.valid_until.is_(None), Collateral.valid_until >= on),
+        )
+    ):
+        out[cust].covers.append(CoverDoc(cid_, kind, amt, ccy))
+    return out
+
+
+def exposure_of(docs: Docs, currency: str, on: date, fx: FxTable, cfg: ControlConfig) -> Exposure:
+    return compute_exposure(
+        currency=currency,
+        as_of=on,
+        fx=fx,
+        orders=docs.orders,
+        invoices=docs.invoices,
+        reservations=docs.reservations,
+        unallocated_credits=docs.credits,
+        covers=docs.covers,
+        counted=cfg.counted,
+    )
+
+
+def customer_exposure(
+    session: Session,
+    customer: Customer,
+    on: date,
+    currency: str | None = None,
+    cfg: ControlConfig | None = None,
+) -> Exposure:
+    """One customer's exposure in ``currency`` (default: its limit's, else its own)."""
+    cfg = cfg or load_config(session)
+    if currency is None:
+        lim = current_limit(session, customer.id, on)
+        currency = lim.currency if lim is not None else customer.currency
+    docs = load_docs(session, [customer.id], on)[customer.id]
+    fx = fx_for(session, docs.currencies(), currency, on)
+    return exposure_of(docs, currency, on, fx, cfg)
+
+
+def group_of(session: Session, customer: Customer) -> tuple[str, list[int]]:
+    """The group key of ``customer`` and the ids of every member (itself included)."""
+    key = group_key(customer.id, customer.parent_id, customer.group_code)
+    if customer.group_code:
+        ids = list(
+            session.scalars(select(Customer.id).where(Customer.group_code == customer.group_code))
+        )
+    else:
+        root = customer.parent_id if customer.parent_id is not None else customer.id
+        ids = list(
+            session.scalars(
+                select(Customer.id).where(or_(Customer.id == root, Customer.parent_id == root))
+            )
+        )
+    return key, sorted(set(ids) | {customer.id})
+
+
+def group_exposure(
+    session: Session, customer: Customer, on: date, currency: str, cfg: ControlConfig
+) -> tuple[str, Exposure]:
+    key, ids = group_of(session, customer)
+    docs = load_docs(session, ids, on)
+    cur: set[str] = set()
+    for d in docs.values():
+        cur |= d.currencies()
+    fx = fx_for(session, cur, currency, on)
+    exps = [exposure_of(docs[i], currency, on, fx, cfg) for i in ids]
+    return key, combine(exps)
+
+
+# ------------------------------------------------------------------ limits
+
+
+def limit_dict(lim: CreditLimit) -> dict[str, Any]:
+    return {
+        "id": lim.id,
+        "customer_id": lim.customer_id,
+        "group_key": lim.group_key,
+        "amount": lim.amount,
+        "currency": lim.currency,
+        "valid_from": lim.valid_from,
+        "valid_until": lim.valid_until,
+        "source": lim.source,
+        "status": lim.status,
+        "sub_limits": lim.sub_limits,
+        "basis": lim.basis,
+        "created_by": lim.created_by,
+        "reason": lim.reason,
+        "created_at": lim.created_at,
+        "superseded_at": lim.superseded_at,
+    }
+
+
+def current_limit(
+    session: Session, customer_id: int, on: date | None = None, *, lock: bool = False
+) -> CreditLimit | None:
+    """The active limit of a customer (``lock``: ``SELECT … FOR UPDATE`` on PostgreSQL)."""
+    q = (
+        select(CreditLimit)
+        .where(CreditLimit.customer_id == customer_id, CreditLimit.status == "active")
+        .order_by(CreditLimit.id.desc())
+        .limit(1)
+    )
+    if lock:
+        q = q.with_for_update()
+    return session.scalar(q)
+
+
+def current_group_limit(session: Session, key: str, *, lock: bool = False) -> CreditLimit | None:
+    q = (
+        select(CreditLimit)
+        .where(
+            CreditLimit.group_key == key,
+            CreditLimit.customer_id.is_(None),
+            CreditLimit.status == "active",
+        )
+        .order_by(CreditLimit.id.desc())
+        .limit(1)
+    )
+    if lock:
+        q = q.with_for_update()
+    return session.scalar(q)
+
+
+def limit_history(session: Session, customer_id: int) -> list[CreditLimit]:
+    return list(
+        session.scalars(
+            select(CreditLimit)
+            .where(CreditLimit.customer_id == customer_id)
+            .order_by(CreditLimit.id.desc())
+        )
+    )
+
+
+def _currency(code: str) -> str:
+    code = (code or "").strip().upper()
+    if len(code) != 3 or not code.isalpha():
+        raise ControlError(f"not an ISO currency code: {code!r}")
+    return code
+
+
+def _amount(value: Any, *, positive: bool = False) -> Decimal:
+    try:
+        d = to_decimal(value)
+    except ValueError as exc:
+        raise ControlError(str(exc)) from exc
+    if d < 0 or (positive and d == 0):
+        raise ControlError(f"amount must be {'positive' if positive else 'zero or more'}: {value}")
+    if d != d.quantize(Decimal("0.01")):
+        raise ControlError(f"amount has more than two decimals: {value}")
+    return d
+
+
+def set_limit(
+    session: Session,
+    *,
+    customer_id: int | None,
+    amount: Any,
+    currency: str,
+    actor: str,
+    source: str = "manual",
+    valid_until: date | None = None,
+    valid_from: date | None = None,
+    reason: str | None = None,
+    sub_limits: dict[str, Any] | None = None,
+    basis: dict[str, Any] | None = None,
+    group: str | None = None,
+) -> CreditLimit:
+    """Put a new limit in force (the previous one becomes history); audited."""
+    amt = _amount(amount)
+    ccy = _currency(currency)
+    subs = {k: str(_amount(v)) for k, v in (sub_limits or {}).items()}
+    if customer_id is None and not group:
+        raise ControlError("a limit needs a customer or a group")
+    old = (
+        current_limit(session, customer_id)
+        if customer_id is not None
+        else current_group_limit(session, str(group))
+    )
+    now = utcnow()
+    if old is not None:
+        old.status = "superseded"
+        old.superseded_at = now
+    lim = CreditLimit(
+        customer_id=customer_id,
+        group_key=group,
+        amount=amt,
+        currency=ccy,
+        valid_from=valid_from or now.date(),
+        valid_until=valid_until,
+        source=source,
+        status="active",
+        sub_limits=subs or None,
+        basis=basis,
+        created_by=actor,
+        reason=reason,
+    )
+    session.add(lim)
+    session.flush()
+    record(
+        session,
+        actor=actor,
+        action="limit.set",
+        entity="credit_limit",
+        entity_id=customer_id if customer_id is not None else group,
+        before=limit_dict(old) if old else None,
+        after=limit_dict(lim),
+        reason=reason,
+    )
+    return lim
+
+
+def request_limit(
+    session: Session,
+    *,
+    customer_id: int,
+    amount: Any,
+    currency: str | None,
+    requested_by: str,
+    reason: str,
+    valid_until: date | None = None,
+) -> LimitRequest:
+    """Ask for a new limit; someone else approves it (maker-checker)."""
+    if not reason or not reason.strip():
+        raise ControlError("a limit request needs a reason")
+    if session.get(Customer, customer_id) is None:
+        raise ControlError(f"no customer {customer_id}")
+    cfg = load_config(session)
+    cur = current_limit(session, customer_id)
+    ccy = _currency(currency or (cur.currency if cur else cfg.limits.currency))
+    if cur is not None and cur.currency != ccy:
+        raise ControlError(f"the current limit is in {cur.currency}; request in that currency")
+    amt = _amount(amount)
+    current = cur.amount if cur else Decimal("0")
+    req = LimitRequest(
+        customer_id=customer_id,
+        current_amount=current,
+        requested_amount=amt,
+        currency=ccy,
+        valid_until=valid_until,
+        requested_by=requested_by,
+        reason=reason.strip(),
+        needs_risk_manager=needs_risk_manager(cfg.approval, current, amt),
+        status="pending",
+    )
+    session.add(req)
+    session.flush()
+    record(
+        session,
+        actor=requested_by,
+        action="limit.request",
+        entity="limit_request",
+        entity_id=req.id,
+        after=request_dict(req),
+        reason=reason,
+    )
+    return req
+
+
+def request_dict(r: LimitRequest) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "customer_id": r.customer_id,
+        "current_amount": r.current_amount,
+        "requested_amount": r.requested_amount,
+        "currency": r.currency,
+        "valid_until": r.valid_until,
+        "requested_by": r.requested_by,
+        "reason": r.reason,
+        "needs_risk_manager": r.needs_risk_manager,
+        "status": r.status,
+        "decided_by": r.decided_by,
+        "decided_at": r.decided_at,
+        "decision_reason": r.decision_reason,
+        "limit_id": r.limit_id,
+        "created_at": r.created_at,
+    }
+
+
+def _user(session: Session, username: str) -> User:
+    u = session.scalar(select(User).where(User.username == username))
+    if u is None or not u.active:
+        raise ControlError(f"no active user {username!r}")
+    return u
+
+
+def decide_request(
+    session: Session, request_id: int, *, approver: str, approve: bool, reason: str
+) -> LimitRequest:
+    """Approve (the new limit goes into force) or reject a pending request; audited.
+
+    Raises :class:`ApprovalRefused` for self-approval or a large increase without a
+    risk_manager.
+    """
+    if not reason or not reason.strip():
+        raise ControlError("a decision needs a reason")
+    req = session.get(LimitRequest, request_id, with_for_update=True)
+    if req is None:
+        raise ControlError(f"no limit request {request_id}")
+    if req.status != "pending":
+        raise ControlError(f"request {request_id} is {req.status}, not pending")
+    user = _user(session, approver)
+    cfg = load_config(session)
+    before = request_dict(req)
+    if approve:
+        check_approval(
+            cfg.approval,
+            requester=req.requested_by,
+            approver=approver,
+            approver_role=user.role,
+            current=req.current_amount,
+            requested=req.requested_amount,
+        )
+        lim = set_limit(
+            session,
+            customer_id=req.customer_id,
+            amount=req.requested_amount,
+            currency=req.currency,
+            actor=approver,
+            source="request",
+            valid_until=req.valid_until,
+            reason=f"request {req.id} by {req.requested_by}: {req.reason}",
+        )
+        req.limit_id = lim.id
+    elif req.requested_by == approver:
+        pass  # withdrawing one's own request is allowed
+    elif user.role not in cfg.approval.approver_roles:
+        raise ApprovalRefused(f"role {user.role!r} cannot decide limit requests")
+    req.status = "approved" if approve else "rejected"
+    req.decided_by = approver
+    req.decided_at = utcnow()
+    req.decision_reason = reason.strip()
+    session.flush()
+    record(
+        session,
+        actor=approver,
+        action=f"limit.request.{req.status}",
+        entity="limit_request",
+        entity_id=req.id,
+        before=before,
+        after=request_dict(req),
+        reason=reason,
+    )
+    return req
+
+
+# ------------------------------------------------------------------ order check
+
+
+def check_dict(c: OrderCheck) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "customer_id": c.customer_id,
+        "order_ref": c.order_ref,
+        "placed_by": c.placed_by,
+        "amount": c.amount,
+        "currency": c.currency,
+        "amount_limit_ccy": c.amount_limit_ccy,
+        "limit_currency": c.limit_currency,
+        "decision": c.decision,
+        "status": c.status,
+        "reasons": c.reasons,
+        "figures": c.figures,
+        "checked_by": c.checked_by,
+        "decided_by": c.decided_by,
+        "decided_at": c.decided_at,
+        "decision_reason": c.decision_reason,
+        "created_at": c.created_at,
+    }
+
+
+_STATUS = {
+    "pass": "approved",
+    "watch": "approved",
+    "hold": "held",
+    "prepayment_only": "prepayment",
+    "stop": "stopped",
+}
+
+
+def _lock(session: Session) -> None:
+    """Serialise checks: SQLite takes the write lock now (``BEGIN IMMEDIATE``)."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _snapshot(session: Session) -> dict[str, Any] | None:
+    row = session.get(Setting, SNAPSHOT_KEY)
+    return row.value if row is not None else None
+
+
+def evaluate_order(
+    session: Session,
+    customer: Customer,
+    amount: Decimal,
+    currency: str,
+    on: date,
+    cfg: ControlConfig,
+    *,
+    lock: bool = False,
+) -> tuple[CheckResult, dict[str, Any], Decimal | None, str]:
+    """Gather the context of an order and run the ladder (no writes)."""
+    lim = current_limit(session, customer.id, on, lock=lock)
+    lim_ccy = lim.currency if lim is not None else cfg.limits.currency
+    key, ids = group_of(session, customer)
+    glim = current_group_limit(session, key, lock=lock)
+    docs = load_docs(session, ids, on)
+    mine = docs[customer.id]
+    cur = {currency}
+    for d in docs.values():
+        cur |= d.currencies()
+    fx = fx_for(session, cur, lim_ccy, on)
+    missing: str | None = None
+    try:
+        amount_lc: Decimal | None = (amount * fx.rate(currency, lim_ccy, on)).quantize(
+            Decimal("0.01")
+        )
+        exp: Exposure | None = exposure_of(mine, lim_ccy, on, fx, cfg)
+        gexp = (
+            combine([exposure_of(docs[i], lim_ccy, on, fx, cfg) for i in ids])
+            if glim is not None and len(ids) >= 1
+            else None
+        )
+    except MissingRate as exc:
+        missing, amount_lc, exp, gexp = str(exc), None, None, None
+    rating = get_rating(session, customer.id, on)
+    block = session.scalar(
+        select(BlocklistEntry.reason)
+        .where(
+            BlocklistEntry.active.is_(True),
+            or_(
+                BlocklistEntry.customer_id == customer.id,
+                and_(
+                    BlocklistEntry.legal_id.is_not(None),
+                    BlocklistEntry.legal_id == customer.legal_id,
+                ),
+            ),
+        )
+        .limit(1)
+    )
+    avoid = rule_for(rating.grade if rating else None, avoidance_table(session))
+    conc_info: list[ConcentrationInfo] = []
+    snap = _snapshot(session)
+    rules = session.scalars(
+        select(ConcentrationLimit).where(ConcentrationLimit.active.is_(True))
+    ).all()
+    if (
+        snap
+        and rules
+        and amount_lc is not None
+        and exp is not None
+        and snap.get("currency") == lim_ccy
+    ):
+        total = Decimal(snap["total"])
+        attrs = {
+            "customer": str(customer.id),
+            "group": key,
+            "industry": customer.industry,
+            "region": customer.region,
+            "country": customer.country,
+        }
+        for r in rules:
+            k = attrs.get(r.dimension)
+            if k is None or (r.key is not None and r.key != k):
+                continue
+            if r.dimension == "customer":
+                key_total = exp.net if cfg.limit_basis == "net" else exp.gross
+            else:
+                key_total = Decimal(snap.get("by", {}).get(r.dimension, {}).get(k, "0"))
+            conc_info.append(
+                ConcentrationInfo(
+                    r.dimension, k, conc.share_after(key_total, total, amount_lc), r.max_share
+                )
+            )
+    ctx = OrderContext(
+        as_of=on,
+        amount=amount_lc if amount_lc is not None else amount,
+        currency=lim_ccy,
+        exposure=exp,
+        limit=LimitInfo(
+            lim.id,
+            lim.amount,
+            lim.currency,
+            lim.valid_until,
+            {k: Decimal(v) for k, v in (lim.sub_limits or {}).items()},
+        )
+        if lim is not None
+        else None,
+        rating=rating,
+        customer_status=customer.status,
+        blocklisted=block,
+        avoidance=avoid,
+        group_exposure=gexp,
+        group_limit=LimitInfo(glim.id, glim.amount, glim.currency) if glim is not None else None,
+        concentration=conc_info,
+        basis=cfg.limit_basis,
+        missing_fx=missing,
+    )
+    result = check_order(ctx, cfg.ladder)
+    figures: dict[str, Any] = {
+        "limit": lim.amount if lim is not None else None,
+        "limit_currency": lim_ccy,
+        "exposure": exp.as_dict() if exp is not None else None,
+        "exposure_after": result.exposure_after,
+        "headroom_before": result.headroom_before,
+        "rating": {
+            "grade": rating.grade,
+            "pd": rating.pd,
+            "valid_until": rating.valid_until,
+            "source": rating.source,
+        }
+        if rating
+        else None,
+        "group": key,
+    }
+    return result, figures, amount_lc, lim_ccy
+
+
+def run_order_check(
+    engine: Engine,
+    customer: str | int,
+    amount: Any,
+    currency: str,
+    *,
+    order_ref: str | None = None,
+    placed_by: str | None = None,
+    checked_by: str | None = None,
+    on: date | None = None,
+    record_check: bool = True,
+) -> dict[str, Any]:
+    """Check one order in its own transaction and record it.
+
+    The transaction first takes the customer's lock (PostgreSQL: its limit rows
+    ``FOR UPDATE``; SQLite: ``BEGIN IMMEDIATE``), so concurrent checks see each other's
+    reservations and never hand out more headroom than there is. An approved order (pass /
+    watch) reserves its amount; a hold goes to the approval queue.
+    """
+    amt = _amount(amount, positive=True)
+    ccy = _currency(currency)
+    on = on or utcnow().date()
+    with Session(engine, expire_on_commit=False) as s:
+        _lock(s)
+        try:
+            c = find_customer(s, customer)
+            if c is None:
+                raise ControlError(f"no customer {customer!r}")
+            cfg = load_config(s)
+            result, figures, amount_lc, lim_ccy = evaluate_order(s, c, amt, ccy, on, cfg, lock=True)
+            out = {
+                **result.as_dict(),
+                "customer_id": c.id,
+                "customer": c.external_id,
+                "amount": amt,
+                "currency": ccy,
+                "amount_limit_ccy": amount_lc,
+                "limit_currency": lim_ccy,
+                "order_ref": order_ref,
+                "figures": figures,
+                "check_id": None,
+                "reservation_id": None,
+            }
+            if record_check:
+                chk = OrderCheck(
+                    customer_id=c.id,
+                    order_ref=order_ref,
+                    placed_by=placed_by,
+                    amount=amt,
+                    currency=ccy,
+                    amount_limit_ccy=amount_lc,
+                    limit_currency=lim_ccy,
+                    decision=result.decision,
+                    reasons=_json(out["reasons"]),
+                    figures=_json({k: v for k, v in figures.items() if k != "exposure"}),
+                    status=_STATUS[result.decision],
+                    checked_by=checked_by,
+                )
+                s.add(chk)
+                s.flush()
+                out["check_id"] = chk.id
+                if result.reserves and amount_lc is not None:
+                    res = _reserve(s, chk, amount_lc, lim_ccy, on, cfg)
+                    out["reservation_id"] = res.id
+            s.commit()
+        except BaseException:
+            s.rollback()
+            raise
+    return out
+
+
+def _reserve(
+    s: Session, chk: OrderCheck, amount: Decimal, ccy: str, on: date, cfg: ControlConfig
+) -> Reservation:
+    res = Reservation(
+        order_check_id=chk.id,
+        customer_id=chk.customer_id,
+        order_ref=chk.order_ref,
+        amount=amount,
+        currency=ccy,
+        status="active",
+        expires_on=on + timedelta(days=cfg.ladder.reservation_days),
+    )
+    s.add(res)
+    s.flush()
+    return res
+
+
+def _json(v: Any) -> Any:
+    if isinstance(v, Decimal):
+        return str(v)
+    if isinstance(v, date | datetime):
+        return v.isoformat()
+    if isinstance(v, dict):
+        return {str(k): _json(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_json(x) for x in v]
+    return v
+
+
+def list_checks(
+    session: Session, status: str | None = None, customer_id: int | None = None, limit: int = 100
+) -> list[OrderCheck]:
+    q = select(OrderCheck)
+    if status is not None:
+        q = q.where(OrderCheck.status == status)
+    if customer_id is not None:
+        q = q.where(OrderCheck.customer_id == customer_id)
+    return list(session.scalars(q.order_by(OrderCheck.id.desc()).limit(limit)))
+
+
+def decide_hold(
+    session: Session,
+    check_id: int,
+    *,
+    actor: str,
+    release: bool,
+    reason: str,
+    on: date | None = None,
+) -> OrderCheck:
+    """Release (the order is approved and reserves its headroom) or reject a held order.
+
+    A documented decision: reason required, audited, and the person who placed the order is
+    notified (a ``notify`` control action for them).
+    """
+    if not reason or not reason.strip():
+        raise ControlError("releasing or rejecting a hold needs a reason")
+    chk = session.get(OrderCheck, check_id, with_for_update=True)
+    if chk is None:
+        raise ControlError(f"no order check {check_id}")
+    if chk.status != "held":
+        raise ControlError(f"order check {check_id} is {chk.status}, not held")
+    user = _user(session, actor)
+    cfg = load_config(session)
+    if user.role not in cfg.approval.hold_release_roles:
+        raise ApprovalRefused(f"role {user.role!r} cannot release or reject holds")
+    if chk.placed_by is not None and chk.placed_by == actor:
+        raise ApprovalRefused("the person who placed the order cannot decide its hold")
+    before = check_dict(chk)
+    chk.status = "released" if release else "rejected"
+    chk.decided_by = actor
+    chk.decided_at = utcnow()
+    chk.decision_reason = reason.strip()
+    on = on or utcnow().date()
+    if release and chk.amount_limit_ccy is not None and chk.limit_currency:
+        _reserve(session, chk, chk.amount_limit_ccy, chk.limit_currency, on, cfg)
+    verb_en = "released" if release else "rejected"
+    verb_zh = "已放行" if release else "已拒绝"
+    ref = chk.order_ref or f"#{chk.id}"
+    if chk.placed_by:
+        add_action(
+            session,
+            customer_id=chk.customer_id,
+            kind="notify",
+            owner=chk.placed_by,
+            title=f"Order {ref} {verb_en} by {actor}: {reason.strip()}",
+            title_zh=f"订单 {ref} {verb_zh}（{actor}）：{reason.strip()}",
+            created_by=actor,
+            origin="policy",
+            cause_type="order_check",
+            cause_id=str(chk.id),
+            due_date=on,
+            dedup_key=f"notify-hold:{chk.id}",
+        )
+    session.flush()
+    record(
+        session,
+        actor=actor,
+        action=f"order.hold.{'release' if release else 'reject'}",
+        entity="order_check",
+        entity_id=chk.id,
+        before=before,
+        after=check_dict(chk),
+        reason=reason,
+    )
+    return chk
+
+
+def close_reservations(session: Session, on: date) -> dict[str, int]:
+    """Consume reservations whose order is invoiced, cancel those whose order is cancelled,
+    expire the rest past their date."""
+    now = utcnow()
+    counts = {"consumed": 0, "cancelled": 0, "expired": 0}
+    rows = session.execute(
+        select(Reservation.id, Order.status)
+        .join(
+            Order,
+            and_(
+                Order.external_id == Reservation.order_ref,
+                Order.customer_id == Reservation.customer_id,
+            ),
+        )
+        .where(Reservation.status == "active", Order.status.in_(("invoiced", "cancelled")))
+    ).all()
+    for rid, status in rows:
+        new = "consumed" if status == "invoiced" else "cancelled"
+        session.execute(
+            update(Reservation).where(Reservation.id == rid).values(status=new, closed_at=now)
+        )
+        counts[new] += 1
+    res = session.execute(
+        update(Reservation)
+        .where(Reservation.status == "active", Reservation.expires_on < on)
+        .values(status="expired", closed_at=now)
+    )
+    counts["expired"] = int(getattr(res, "rowcount", 0) or 0)
+    return counts
+
+
+# ------------------------------------------------------------------ control actions
+
+
+KINDS = (
+    "reduce_limit",
+    "ask_prepayment",
+    "renegotiate_terms",
+    "stop_deliveries",
+    "take_insurance",
+    "report_to_insurer",
+    "escalate",
+    "notify",
+    "review_limit",
+)
+
+
+def action_dict(a: ControlAction) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "customer_id": a.customer_id,
+        "kind": a.kind,
+        "title": a.title,
+        "title_zh": a.title_zh,
+        "owner": a.owner,
+        "due_date": a.due_date,
+        "status": a.status,
+        "created_by": a.created_by,
+        "origin": a.origin,
+        "cause_type": a.cause_type,
+        "cause_id": a.cause_id,
+        "details": a.details,
+        "created_at": a.created_at,
+        "closed_at": a.closed_at,
+        "closed_by": a.closed_by,
+    }
+
+
+def add_action(
+    session: Session,
+    *,
+    kind: str,
+    title: str,
+    created_by: str,
+    customer_id: int | None = None,
+    owner: str | None = None,
+    due_date: date | None = None,
+    title_zh: str | None = None,
+    origin: str = "manual",
+    cause_type: str | None = None,
+    cause_id: str | None = None,
+    details: dict[str, Any] | None = None,
+    dedup_key: str | None = None,
+) -> ControlAction | None:
+    """Create a task (``None`` when one with the same ``dedup_key`` exists already)."""
+    if kind not in KINDS:
+        raise ControlError(f"unknown action kind {kind!r}; choose one of: {', '.join(KINDS)}")
+    if not title.strip():
+        raise ControlError("a task needs a title")
+    if (
+        dedup_key is not None
+        and session.scalar(select(ControlAction.id).where(ControlAction.dedup_key == dedup_key))
+        is not None
+    ):
+        return None
+    a = ControlAction(
+        customer_id=customer_id,
+        kind=kind,
+        title=title.strip(),
+        title_zh=title_zh,
+        owner=owner,
+        due_date=due_date,
+        status="open",
+        created_by=created_by,
+        origin=origin,
+        cause_type=cause_type,
+        cause_id=cause_id,
+        details=_json(details) if details else None,
+        dedup_key=dedup_key,
+    )
+    session.add(a)
+    session.flush()
+    record(
+        session,
+        actor=created_by,
+        action="control.action.add",
+        entity="control_action",
+        entity_id=a.id,
+        after=action_dict(a),
+    )
+    return a
+
+
+def close_action(
+    session: Session, action_id: int, *, actor: str, status: str = "done", reason: str | None = None
+) -> ControlAction:
+    if status not in ("done", "cancelled"):
+        raise ControlError("a task is closed as done or cancelled")
+    a = session.get(ControlAction, action_id)
+    if a is None:
+        raise ControlError(f"no task {action_id}")
+    if a.status != "open":
+        raise ControlError(f"task {action_id} is {a.status} already")
+    before = action_dict(a)
+    a.status, a.closed_at, a.closed_by = status, utcnow(), actor
+    session.flush()
+    record(
+        session,
+        actor=actor,
+        action=f"control.action.{status}",
+        entity="control_action",
+        entity_id=a.id,
+        before=before,
+        after=action_dict(a),
+        reason=reason,
+    )
+    return a
+
+
+def list_actions(
+    session: Session,
+    *,
+    status: str | None = "open",
+    owner: str | None = None,
+    customer_id: int | None = None,
+    limit: int = 200,
+) -> list[ControlAction]:
+    q = select(ControlAction)
+    if status:
+        q = q.where(ControlAction.status == status)
+    if owner:
+        q = q.where(ControlAction.owner == owner)
+    if customer_id is not None:
+        q = q.where(ControlAction.customer_id == customer_id)
+    return list(session.scalars(q.order_by(ControlAction.due_date, ControlAction.id).limit(limit)))
+
+
+# ------------------------------------------------------------------ insurance
+
+
+def add_policy(
+    session: Session,
+    *,
+    insurer: str,
+    policy_no: str,
+    currency: str,
+    cover_pct: Any,
+    actor: str,
+    report_overdue_days: int = 60,
+    deductible: Any = "0",
+    valid_from: date,
+    valid_until: date | None = None,
+    max_credit_days: int | None = None,
+) -> InsurancePolicy:
+    pct = to_decimal(cover_pct)
+    if not Decimal(0) < pct <= Decimal(1):
+        raise ControlError("cover_pct must be in (0, 1], e.g. 0.9 for 90 %")
+    if report_overdue_days <= 0:
+        raise ControlError("report_overdue_days must be positive")
+    if session.scalar(select(InsurancePolicy.id).where(InsurancePolicy.policy_no == policy_no)):
+        raise ControlError(f"policy {policy_no!r} exists already")
+    p = InsurancePolicy(
+        insurer=insurer,
+        policy_no=policy_no,
+        currency=_currency(currency),
+        cover_pct=pct,
+        deductible=_amount(deductible),
+        report_overdue_days=report_overdue_days,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        max_credit_days=max_credit_days,
+    )
+    session.add(p)
+    session.flush()
+    record(
+        session,
+        actor=actor,
+        action="insurance.policy.add",
+        entity="insurance_policy",
+        entity_id=p.id,
+        after={"insurer": insurer, "policy_no": policy_no, "cover_pct": str(pct)},
+    )
+    return p
+
+
+def set_insured_limit(
+    session: Session,
+    *,
+    policy_id: int,
+    customer_id: int,
+    amount: Any,
+    actor: str,
+    valid_from: date,
+    valid_until: date | None = None,
+    currency: str | None = None,
+) -> InsuredLimit:
+    pol = session.get(InsurancePolicy, policy_id)
+    if pol is None:
+        raise ControlError(f"no insurance policy {policy_id}")
+    if session.get(Customer, customer_id) is None:
+        raise ControlError(f"no customer {customer_id}")
+    for old in session.scalars(
+        select(InsuredLimit).where(
+            InsuredLimit.policy_id == policy_id,
+            InsuredLimit.customer_id == customer_id,
+            InsuredLimit.status == "active",
+        )
+    ):
+        old.status = "superseded"
+    il = InsuredLimit(
+        policy_id=policy_id,
+        customer_id=customer_id,
+        amount=_amount(amount),
+        currency=_currency(currency or pol.currency),
+        valid_from=valid_from,
+        valid_until=valid_until,
+        status="active",
+    )
+    session.add(il)
+    session.flush()
+    record(
+        session,
+        actor=actor,
+        action="insurance.buyer_limit.set",
+        entity="insured_limit",
+        entity_id=il.id,
+        after={
+            "policy_id": policy_id,
+            "customer_id": customer_id,
+            "amount": il.amount,
+            "currency": il.currency,
+        },
+    )
+    return il
+
+
+def add_collateral(
+    session: Session,
+    *,
+    customer_id: int,
+    kind: str,
+    amount: Any,
+    currency: str,
+    actor: str,
+    valid_from: date,
+    valid_until: date | None = None,
+    issuer: str | None = None,
+    reference: str | None = None,
+) -> Collateral:
+    if kind not in ("guarantee", "letter_of_credit"):
+        raise ControlError("collateral kind is guarantee or letter_of_credit")
+    col = Collateral(
+        customer_id=customer_id,
+        kind=kind,
+        amount=_amount(amount),
+        currency=_currency(currency),
+        valid_from=valid_from,
+        valid_until=valid_until,
+        issuer=issuer,
+        reference=reference,
+    )
+    session.add(col)
+    session.flush()
+    record(
+        session,
+        actor=actor,
+        action="collateral.add",
+        entity="collateral",
+        entity_id=col.id,
+        after={
+            "customer_id": customer_id,
+            "kind": kind,
+            "amount": col.amount,
+            "currency": col.currency,
+        },
+    )
+    return col
+
+
+def insurer_deadline_tasks(
+    session: Session, on: date, cfg: ControlConfig, actor: str = "control"
+) -> int:
+    """Create report-to-insurer and renewal tasks; returns how many were new."""
+    pols = session.scalars(select(InsurancePolicy).where(InsurancePolicy.status == "active")).all()
+    if not pols:
+        return 0
+    terms = [PolicyTerms(p.id, p.insurer, p.report_overdue_days, p.valid_until) for p in pols]
+    buyers = [
+        InsuredBuyer(il.customer_id, il.policy_id, il.id, il.valid_until)
+        for il in session.scalars(select(InsuredLimit).where(InsuredLimit.status == "active"))
+    ]
+    ids = sorted({b.customer_id for b in buyers})
+    docs = load_docs(session, ids, on) if ids else {}
+    overdue = [
+        OverdueInvoice(inv.id, cid, inv.due_date)
+        for cid, d in docs.items()
+        for inv in d.invoices
+        if inv.balance > 0 and inv.due_date < on
+    ]
+    new = 0
+    owners = (
+        dict(session.execute(select(Customer.id, Customer.owner).where(Customer.id.in_(ids))).all())
+        if ids
+        else {}
+    )
+    for t in insurer_tasks(buyers, terms, overdue, on, cfg.insurer_task_lead_days):
+        a = add_action(
+            session,
+            customer_id=t.customer_id,
+            kind=t.kind,
+            title=t.title_en,
+            title_zh=t.title_zh,
+            owner=owners.get(t.customer_id),
+            due_date=t.due_date,
+            created_by=actor,
+            origin="policy",
+            cause_type="insurance",
+            cause_id=str(t.cause_id),
+            dedup_key=t.dedup_key,
+            details={"deadline": t.deadline, "late": t.late},
+        )
+        new += a is not None
+    return new
+
+
+# ------------------------------------------------------------------ concentration
+
+
+def portfolio_rows(
+    session: Session,
+    on: date,
+    cfg: ControlConfig,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[conc.ExposureRow]:
+    """Every customer's exposure (limit basis) in the portfolio currency."""
+    ccy = cfg.limits.currency
+    docs = load_docs(session, None, on)
+    cur: set[str] = set()
+    for d in docs.values():
+        cur |= d.currencies()
+    fx = fx_for(session, cur, ccy, on)
+    custs = (
+        {c.id: c for c in session.scalars(select(Customer).where(Customer.id.in_(list(docs))))}
+        if docs
+        else {}
+    )
+    rows: list[conc.ExposureRow] = []
+    n = len(docs)
+    for i, (cid, d) in enumerate(docs.items()):
+        c = custs.get(cid)
+        if c is None:
+            continue
+        try:
+            e = exposure_of(d, ccy, on, fx, cfg)
+        except MissingRate:
+            continue
+        amt = e.net if cfg.limit_basis == "net" else e.gross
+        rows.append(
+            conc.ExposureRow(
+                cid,
+                amt,
+                group_key(c.id, c.parent_id, c.group_code),
+                c.industry,
+                c.region,
+                c.country,
+            )
+        )
+        if progress is not None and i % 500 == 0:
+            progress(i, n)
+    return rows
+
+
+def concentration_report(
+    session: Session,
+    on: date,
+    cfg: ControlConfig | None = None,
+    rows: list[conc.ExposureRow] | None = None,
+) -> dict[str, Any]:
+    cfg = cfg or load_config(session)
+    rows = rows if rows is not None else portfolio_rows(session, on, cfg)
+    rules = [
+        conc.ConcentrationRule(r.id, r.dimension, r.key, r.max_share)
+        for r in session.scalars(
+            select(ConcentrationLimit).where(ConcentrationLimit.active.is_(True))
+        )
+    ]
+    dims = {d: conc.concentration(rows, d) for d in conc.DIMENSIONS}
+    return {
+        "as_of": on,
+        "currency": cfg.limits.currency,
+        "dimensions": dims,
+        "breaches": conc.breaches(rows, rules),
+    }
+
+
+def store_snapshot(
+    session: Session, on: date, cfg: ControlConfig, rows: list[conc.ExposureRow]
+) -> None:
+    """Portfolio totals the order check uses for concentration (O(1) per check)."""
+    total = sum((r.amount for r in rows if r.amount > 0), Decimal(0))
+    by = {
+        d: {k: str(v) for k, v in conc.totals_by(rows, d).items()}
+        for d in ("group", "industry", "region", "country")
+    }
+    value = {
+        "as_of": on.isoformat(),
+        "currency": cfg.limits.currency,
+        "total": str(total),
+        "by": by,
+    }
+    row = session.get(Setting, SNAPSHOT_KEY)
+    if row is None:
+        session.add(Setting(key=SNAPSHOT_KEY, value=value))
+    else:
+        row.value = value
+
+
+def add_concentration_limit(
+    session: Session, *, dimension: str, max_share: Any, actor: str, key: str | None = None
+) -> ConcentrationLimit:
+    if dimension not in conc.DIMENSIONS:
+        raise ControlError(f"dimension must be one of {', '.join(conc.DIMENSIONS)}")
+    share = to_decimal(max_share)
+    if not Decimal(0) < share <= Decimal(1):
+        raise ControlError("max_share must be in (0, 1]")
+    row = ConcentrationLimit(dimension=dimension, key=key, max_share=share, active=True)
+    session.add(row)
+    session.flush()
+    record(
+        session,
+        actor=actor,
+        action="concentration.limit.add",
+        entity="concentration_limit",
+        entity_id=row.id,
+        after={"dimension": dimension, "key": key, "max_share": share},
+    )
+    return row
+
+
+def record_breach(session: Session, b: conc.Breach, on: date, actor: str) -> bool:
+    """A risk event when the identify stage's store offers one, else an escalation task."""
+    title = (
+        f"Concentration limit breached: {b.dimension} '{b.key}' holds "
+        f"{(b.share * 100).quantize(Decimal('0.1'))}% (max {(b.max_share * 100).quantize(Decimal('0.1'))}%)"
+    )
+    title_zh = (
+        f"集中度超限：{b.dimension}“{b.key}”占 {(b.share * 100).quantize(Decimal('0.1'))}%"
+        f"（上限 {(b.max_share * 100).quantize(Decimal('0.1'))}%）"
+    )
+    a = add_action(
+        session,
+        kind="escalate",
+        title=title,
+        title_zh=title_zh,
+        created_by=actor,
+        customer_id=int(b.key) if b.dimension == "customer" and b.key.isdigit() else None,
+        due_date=on + timedelta(days=7),
+        origin="policy",
+        cause_type="concentration",
+        cause_id=str(b.rule_id),
+        details={
+            "dimension": b.dimension,
+            "key": b.key,
+            "share": b.share,
+            "max_share": b.max_share,
+        },
+        dedup_key=f"concentration:{b.rule_id}:{b.key}:{on.isoformat()[:7]}",
+    )
+    return a is not None
+
+
+# ------------------------------------------------------------------ policies over the portfolio
+
+
+def apply_policy_limits(
+    session: Session, on: date, cfg: ControlConfig, actor: str = "control"
+) -> int:
+    """Give customers without a manual/request limit a policy limit (or refresh it)."""
+    n = 0
+    manual = set(
+        session.scalars(
+            select(CreditLimit.customer_id).where(
+                CreditLimit.status == "active", CreditLimit.source.in_(("manual", "request"))
+            )
+        )
+    )
+    existing = {
+        lim.customer_id: lim
+        for lim in session.scalars(
+            select(CreditLimit).where(
+                CreditLimit.status == "active", CreditLimit.source == "policy"
+            )
+        )
+    }
+    fx_cache: dict[str, FxTable] = {}
+    for c in session.scalars(select(Customer).where(Customer.status == "active")):
+        if c.id in manual:
+            continue
+        rating = get_rating(session, c.id, on)
+        revenue = c.revenue
+        if revenue is not None and c.currency != cfg.limits.currency:
+            fx = fx_cache.setdefault(
+                c.currency, fx_for(session, [c.currency], cfg.limits.currency, on)
+            )
+            try:
+                revenue = revenue * fx.rate(c.currency, cfg.limits.currency, on)
+            except MissingRate:
+                revenue = None
+        pl = policy_limit(
+            cfg.limits,
+            grade=rating.grade if rating else None,
+            pd=rating.pd if rating else None,
+            revenue=revenue,
+        )
+        old = existing.get(c.id)
+        if (
+            old is not None
+            and old.amount == pl.amount
+            and old.currency == pl.currency
+            and (old.valid_until is None or old.valid_until >= on)
+        ):
+            continue
+        set_limit(
+            session,
+            customer_id=c.id,
+            amount=pl.amount,
+            currency=pl.currency,
+            actor=actor,
+            source="policy",
+            valid_from=on,
+            valid_until=on + timedelta(days=cfg.limits.valid_days),
+            reason="limit policy",
+            basis=pl.basis,
+        )
+        n += 1
+    return n
+
+
+def contract_review(session: Session, on: date) -> list[dict[str, Any]]:
+    """Active contracts whose terms are looser than the avoidance policy for the grade."""
+    table = avoidance_table(session)
+    out: list[dict[str, Any]] = []
+    ratings: dict[int, RatingInfo | None] = {}
+    for k in session.scalars(select(Contract).where(Contract.status == "active")):
+        if k.customer_id not in ratings:
+            ratings[k.customer_id] = get_rating(session, k.customer_id, on)
+        r = ratings[k.customer_id]
+        if r is None:
+            continue
+        rule = rule_for(r.grade, table)
+        if rule is None:
+            continue
+        gap = review_contract(
+            ContractTerms(k.id, k.customer_id, k.payment_terms_days, tuple(k.clauses or ())),
+            r.grade,
+            rule,
+        )
+        if gap is not None:
+            out.append(
+                {
+                    "contract_id": k.id,
+                    "contract": k.external_id,
+                    "customer_id": k.customer_id,
+                    "grade": r.grade,
+                    "problems": gap.problems,
+                }
+            )
+    return out
+
+
+def run_control(
+    engine: Engine,
+    on: date,
+    progress: Callable[[int, int, str], None] | None = None,
+    actor: str = "control",
+) -> dict[str, Any]:
+    """Apply every control policy to the whole portfolio (the batch step)."""
+
+    def tick(done: int, total: int, msg: str) -> None:
+        if progress is not None:
+            progress(done, total, msg)
+
+    summary: dict[str, Any] = {"as_of": on}
+    with Session(engine, expire_on_commit=False) as s, s.begin():
+        cfg = load_config(s)
+        tick(0, 5, "reservations")
+        summary["reservations"] = close_reservations(s, on)
+        tick(1, 5, "policy limits")
+        summary["policy_limits"] = apply_policy_limits(s, on, cfg, actor)
+        tick(2, 5, "insurer deadlines")
+        summary["insurer_tasks"] = insurer_deadline_tasks(s, on, cfg, actor)
+        tick(3, 5, "concentration")
+        rows = portfolio_rows(s, on, cfg)
+        store_snapshot(s, on, cfg, rows)
+        rep = concentration_report(s, on, cfg, rows)
+        summary["concentration_breaches"] = len(rep["breaches"])
+        summary["breach_tasks"] = sum(record_breach(s, b, on, actor) for b in rep["breaches"])
+        summary["hhi_customer"] = round(rep["dimensions"]["customer"].hhi, 6)
+        tick(4, 5, "contract review")
+        gaps = contract_review(s, on)
+        summary["contracts_looser_than_policy"] = len(gaps)
+        new_tasks = 0
+        for g in gaps:
+            a = add_action(
+                s,
+                customer_id=g["customer_id"],
+                kind="renegotiate_terms",
+                title=f"Contract {g['contract']} is looser than the policy for grade {g['grade']}",
+                title_zh=f"合同 {g['contract']} 的条款宽于评级 {g['grade']} 的政策",
+                created_by=actor,
+                origin="policy",
+                cause_type="contract",
+                cause_id=str(g["contract_id"]),
+                due_date=on + timedelta(days=30),
+                details={"problems": g["problems"]},
+                dedup_key=f"terms:{g['contract_id']}:{g['grade']}",
+            )
+            new_tasks += a is not None
+        summary["terms_tasks"] = new_tasks
+        tick(5, 5, "done")
+    return summary
