@@ -1,5 +1,5 @@
 from datetime import date
-from decimal import Decimal as D
+from decimal import Decimal
 
 import pytest
 
@@ -13,6 +13,8 @@ from riskdesk.control.exposure import (
     compute_exposure,
 )
 from riskdesk.domain.money import FxTable, MissingRate
+
+D = Decimal
 
 ON = date(2026, 6, 30)
 

@@ -1,5 +1,5 @@
 from datetime import date
-from decimal import Decimal as D
+from decimal import Decimal
 
 import pytest
 
@@ -14,6 +14,8 @@ from riskdesk.control.ladder import (
     check_order,
 )
 from riskdesk.domain.money import FxTable
+
+D = Decimal
 
 ON = date(2026, 6, 30)
 CFG = LadderConfig()

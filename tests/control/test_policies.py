@@ -1,5 +1,5 @@
 from datetime import date
-from decimal import Decimal as D
+from decimal import Decimal
 
 import pytest
 
@@ -8,6 +8,8 @@ from riskdesk.control.avoidance import DEFAULT_POLICY, ContractTerms, review_con
 from riskdesk.control.config import ApprovalConfig, ControlConfig, LimitPolicy
 from riskdesk.control.insurance import InsuredBuyer, OverdueInvoice, PolicyTerms, insurer_tasks
 from riskdesk.control.limits import ApprovalRefused, check_approval, policy_limit
+
+D = Decimal
 
 
 def test_policy_limit_takes_the_tightest_of_size_loss_appetite_and_cap() -> None:

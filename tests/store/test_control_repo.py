@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from datetime import date, timedelta
-from decimal import Decimal as D
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -27,6 +27,8 @@ from riskdesk.store.models import (
     Reservation,
 )
 from riskdesk.store.users import add_user
+
+D = Decimal
 
 TODAY = date.today()
 
