@@ -222,16 +222,13 @@ class Importer:
                     continue
                 hit = resolved[c.name].get(code)
                 if hit is None:
-                    if kind.name == "customers" and code in self.seen:
+                    if kind.name == "customers":
+                        # may be defined anywhere in this file: checked in finish()
                         self.deferred_parents.append((v["external_id"], code, line))
                         hits[c.name] = None
                         continue
                     what = _SINGULAR.get(c.ref or "", c.ref or "")
-                    where = (
-                        "neither in the database nor in this file"
-                        if kind.name == "customers"
-                        else f"not in the database (import the {c.ref} first)"
-                    )
+                    where = f"not in the database (import the {c.ref} first)"
                     self.error(RowError(line, c.name, code, f"unknown {what} {code!r}: {where}"))
                     bad = True
                     continue
@@ -397,14 +394,20 @@ class Importer:
 
     def finish(self) -> ImportResult:
         """Deferred parent links and payment totals; call once after the last chunk."""
+        for _, parent, line in self.deferred_parents:
+            if parent not in self.seen:
+                self.error(
+                    RowError(
+                        line,
+                        "parent_id",
+                        parent,
+                        f"unknown customer {parent!r}: neither in the database nor in this file",
+                    )
+                )
         if self.writing and self.deferred_parents:
             t = self.table
-            ids = {
-                code: r.id
-                for code, r in self._lookup(
-                    "customers", {p for _, p, _ in self.deferred_parents}
-                ).items()
-            }
+            wanted = {p for _, p, _ in self.deferred_parents}
+            ids = {code: r.id for code, r in self._lookup("customers", wanted).items()}
             self.conn.execute(
                 update(t)
                 .where(t.c.external_id == bindparam("_child"))
