@@ -95,3 +95,23 @@ def run(engine: Engine, as_of: date, progress: Any = None) -> dict[str, Any]:
         "from_model": from_model,
         "as_of": pd.Timestamp(as_of).date().isoformat(),
     }
+
+
+def base_for(engine: Engine, customer_id: int, as_of: date) -> repo.BaseGrade | None:
+    """The base grade of one customer: the quantitative assessment, else the expert scorecard."""
+    with session_scope(engine) as s:
+        q = repo.quantitative_base(s, customer_id)
+    if q is not None:
+        return q
+    card = default_scorecard()
+    scored = score_portfolio(load_frames(engine), as_of, card, customer_ids=[customer_id])
+    if customer_id not in scored.index:
+        return None
+    row = scored.loc[customer_id]
+    return repo.BaseGrade(
+        "expert_scorecard",
+        int(row["grade"]),
+        round(float(row["pd"]), 6),
+        card.model_version,
+        {"score": round(float(row["score"]), 2), "reasons": card.reasons(row)},
+    )
