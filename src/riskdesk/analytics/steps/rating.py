@@ -107,11 +107,12 @@ def base_for(engine: Engine, customer_id: int, as_of: date) -> repo.BaseGrade | 
     scored = score_portfolio(load_frames(engine), as_of, card, customer_ids=[customer_id])
     if customer_id not in scored.index:
         return None
-    row = scored.loc[customer_id]
+    row: pd.Series = scored.loc[customer_id]  # type: ignore[assignment]
+    vals: dict[str, Any] = row.to_dict()
     return repo.BaseGrade(
         "expert_scorecard",
-        int(row["grade"]),
-        round(float(row["pd"]), 6),
+        int(vals["grade"]),
+        round(float(vals["pd"]), 6),
         card.model_version,
-        {"score": round(float(row["score"]), 2), "reasons": card.reasons(row)},
+        {"score": round(float(vals["score"]), 2), "reasons": card.reasons(row)},
     )
