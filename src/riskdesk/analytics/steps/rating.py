@@ -108,7 +108,7 @@ def base_for(engine: Engine, customer_id: int, as_of: date) -> repo.BaseGrade | 
     if customer_id not in scored.index:
         return None
     row: pd.Series = scored.loc[customer_id]  # type: ignore[assignment]
-    vals: dict[str, Any] = row.to_dict()
+    vals = {str(k): v for k, v in row.items()}
     return repo.BaseGrade(
         "expert_scorecard",
         int(vals["grade"]),
