@@ -44,6 +44,7 @@ from riskdesk.store.models import (
 from riskdesk.store.types import utcnow
 
 CHUNK = 900
+POINTS_TITLE = {"en": "Several warning signs add up", "zh": "多个预警信号叠加"}
 CLOCK_KEY = "monitor.clock"
 
 
@@ -584,7 +585,7 @@ class _AlertContext:
 
     def _notify(self, alert: Alert, case: Case, customer: Customer | None) -> None:
         rule = self.engine.rule(alert.rule_id)
-        title = rule.title if rule else {"en": "Several warning signs", "zh": "多个预警信号"}
+        title = rule.title if rule else POINTS_TITLE
         if rule:
             playbook = rule.playbook
         else:
@@ -627,7 +628,7 @@ def alert_dict(a: Alert, engine: Engine | None = None, lang: str = "en") -> dict
         "rule": a.rule_id,
         "title": rule.title.get(lang)
         if rule
-        else (a.rule_id if a.rule_id != POINTS_RULE else "points"),
+        else (POINTS_TITLE.get(lang, POINTS_TITLE["en"]) if a.rule_id == POINTS_RULE else a.rule_id),
         "severity": a.severity,
         "points": a.points,
         "status": a.status,
@@ -1049,6 +1050,10 @@ def add_subscription(
         if u is None:
             raise MonitorError(f"no user {user!r}")
         uid = u.id
+    if channel == "webhook" and not secret:
+        import secrets as _secrets
+
+        secret = _secrets.token_hex(32)
     sub = Subscription(
         user_id=uid,
         channel=channel,
