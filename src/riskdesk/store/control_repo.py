@@ -1317,6 +1317,45 @@ def add_collateral(
     return col
 
 
+def insurance_overview(session: Session, on: date) -> list[dict[str, Any]]:
+    """Insured buyers with their insured and uninsured exposure (in the insured currency)."""
+    cfg = load_config(session)
+    out: list[dict[str, Any]] = []
+    rows = session.execute(
+        select(InsuredLimit, InsurancePolicy, Customer)
+        .join(InsurancePolicy, InsurancePolicy.id == InsuredLimit.policy_id)
+        .join(Customer, Customer.id == InsuredLimit.customer_id)
+        .where(InsuredLimit.status == "active")
+        .order_by(Customer.external_id)
+    ).all()
+    for il, pol, c in rows:
+        try:
+            e = customer_exposure(session, c, on, il.currency, cfg)
+        except MissingRate:
+            continue
+        out.append(
+            {
+                "customer_id": c.id,
+                "customer": c.external_id,
+                "name": c.name,
+                "insurer": pol.insurer,
+                "policy_no": pol.policy_no,
+                "cover_pct": pol.cover_pct,
+                "insured_limit": il.amount,
+                "currency": il.currency,
+                "valid_until": il.valid_until,
+                "report_overdue_days": pol.report_overdue_days,
+                "gross": e.gross,
+                "insured": e.insured.amount,
+                "guaranteed": e.guaranteed.amount,
+                "uninsured": e.net,
+                "overdue": e.overdue,
+                "max_days_overdue": e.max_days_overdue,
+            }
+        )
+    return out
+
+
 def insurer_deadline_tasks(
     session: Session, on: date, cfg: ControlConfig, actor: str = "control"
 ) -> int:
