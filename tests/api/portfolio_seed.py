@@ -9,7 +9,7 @@ an open order of 600 and an invoiced order of 1000.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from functools import lru_cache
 
@@ -44,7 +44,12 @@ class Portfolio:
     ids: dict[str, int]
 
 
-def seed(url: str) -> Portfolio:
+def seed(url: str, as_of: date = AS_OF) -> Portfolio:
+    """Seed ``url``; invoice and order dates are placed relative to ``as_of``."""
+
+    def ago(days: int) -> date:
+        return as_of - timedelta(days=days)
+
     eng = make_engine(url)
     tokens: dict[str, str] = {}
     ids: dict[str, int] = {}
@@ -86,12 +91,12 @@ def seed(url: str) -> Portfolio:
             s.add(c)
             s.flush()
             ids[ext] = c.id
-        s.add(FxRate(rate_date=date(2026, 1, 1), base="EUR", quote="CNY", rate=Decimal("7.8")))
+        s.add(FxRate(rate_date=ago(365), base="EUR", quote="CNY", rate=Decimal("7.8")))
         s.add(
             Contract(
                 external_id="K001",
                 customer_id=ids["C001"],
-                start_date=date(2025, 1, 1),
+                start_date=ago(540),
                 payment_terms_days=30,
                 clauses=["retention_of_title"],
             )
@@ -101,7 +106,7 @@ def seed(url: str) -> Portfolio:
             i = Invoice(
                 external_id=ext,
                 customer_id=ids[cust],
-                issue_date=date(due.year, due.month, 1),
+                issue_date=due - timedelta(days=30),
                 due_date=due,
                 amount=Decimal(amount),
                 currency=cur,
@@ -111,17 +116,17 @@ def seed(url: str) -> Portfolio:
             s.flush()
             return i.id
 
-        inv("I1", "C001", date(2026, 7, 15), "1000.00")
-        i2 = inv("I2", "C001", date(2026, 6, 10), "500.00", status="partially_paid")
-        i3 = inv("I3", "C001", date(2026, 4, 1), "800.00")
-        inv("I4", "C001", date(2026, 2, 1), "400.00")
-        i5 = inv("I5", "C001", date(2026, 1, 10), "250.00", status="paid")
-        inv("I6", "C003", date(2026, 5, 1), "10000.00", cur="CNY")
-        inv("I7", "C002", date(2026, 6, 29), "300.00")
+        inv("I1", "C001", ago(-15), "1000.00")
+        i2 = inv("I2", "C001", ago(20), "500.00", status="partially_paid")
+        i3 = inv("I3", "C001", ago(90), "800.00")
+        inv("I4", "C001", ago(149), "400.00")
+        i5 = inv("I5", "C001", ago(171), "250.00", status="paid")
+        inv("I6", "C003", ago(60), "10000.00", cur="CNY")
+        inv("I7", "C002", ago(1), "300.00")
         p = Payment(
             external_id="P1",
             customer_id=ids["C001"],
-            payment_date=date(2026, 6, 20),
+            payment_date=ago(10),
             amount=Decimal("450.00"),
             currency="EUR",
         )
@@ -134,7 +139,7 @@ def seed(url: str) -> Portfolio:
                 external_id="CN1",
                 customer_id=ids["C001"],
                 invoice_id=i3,
-                issue_date=date(2026, 4, 15),
+                issue_date=ago(76),
                 amount=Decimal("100.00"),
                 currency="EUR",
             )
@@ -143,7 +148,7 @@ def seed(url: str) -> Portfolio:
             Order(
                 external_id="O1",
                 customer_id=ids["C001"],
-                order_date=date(2026, 6, 25),
+                order_date=ago(5),
                 amount=Decimal("600.00"),
                 currency="EUR",
                 status="open",
@@ -153,7 +158,7 @@ def seed(url: str) -> Portfolio:
             Order(
                 external_id="O2",
                 customer_id=ids["C001"],
-                order_date=date(2026, 5, 1),
+                order_date=ago(60),
                 amount=Decimal("1000.00"),
                 currency="EUR",
                 status="invoiced",

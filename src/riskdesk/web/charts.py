@@ -8,7 +8,7 @@ PLOTLY_JS_URL = "/static/plotly.min.js"
 
 _CONFIG = {"displaylogo": False, "responsive": True}
 
-FONT = '-apple-system, "Segoe UI", "PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", sans-serif'
+FONT = '-apple-system, "Segoe UI", "PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", "WenQuanYi Micro Hei", sans-serif'
 
 
 def style(fig: Any, height: int = 320) -> Any:

@@ -1,0 +1,108 @@
+"""Control API: order check, limits with maker-checker, holds, tasks (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi.testclient import TestClient
+
+API = "/api/v1"
+
+
+def _check(client: TestClient, who: dict[str, str], cid: int, amount: str, **kw: str):  # type: ignore[no-untyped-def]
+    body = {"customer_id": cid, "amount": amount, "currency": "EUR", **kw}
+    return client.post(f"{API}/orders/check", json=body, headers=who)
+
+
+def test_order_check_over_http_reports_every_reason(
+    client: TestClient,
+    portfolio,
+    as_user: Callable[[str], dict[str, str]],
+    as_of,  # type: ignore[no-untyped-def]
+) -> None:
+    cid = portfolio.ids["C001"]
+    r = _check(client, as_user("alice"), cid, "100.00", as_of=as_of.isoformat())
+    assert r.status_code == 200, r.text
+    out = r.json()
+    codes = {x["code"] for x in out["reasons"]}
+    assert {"no_limit", "unrated", "overdue_days_stop"} <= codes
+    assert out["decision"] == "stop"
+    assert out["amount"] == "100.00"  # money stays an exact decimal string
+    assert all(set(x["message"]) == {"en", "zh"} for x in out["reasons"])
+    # someone else's customer is invisible to a sales user; auditors cannot check
+    assert _check(client, as_user("bob"), cid, "1").status_code == 404
+    assert _check(client, as_user("audrey"), cid, "1").status_code == 403
+    bad = _check(client, as_user("alice"), cid, "12,5x")
+    assert bad.status_code == 422 and bad.headers["content-type"].startswith(
+        "application/problem+json"
+    )
+
+
+def test_limit_hold_release_and_seller_notification(
+    client: TestClient,
+    portfolio,
+    as_user: Callable[[str], dict[str, str]],  # type: ignore[no-untyped-def]
+) -> None:
+    cid = portfolio.ids["C002"]  # bob's customer, nothing overdue
+    rita, bob = as_user("rita"), as_user("bob")
+    r = client.put(
+        f"{API}/customers/{cid}/limit",
+        json={"amount": "1000", "currency": "EUR", "reason": "initial"},
+        headers=rita,
+    )
+    assert r.status_code == 200, r.text
+    assert (
+        client.put(
+            f"{API}/customers/{cid}/limit",
+            json={"amount": "9", "currency": "EUR", "reason": "x"},
+            headers=bob,
+        ).status_code
+        == 403
+    )
+    exp = client.get(f"{API}/customers/{cid}/exposure", headers=bob).json()
+    assert exp["limit"]["amount"] == "1000.00"
+    held = _check(client, bob, cid, "5000", order_ref="SO-9").json()
+    assert held["decision"] in ("hold", "stop")
+    if held["decision"] == "stop":  # far over the limit: use a smaller order to get a hold
+        held = _check(client, bob, cid, "1200", order_ref="SO-9").json()
+    assert held["decision"] == "hold", held
+    queue = client.get(f"{API}/holds", headers=rita).json()["holds"]
+    assert [h["id"] for h in queue] == [held["check_id"]]
+    no_reason = client.post(
+        f"{API}/holds/{held['check_id']}/release", json={"reason": ""}, headers=rita
+    )
+    assert no_reason.status_code == 422
+    assert (
+        client.post(
+            f"{API}/holds/{held['check_id']}/release", json={"reason": "ok"}, headers=bob
+        ).status_code
+        == 403
+    )
+    ok = client.post(
+        f"{API}/holds/{held['check_id']}/release", json={"reason": "prepaid 50 %"}, headers=rita
+    )
+    assert ok.status_code == 200 and ok.json()["status"] == "released"
+    tasks = client.get(f"{API}/tasks", headers=bob).json()["tasks"]
+    assert any(t["kind"] == "notify" and "SO-9" in t["title"] for t in tasks)
+
+
+def test_limit_request_maker_checker_over_http(
+    client: TestClient,
+    portfolio,
+    as_user: Callable[[str], dict[str, str]],  # type: ignore[no-untyped-def]
+) -> None:
+    cid = portfolio.ids["C002"]
+    rita, root = as_user("rita"), as_user("root")
+    r = client.post(
+        f"{API}/limit-requests",
+        headers=rita,
+        json={"customer_id": cid, "amount": "50000", "currency": "EUR", "reason": "new contract"},
+    )
+    assert r.status_code == 201, r.text
+    rid = r.json()["id"]
+    own = client.post(f"{API}/limit-requests/{rid}/approve", json={"reason": "me"}, headers=rita)
+    assert own.status_code == 403 and "own request" in own.json()["detail"]
+    ok = client.post(f"{API}/limit-requests/{rid}/approve", json={"reason": "fine"}, headers=root)
+    assert ok.status_code == 200 and ok.json()["status"] == "approved"
+    lim = client.get(f"{API}/customers/{cid}/limits", headers=rita).json()
+    assert lim["current"]["amount"] == "50000.00" and lim["current"]["source"] == "request"
