@@ -59,6 +59,9 @@ def demo(
     no_serve: Annotated[
         bool, typer.Option("--no-serve", help="Build the demo and exit; do not serve the web app.")
     ] = False,
+    no_cycle: Annotated[
+        bool, typer.Option("--no-cycle", help="Only build the data; skip the batch steps.")
+    ] = False,
     host: Annotated[str, typer.Option("--host", help="Web server address.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Web server port.")] = 8000,
     password: Annotated[
@@ -133,7 +136,7 @@ def demo(
         step_out: dict[str, Any] = {}
         failed: list[str] = []
         t0 = time.perf_counter()
-        for step in steps():
+        for step in [] if no_cycle else steps():
             task = bar.add_task(f"step {step.name}", total=None)
 
             def report(done: int, total: int, message: str = "", _t: Any = task) -> None:

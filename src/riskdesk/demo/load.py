@@ -12,7 +12,7 @@ from riskdesk.demo.generator import LOAD_ORDER, Portfolio
 from riskdesk.store.audit import record
 from riskdesk.store.bulk import bulk_load
 from riskdesk.store.db import session_scope
-from riskdesk.store.models import Customer
+from riskdesk.store.models import Customer, User
 from riskdesk.store.users import add_user, get_user
 
 DEMO_USER = "demo"
@@ -110,12 +110,27 @@ def ensure_demo_users(
     """The ``demo`` admin and one ``sales`` user per owner; existing users are left alone."""
     created: list[str] = []
     existing: list[str] = []
+    shared_hash: str | None = None  # one argon2 hash for the shared demo password
     with session_scope(engine) as s:
         for name, role in [(DEMO_USER, "admin"), *((o, "sales") for o in owners)]:
             if get_user(s, name) is not None:
                 existing.append(name)
                 continue
-            add_user(s, name, role, password, full_name=name, actor=ACTOR)
+            if shared_hash is None:
+                user, _ = add_user(s, name, role, password, full_name=name, actor=ACTOR)
+                shared_hash = user.password_hash
+            else:
+                user = User(username=name, role=role, full_name=name, password_hash=shared_hash)
+                s.add(user)
+                s.flush()
+                record(
+                    s,
+                    actor=ACTOR,
+                    action="user.add",
+                    entity="user",
+                    entity_id=user.id,
+                    after={"username": name, "role": role},
+                )
             created.append(name)
     return {
         "username": DEMO_USER,
