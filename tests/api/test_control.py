@@ -42,8 +42,9 @@ def test_limit_hold_release_and_seller_notification(
     client: TestClient,
     portfolio,
     as_user: Callable[[str], dict[str, str]],  # type: ignore[no-untyped-def]
+    as_of,  # type: ignore[no-untyped-def]
 ) -> None:
-    cid = portfolio.ids["C002"]  # bob's customer, nothing overdue
+    cid = portfolio.ids["C002"]  # bob's customer: 300 due one day before as_of
     rita, bob = as_user("rita"), as_user("bob")
     r = client.put(
         f"{API}/customers/{cid}/limit",
@@ -61,11 +62,13 @@ def test_limit_hold_release_and_seller_notification(
     )
     exp = client.get(f"{API}/customers/{cid}/exposure", headers=bob).json()
     assert exp["limit"]["amount"] == "1000.00"
-    held = _check(client, bob, cid, "5000", order_ref="SO-9").json()
-    assert held["decision"] in ("hold", "stop")
-    if held["decision"] == "stop":  # far over the limit: use a smaller order to get a hold
-        held = _check(client, bob, cid, "1200", order_ref="SO-9").json()
+    day = as_of.isoformat()
+    stop = _check(client, bob, cid, "5000", order_ref="SO-8", as_of=day).json()
+    assert stop["decision"] == "stop"
+    assert "far_over_limit" in {x["code"] for x in stop["reasons"]}
+    held = _check(client, bob, cid, "1200", order_ref="SO-9", as_of=day).json()
     assert held["decision"] == "hold", held
+    assert {"over_limit", "unrated", "overdue_amount"} <= {x["code"] for x in held["reasons"]}
     queue = client.get(f"{API}/holds", headers=rita).json()["holds"]
     assert [h["id"] for h in queue] == [held["check_id"]]
     no_reason = client.post(

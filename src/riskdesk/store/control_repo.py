@@ -883,8 +883,8 @@ def run_order_check(
                     amount_limit_ccy=amount_lc,
                     limit_currency=lim_ccy,
                     decision=result.decision,
-                    reasons=_json(out["reasons"]),
-                    figures=_json({k: v for k, v in figures.items() if k != "exposure"}),
+                    reasons=jsonable(out["reasons"]),
+                    figures=jsonable({k: v for k, v in figures.items() if k != "exposure"}),
                     status=_STATUS[result.decision],
                     checked_by=checked_by,
                 )
@@ -918,15 +918,16 @@ def _reserve(
     return res
 
 
-def _json(v: Any) -> Any:
+def jsonable(v: Any) -> Any:
+    """Decimals as exact strings, dates as ISO strings (money never becomes a float)."""
     if isinstance(v, Decimal):
         return str(v)
     if isinstance(v, date | datetime):
         return v.isoformat()
     if isinstance(v, dict):
-        return {str(k): _json(x) for k, x in v.items()}
+        return {str(k): jsonable(x) for k, x in v.items()}
     if isinstance(v, list | tuple):
-        return [_json(x) for x in v]
+        return [jsonable(x) for x in v]
     return v
 
 
@@ -1115,7 +1116,7 @@ def add_action(
         origin=origin,
         cause_type=cause_type,
         cause_id=cause_id,
-        details=_json(details) if details else None,
+        details=jsonable(details) if details else None,
         dedup_key=dedup_key,
     )
     session.add(a)
