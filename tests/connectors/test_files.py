@@ -154,3 +154,18 @@ def test_booleans_accept_chinese_and_english(text: str, value: bool) -> None:
     layout, _ = resolve_header(KINDS["invoices"], ["disputed"], 1)
     values, errors = parse_row(layout, [text], 2)
     assert errors == [] and values == {"disputed": value}
+
+
+def test_utf16_tab_separated_excel_unicode_text_is_read(tmp_path: Path) -> None:
+    p = tmp_path / "c.txt"
+    p.write_bytes("external_id\tname\nC1\tÄcme 华东\n".encode("utf-16"))
+    rows, errors = _rows(p)
+    assert errors == [] and rows == [(2, {"external_id": "C1", "name": "Äcme 华东"})]
+
+
+def test_the_format_doc_lists_every_column_with_its_chinese_names() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "data-formats.md").read_text()
+    for kind in KINDS.values():
+        assert f"### `{kind.name}`" in doc
+        for col in kind.columns:
+            assert f"| `{col.name}` | {' / '.join(col.aliases) or '—'} |" in doc, col.name

@@ -15,7 +15,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -127,17 +127,10 @@ class CellError(ValueError):
 def _decimal(text: str, places: int, limit: Decimal) -> Decimal:
     if not _DEC.fullmatch(text):
         raise CellError("not a decimal number (write 1234.56: dot as decimal mark, no grouping)")
-    try:
-        value = Decimal(text)
-    except InvalidOperation as exc:  # pragma: no cover - the regex guards this
-        raise CellError("not a decimal number") from exc
-    exponent = value.as_tuple().exponent
-    if (
-        isinstance(exponent, int)
-        and -exponent > places
-        and value != value.quantize(Decimal(1).scaleb(-places))
-    ):
+    dot = text.find(".")
+    if dot >= 0 and len(text) - dot - 1 > places and text[dot + 1 + places :].strip("0"):
         raise CellError(f"more than {places} decimal places")
+    value = Decimal(text)
     if abs(value) >= limit:
         raise CellError("number too large")
     return value
@@ -145,6 +138,11 @@ def _decimal(text: str, places: int, limit: Decimal) -> Decimal:
 
 def parse_date(text: str) -> date:
     """``YYYY-MM-DD`` or ``YYYY/MM/DD``."""
+    if len(text) == 10 and text[4] == "-" and text[7] == "-" and text[:4].isdigit():
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            pass
     m = _DATE.fullmatch(text)
     if not m:
         raise CellError("not a date (use YYYY-MM-DD)")
