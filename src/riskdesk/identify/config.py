@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from riskdesk.domain.events import Severity
 
 SETTINGS_KEY = "identify.config"
 
@@ -18,7 +20,25 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+BUCKETS = ("1_30", "31_60", "61_90", "90_plus")
+
+
 class CreditConfig(_Section):
+    overdue_severity: dict[str, str] = Field(
+        default_factory=lambda: {
+            "1_30": "low",
+            "31_60": "low",
+            "61_90": "low",
+            "90_plus": "high",
+        },
+        description="Severity of one overdue invoice by ageing bucket.",
+    )
+    escalate_count: int = Field(
+        2,
+        ge=1,
+        description="When this many invoices of a customer are 31+ days overdue at once, each "
+        "of them is raised one severity level (a pattern, not a one-off).",
+    )
     min_overdue_amount: float = Field(
         50.0, ge=0, description="Ignore overdue balances below this (customer currency)."
     )
@@ -29,32 +49,52 @@ class CreditConfig(_Section):
     history_days: int = Field(365, ge=30, description="History window before the recent one.")
     min_invoices: int = Field(3, ge=1, description="Invoices needed in each window.")
     worsening_days: float = Field(
-        10.0, gt=0, description="Increase of mean days beyond terms that counts as worsening."
+        15.0, gt=0, description="Increase of mean days beyond terms that counts as worsening."
     )
     worsening_min_days: float = Field(
-        10.0, ge=0, description="Recent mean days beyond terms must also reach this."
+        20.0, ge=0, description="Recent mean days beyond terms must also reach this."
     )
-    worsening_high_days: float = Field(30.0, gt=0, description="Increase that makes it high.")
+    worsening_medium_days: float = Field(
+        30.0, gt=0, description="Increase that makes it medium (below: low)."
+    )
     default_min_amount: float = Field(
         1000.0, ge=0, description="90+ days overdue balance that counts as a default."
     )
 
+    @field_validator("overdue_severity")
+    @classmethod
+    def _buckets(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = set(v) - set(BUCKETS)
+        if unknown:
+            raise ValueError(f"unknown ageing bucket(s) {sorted(unknown)}; use {list(BUCKETS)}")
+        defaults = {"1_30": "low", "31_60": "low", "61_90": "low", "90_plus": "high"}
+        return {b: Severity.parse(v.get(b, defaults[b])).value for b in BUCKETS}
+
 
 class ContractConfig(_Section):
     terms_window_days: int = Field(180, ge=1)
-    terms_grace_days: int = Field(15, ge=0, description="Days late that break the terms.")
+    terms_grace_days: int = Field(30, ge=0, description="Days late that break the terms.")
     terms_min_count: int = Field(3, ge=1, description="Broken invoices that make it repeated.")
-    min_volume_high_shortfall: float = Field(0.5, gt=0, le=1)
+    min_volume_medium_shortfall: float = Field(
+        0.75, gt=0, le=1, description="Shortfall (share of the minimum) that makes it medium."
+    )
     disputes_min_count: int = Field(2, ge=1)
     expiring_days: int = Field(60, ge=0, description="Warn this many days before the end.")
     expired_grace_days: int = Field(30, ge=0, description="Keep warning after the end.")
 
 
 class DemandConfig(_Section):
-    window_days: int = Field(91, ge=7, description="Recent window compared to last year.")
+    window_days: int = Field(182, ge=7, description="Recent window compared to last year.")
     drop_ratio: float = Field(0.5, gt=0, lt=1, description="Fall that counts as a drop.")
-    drop_high_ratio: float = Field(0.8, gt=0, le=1)
-    min_baseline_orders: int = Field(3, ge=1, description="Orders last year in the window.")
+    drop_medium_ratio: float = Field(0.9, gt=0, le=1, description="Fall that makes it medium.")
+    min_baseline_orders: int = Field(6, ge=1, description="Orders last year in the window.")
+    significance: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="A drop (or spike) in the number of orders must be this unlikely under "
+        "the customer's own rate (Poisson), so ordinary lumpiness does not alarm.",
+    )
     silent_factor: float = Field(3.0, gt=1, description="Silence of this many usual intervals.")
     silent_min_days: int = Field(45, ge=1)
     silent_min_orders: int = Field(4, ge=2)
@@ -66,14 +106,18 @@ class DemandConfig(_Section):
 
 class MarketConfig(_Section):
     lookback_days: int = Field(182, ge=28, description="Compare with the value this long ago.")
-    drop_ratio: float = Field(0.10, gt=0, lt=1, description="Fall that counts as a drop.")
-    high_ratio: float = Field(0.20, gt=0, lt=1)
+    drop_ratio: float = Field(0.10, gt=0, lt=1, description="Fall that counts as a drop (low).")
+    medium_ratio: float = Field(0.20, gt=0, lt=1, description="Fall that makes it medium.")
+    high_ratio: float = Field(0.35, gt=0, lt=1, description="Fall that makes it high.")
     stale_days: int = Field(120, ge=1, description="Ignore index values older than this.")
 
 
 class ExternalConfig(_Section):
     bureau_lookback_days: int = Field(365, ge=30)
-    bureau_drop_ratio: float = Field(0.15, gt=0, lt=1, description="Fall from the recent best.")
+    bureau_drop_ratio: float = Field(
+        0.15, gt=0, lt=1, description="Fall of the latest score from the mean of the year before."
+    )
+    bureau_min_scores: int = Field(2, ge=1, description="Earlier scores needed for the mean.")
     bureau_high_ratio: float = Field(0.30, gt=0, lt=1)
     legal_days: int = Field(180, ge=1, description="A legal event counts this long.")
 

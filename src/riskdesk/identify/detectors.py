@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import poisson
 
 from riskdesk.analytics.frames import Frames
-from riskdesk.domain.events import RiskEvent, Severity
+from riskdesk.domain.events import SEVERITY_RANK, RiskEvent, Severity
 from riskdesk.identify.config import IdentifyConfig
 from riskdesk.identify.fx import convert, rates_both_ways
 
@@ -33,6 +34,7 @@ EVENT_COLUMNS = [
 ]
 
 DAY = pd.Timedelta(days=1)
+_BY_RANK = ["", "low", "medium", "high", "critical"]
 
 
 def empty_events() -> pd.DataFrame:
@@ -99,7 +101,7 @@ class Context:
             return [{} for _ in range(len(df))]
         out = df[list(cols.values())].rename(columns={v: k for k, v in cols.items()})
         records = out.to_dict("records")
-        return [{k: _jsonable(v) for k, v in r.items()} for r in records]
+        return [{str(k): _jsonable(v) for k, v in r.items()} for r in records]
 
     def events(
         self,
@@ -199,9 +201,9 @@ class Context:
 # --- credit ------------------------------------------------------------------------------
 
 _BUCKETS = (
-    (30, "credit.overdue_1_30", "low", 1),
-    (60, "credit.overdue_31_60", "medium", 31),
-    (90, "credit.overdue_61_90", "high", 61),
+    (30, "credit.overdue_1_30", "1_30", 1),
+    (60, "credit.overdue_31_60", "31_60", 31),
+    (90, "credit.overdue_61_90", "61_90", 61),
 )
 
 
@@ -215,7 +217,18 @@ def _overdue(ctx: Context, cfg: IdentifyConfig) -> pd.DataFrame:
     d = o["days_overdue"].to_numpy()
     conds = [d <= b[0] for b in _BUCKETS]
     code = np.select(conds, [b[1] for b in _BUCKETS], "credit.overdue_90_plus")
-    sev = np.select(conds, [b[2] for b in _BUCKETS], "high")
+    sevs = cfg.credit.overdue_severity
+    sev = np.select(conds, [sevs[b[2]] for b in _BUCKETS], sevs["90_plus"])
+    serious = o["days_overdue"] > 30
+    n_serious = serious.groupby(o["customer_id"]).transform("sum")
+    up = (serious & (n_serious >= cfg.credit.escalate_count)).to_numpy()
+    ranks = (
+        np.array([SEVERITY_RANK[x] for x in sev], dtype="int64")
+        if len(sev)
+        else np.array([], "int64")
+    )
+    ranks = np.where(up, np.minimum(ranks + 1, SEVERITY_RANK["high"]), ranks)
+    sev = np.array(_BY_RANK, dtype=object)[ranks]
     start = np.select(conds, [b[3] for b in _BUCKETS], 91)
     first = o["due_date"] + pd.to_timedelta(start, unit="D")
     ev = ctx.evidence(
@@ -289,7 +302,7 @@ def _worsening(ctx: Context, cfg: IdentifyConfig) -> pd.DataFrame:
         & (m["delta"] >= c.worsening_days)
         & (m["mean_recent"] >= c.worsening_min_days)
     ].reset_index()
-    sev = np.where(m["delta"] >= c.worsening_high_days, "high", "medium")
+    sev = np.where(m["delta"] >= c.worsening_medium_days, "medium", "low")
     ids = (
         recent[recent["customer_id"].isin(m["customer_id"])]
         .groupby("customer_id")["invoice_id"]
@@ -468,7 +481,7 @@ def _min_volume(ctx: Context, cfg: IdentifyConfig) -> pd.DataFrame:
         return empty_events()
     m = pd.concat(parts, ignore_index=True)
     m["shortfall"] = 1.0 - m["ordered"] / m["min_volume_amount"]
-    sev = np.where(m["shortfall"] >= cfg.contract.min_volume_high_shortfall, "high", "medium")
+    sev = np.where(m["shortfall"] >= cfg.contract.min_volume_medium_shortfall, "medium", "low")
     ev = ctx.evidence(
         m,
         {
@@ -550,8 +563,10 @@ def _volume_drop(ctx: Context, cfg: IdentifyConfig) -> pd.DataFrame:
     m = b.join(cur, lsuffix="_base", rsuffix="_cur", how="left").fillna(0.0)
     m = m[(m["count_base"] >= d.min_baseline_orders) & (m["sum_base"] > 0)]
     m["ratio"] = m["sum_cur"] / m["sum_base"]
-    m = m[m["ratio"] < 1.0 - d.drop_ratio].reset_index()
-    sev = np.where(m["ratio"] <= 1.0 - d.drop_high_ratio, "high", "medium")
+    # as few orders as now, if the customer still ordered at last year's rate
+    m["p_value"] = poisson.cdf(m["count_cur"], m["count_base"])
+    m = m[(m["ratio"] < 1.0 - d.drop_ratio) & (m["p_value"] <= d.significance)].reset_index()
+    sev = np.where(m["ratio"] <= 1.0 - d.drop_medium_ratio, "medium", "low")
     m["currency"] = m["customer_id"].map(ctx.customer_ccy)
     m["window_start"] = ctx.ts - w + DAY
     m["baseline_start"] = lo + DAY
@@ -564,6 +579,7 @@ def _volume_drop(ctx: Context, cfg: IdentifyConfig) -> pd.DataFrame:
             "baseline_amount": "sum_base",
             "baseline_orders": "count_base",
             "ratio": "ratio",
+            "p_value": "p_value",
             "currency": "currency",
             "window_start": "window_start",
             "baseline_start": "baseline_start",
@@ -603,7 +619,7 @@ def _silent(ctx: Context, cfg: IdentifyConfig) -> pd.DataFrame:
             "orders": "orders",
         },
     )
-    return ctx.events(g, "demand", "demand.silent", "medium", first, "customer", ev)
+    return ctx.events(g, "demand", "demand.silent", "low", first, "customer", ev)
 
 
 def _spike(ctx: Context, cfg: IdentifyConfig) -> pd.DataFrame:
@@ -614,11 +630,19 @@ def _spike(ctx: Context, cfg: IdentifyConfig) -> pd.DataFrame:
     hist = o[
         (o["order_date"] <= cut) & (o["order_date"] > cut - pd.Timedelta(days=d.spike_history_days))
     ]
-    r = recent.groupby("customer_id").agg(recent=("amount_cc", "sum"), orders=("order_id", list))
+    r = recent.groupby("customer_id").agg(
+        recent=("amount_cc", "sum"), n=("order_id", "count"), orders=("order_id", list)
+    )
     h = hist.groupby("customer_id")["amount_cc"].agg(["sum", "count"])
     m = r.join(h, how="inner")
     m["usual"] = m["sum"] * d.spike_days / d.spike_history_days
-    m = m[(m["count"] >= d.spike_min_orders) & (m["recent"] > d.spike_factor * m["usual"])]
+    # as many orders as now, if the customer ordered at its usual rate
+    m["p_value"] = poisson.sf(m["n"] - 1, m["count"] * d.spike_days / d.spike_history_days)
+    m = m[
+        (m["count"] >= d.spike_min_orders)
+        & (m["recent"] > d.spike_factor * m["usual"])
+        & (m["p_value"] <= d.significance)
+    ]
     m = m.reset_index()
     m["factor"] = m["recent"] / m["usual"]
     m["currency"] = m["customer_id"].map(ctx.customer_ccy)
@@ -633,7 +657,7 @@ def _spike(ctx: Context, cfg: IdentifyConfig) -> pd.DataFrame:
         },
     )
     first = np.full(len(m), ctx.ts.to_datetime64())
-    return ctx.events(m, "demand", "demand.spike", "medium", first, "customer", ev)
+    return ctx.events(m, "demand", "demand.spike", "low", first, "customer", ev)
 
 
 def detect_demand_changes(
@@ -683,7 +707,9 @@ def _market(ctx: Context, cfg: IdentifyConfig) -> pd.DataFrame:
         return empty_events()
     e["exposure"] = e["customer_id"].map(exposure)
     e["currency"] = e["customer_id"].map(ctx.customer_ccy)
-    sev = np.where(e["change"] <= -mc.high_ratio, "high", "medium")
+    sev = np.select(
+        [e["change"] <= -mc.high_ratio, e["change"] <= -mc.medium_ratio], ["high", "medium"], "low"
+    )
     ev = ctx.evidence(
         e,
         {
@@ -739,12 +765,14 @@ def _bureau(ctx: Context, cfg: IdentifyConfig) -> pd.DataFrame:
         latest=("value", "last"),
         latest_id=("signal_id", "last"),
         latest_date=("signal_date", "last"),
-        best=("value", "max"),
+        total=("value", "sum"),
+        n=("value", "count"),
     )
-    best_id = s.loc[s.groupby("customer_id")["value"].idxmax(), ["customer_id", "signal_id"]]
-    g["best_id"] = best_id.set_index("customer_id")["signal_id"]
-    g = g[g["best"] > 0]
-    g["drop"] = 1.0 - g["latest"] / g["best"]
+    g["n"] = g["n"] - 1
+    g = g[g["n"] >= x.bureau_min_scores]
+    g["reference"] = (g["total"] - g["latest"]) / g["n"]
+    g = g[g["reference"] > 0]
+    g["drop"] = 1.0 - g["latest"] / g["reference"]
     g = g[g["drop"] >= x.bureau_drop_ratio].reset_index()
     sev = np.where(g["drop"] >= x.bureau_high_ratio, "high", "medium")
     ev = ctx.evidence(
@@ -753,8 +781,8 @@ def _bureau(ctx: Context, cfg: IdentifyConfig) -> pd.DataFrame:
             "signal_id": "latest_id",
             "score": "latest",
             "score_date": "latest_date",
-            "best_signal_id": "best_id",
-            "best_score": "best",
+            "reference_score": "reference",
+            "reference_scores": "n",
             "drop": "drop",
         },
     )
@@ -835,15 +863,17 @@ def detect_all(
 
 def to_events(df: pd.DataFrame) -> list[RiskEvent]:
     """The rows of an events frame as :class:`RiskEvent` objects."""
-    return [
-        RiskEvent(
-            customer_id=int(r.customer_id),
-            source=str(r.source),
-            manifestation=str(r.manifestation),
-            severity=Severity(r.severity),
-            first_seen=pd.Timestamp(r.first_seen).date(),
-            subject=str(r.subject),
-            evidence=dict(r.evidence or {}),
+    out: list[RiskEvent] = []
+    for r in df.to_dict("records"):
+        out.append(
+            RiskEvent(
+                customer_id=int(r["customer_id"]),
+                source=str(r["source"]),
+                manifestation=str(r["manifestation"]),
+                severity=Severity(str(r["severity"])),
+                first_seen=pd.Timestamp(r["first_seen"]).date(),
+                subject=str(r["subject"]),
+                evidence=dict(r["evidence"] or {}),
+            )
         )
-        for r in df.itertuples(index=False)
-    ]
+    return out
