@@ -112,3 +112,29 @@ def test_portfolio_scoring_from_the_database_ranks_a_late_payer_worse(sqlite_url
     assert out.loc[ids[1], "overdue_share"] == pytest.approx(1.0)
     assert out.loc[ids[0], "score"] > out.loc[ids[1], "score"]
     assert out.loc[ids[0], "grade"] < out.loc[ids[1], "grade"]
+
+
+def test_fallback_indicators_agree_on_overdue_days(sqlite_url: str) -> None:
+    """Without the feature module the scorecard computes its basic indicators itself."""
+    on = date(2026, 11, 30)
+    eng = make_engine(sqlite_url)
+    with session_scope(eng) as s:
+        c = Customer(external_id="L", name="Late", currency="EUR")
+        s.add(c)
+        s.flush()
+        s.add(
+            Invoice(
+                external_id="I1",
+                customer_id=c.id,
+                issue_date=on - timedelta(days=80),
+                due_date=on - timedelta(days=50),
+                amount=500,
+                currency="EUR",
+            )
+        )
+        cid = c.id
+    feats = es._basic_features(load_frames(eng), on)
+    eng.dispose()
+    assert feats.loc[cid, "max_days_overdue"] == 50
+    assert feats.loc[cid, "overdue_balance"] == feats.loc[cid, "open_invoice_balance"] == 500
+    assert feats.loc[cid, "tenure_days"] == 80

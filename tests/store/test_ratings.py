@@ -154,3 +154,63 @@ def test_batch_step_rates_every_customer_once_and_reruns_are_idempotent(engine: 
         hist = repo.rating_history(s, b)
         assert [r.status for r in hist] == ["approved", "superseded"]
         assert hist[0].final_grade == min(10, hist[1].final_grade + 2)
+
+
+def test_delphi_rounds_are_persisted_until_consensus(engine: Engine) -> None:
+    from riskdesk.assess.delphi import CONVERGED, OPEN
+    from riskdesk.assess.expert import Judgement
+
+    cid = _customer(engine)
+    with session_scope(engine) as s:
+        study = repo.delphi_start(s, cid, "demand", actor="lead", threshold=1.0).study
+        for who, lik, imp in (("ana", 1, 2), ("bob", 3, 3), ("eve", 5, 4)):
+            repo.delphi_answer(s, study, Judgement("demand", lik, imp, who, f"note {who}"))
+    with session_scope(engine) as s:
+        st = repo.delphi_close(s, study, actor="lead")
+        assert st.status == OPEN and st.round_no == 2
+        assert repo.list_assessments(s, cid) == []  # nothing final yet
+    with session_scope(engine) as s:
+        for who in ("ana", "bob", "eve"):
+            repo.delphi_answer(s, study, Judgement("demand", 3, 3, who))
+        st = repo.delphi_close(s, study, actor="lead")
+        assert st.status == CONVERGED
+    with session_scope(engine) as s:
+        rounds = repo.delphi_rounds(s, study)
+        assert [r.state for r in rounds] == ["closed", CONVERGED]
+        assert rounds[0].summary is not None and rounds[0].summary["spread"] == 2.0
+        active = repo.list_assessments(s, cid, active_only=True)
+        assert sorted(a.assessor for a in active) == ["ana", "bob", "eve"]
+        assert {a.delphi_round_id for a in active} == {rounds[1].id}
+
+
+def test_the_quantitative_assessment_is_the_base_when_present(engine: Engine) -> None:
+    assess_models = pytest.importorskip("riskdesk.store.models.assess")
+    from riskdesk.analytics.steps import rating as step
+
+    cid = _customer(engine)
+    with session_scope(engine) as s:
+        s.add(
+            assess_models.Assessment(
+                customer_id=cid,
+                as_of=TODAY,
+                model_version="pd-v7",
+                score=512.0,
+                pd=0.011,
+                grade=4,
+                reasons=[],
+                ead=0,
+                lgd=0.45,
+                el=0,
+                currency="EUR",
+            )
+        )
+    out = step.run(engine, TODAY)
+    assert out["from_model"] == 1
+    with session_scope(engine) as s:
+        r = repo.rating_history(s, cid)[0]
+        assert (r.base_source, r.model_version, r.base_grade, r.final_pd) == (
+            "model",
+            "pd-v7",
+            4,
+            0.011,
+        )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from riskdesk.assess import delphi as dl
@@ -524,12 +524,53 @@ def quantitative_base(session: Session, customer_id: int) -> BaseGrade | None:
     )
 
 
+def quantitative_bases(session: Session) -> dict[int, BaseGrade]:
+    """The latest quantitative assessment of every customer (one query), when the scorecard
+    stage's ``assessments`` table is installed; else empty."""
+    try:
+        from riskdesk.store.models.assess import Assessment  # type: ignore[import-not-found]
+    except ImportError:
+        return {}
+    rn = (
+        func.row_number()
+        .over(
+            partition_by=Assessment.customer_id,
+            order_by=(Assessment.as_of.desc(), Assessment.id.desc()),
+        )
+        .label("rn")
+    )
+    sub = select(
+        Assessment.customer_id,
+        Assessment.grade,
+        Assessment.pd,
+        Assessment.model_version,
+        Assessment.score,
+        rn,
+    ).subquery()
+    rows = session.execute(
+        select(sub.c.customer_id, sub.c.grade, sub.c.pd, sub.c.model_version, sub.c.score).where(
+            sub.c.rn == 1
+        )
+    ).all()
+    return {
+        int(cid): BaseGrade(
+            "model",
+            int(grade),
+            None if pd_ is None else float(pd_),
+            None if version is None else str(version),
+            {"score": None if score is None else float(score)},
+        )
+        for cid, grade, pd_, version, score in rows
+    }
+
+
 def inputs_hash(base: BaseGrade, notches: int, assessment_ids: list[int]) -> str:
+    """What a rating decision rests on: base source, grade and model version, the expert
+    notches and the assessments used (a PD drifting inside its grade is no new decision)."""
     blob = json.dumps(
         {
             "src": base.source,
             "grade": base.grade,
-            "pd": base.pd,
             "v": base.model_version,
             "q": notches,
             "a": sorted(assessment_ids),

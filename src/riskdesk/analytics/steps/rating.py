@@ -28,10 +28,12 @@ ORDER = 30
 CHUNK = 500
 
 
-def expert_bases(engine: Engine, as_of: date) -> dict[int, repo.BaseGrade]:
-    """Expert-scorecard base grades of every customer."""
+def expert_bases(
+    engine: Engine, as_of: date, customer_ids: list[int] | None = None
+) -> dict[int, repo.BaseGrade]:
+    """Expert-scorecard base grades of every customer (or ``customer_ids``)."""
     card = default_scorecard()
-    scored = score_portfolio(load_frames(engine), as_of, card)
+    scored = score_portfolio(load_frames(engine), as_of, card, customer_ids=customer_ids)
     out: dict[int, repo.BaseGrade] = {}
     for cid, score, pd_, grade in zip(
         scored.index, scored["score"], scored["pd"], scored["grade"], strict=True
@@ -56,15 +58,18 @@ def run(engine: Engine, as_of: date, progress: Any = None) -> dict[str, Any]:
         ]
     if not ids:
         return {"customers": 0, "proposed": 0, "approved": 0, "pending": 0, "unchanged": 0}
-    experts = expert_bases(engine, as_of)
+    with session_scope(engine) as s:
+        models = repo.quantitative_bases(s)
+        hashes = repo.latest_hashes(s)
+        consensus = repo.all_consensus(s)
+    missing = [i for i in ids if i not in models]
+    experts = expert_bases(engine, as_of, missing) if missing else {}
     proposed = approved = unchanged = from_model = 0
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
         with session_scope(engine) as s:
-            hashes = repo.latest_hashes(s)
-            consensus = repo.all_consensus(s)
             for cid in chunk:
-                base = repo.quantitative_base(s, cid) or experts.get(cid)
+                base = models.get(cid) or experts.get(cid)
                 if base is None:
                     continue
                 cons = consensus.get(cid, ([], []))
