@@ -7,13 +7,14 @@ The business rules live in :mod:`riskdesk.control`; this module only reads and w
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy import Date, Engine, and_, bindparam, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from riskdesk.control import concentration as conc
@@ -60,21 +61,18 @@ from riskdesk.store.models import (
     Contract,
     ControlAction,
     CreditLimit,
-    CreditNote,
     Customer,
     FxRate,
     InsurancePolicy,
     InsuredLimit,
-    Invoice,
     LimitRequest,
     Order,
     OrderCheck,
-    PaymentAllocation,
     Reservation,
     Setting,
     User,
 )
-from riskdesk.store.types import utcnow
+from riskdesk.store.types import Amount, Rate, utcnow
 
 CONFIG_KEY = "control"
 SNAPSHOT_KEY = "control.snapshot"
@@ -201,123 +199,143 @@ class Docs:
         return out | {d.currency for d in self.covers}
 
 
-def load_docs(session: Session, customer_ids: Sequence[int] | None, on: date) -> dict[int, Docs]:
-    """The documents behind the exposure of ``customer_ids`` (all customers when None)."""
+_OPEN_INV = "('paid', 'cancelled', 'written_off')"
+_DOC_SQL = {
+    "orders": (
+        "SELECT id, customer_id, amount, currency, status FROM orders "
+        "WHERE {ids} AND order_date <= :on AND status IN ('open', 'shipped')",
+        {"amount": Amount()},
+    ),
+    "invoices": (
+        "SELECT i.id, i.customer_id, i.amount, i.currency, i.due_date, i.status, "
+        "a.amount AS paid FROM invoices i "
+        "LEFT JOIN payment_allocations a ON a.invoice_id = i.id "
+        "AND EXISTS (SELECT 1 FROM payments p WHERE p.id = a.payment_id "
+        "AND p.payment_date <= :on) "
+        f"WHERE {{ids_i}} AND i.issue_date <= :on AND i.status NOT IN {_OPEN_INV}",
+        {"amount": Amount(), "paid": Amount(), "due_date": Date()},
+    ),
+    "credits": (
+        "SELECT id, customer_id, invoice_id, amount, currency FROM credit_notes "
+        "WHERE {ids} AND issue_date <= :on",
+        {"amount": Amount()},
+    ),
+    "reservations": (
+        "SELECT r.id, r.customer_id, r.amount, r.currency FROM control_reservations r "
+        "WHERE {ids_r} AND r.status = 'active' AND r.expires_on >= :on AND NOT EXISTS "
+        "(SELECT 1 FROM orders o WHERE o.external_id = r.order_ref "
+        "AND o.customer_id = r.customer_id)",
+        {"amount": Amount()},
+    ),
+    "covers": (
+        "SELECT l.id, l.customer_id, 'insurance' AS kind, l.amount, l.currency, p.cover_pct "
+        "FROM control_insured_limits l JOIN control_insurance_policies p ON p.id = l.policy_id "
+        "WHERE {ids_l} AND l.status = 'active' AND p.status = 'active' AND l.valid_from <= :on "
+        "AND (l.valid_until IS NULL OR l.valid_until >= :on) "
+        "AND (p.valid_until IS NULL OR p.valid_until >= :on) "
+        "UNION ALL SELECT c.id, c.customer_id, c.kind, c.amount, c.currency, NULL "
+        "FROM control_collateral c WHERE {ids_c} AND c.status = 'active' "
+        "AND c.valid_from <= :on AND (c.valid_until IS NULL OR c.valid_until >= :on)",
+        {"amount": Amount(), "cover_pct": Rate()},
+    ),
+}
 
-    def where(col: Any) -> Any:
-        return col.in_(customer_ids) if customer_ids is not None else True
 
-    out: dict[int, Docs] = defaultdict(lambda: Docs([], [], [], [], []))
-    booked_refs: dict[int, set[str]] = defaultdict(set)
-    for oid, cid, ext, amt, ccy, status in session.execute(
-        select(
-            Order.id,
-            Order.customer_id,
-            Order.external_id,
-            Order.amount,
-            Order.currency,
-            Order.status,
-        )
-        .where(where(Order.customer_id), Order.order_date <= on)
-        .where(Order.status.in_(("open", "shipped", "invoiced", "cancelled")))
-    ):
-        booked_refs[cid].add(ext)
-        if status in ("open", "shipped"):
-            out[cid].orders.append(OrderDoc(oid, amt, ccy, status))
-    paid = (
-        select(PaymentAllocation.invoice_id, func.sum(PaymentAllocation.amount).label("paid"))
-        .join(Invoice, Invoice.id == PaymentAllocation.invoice_id)
-        .where(where(Invoice.customer_id))
-        .group_by(PaymentAllocation.invoice_id)
-    )
-    paid_by = {i: Decimal(str(p)) for i, p in session.execute(paid)}
-    credited_by: dict[int, Decimal] = defaultdict(Decimal)
-    for cnid, cid, inv_id, amt, ccy in session.execute(
-        select(
-            CreditNote.id,
-            CreditNote.customer_id,
-            CreditNote.invoice_id,
-            CreditNote.amount,
-            CreditNote.currency,
-        ).where(where(CreditNote.customer_id), CreditNote.issue_date <= on)
-    ):
-        if inv_id is None:
-            out[cid].credits.append(ReservationDoc(cnid, amt, ccy))
+@lru_cache(maxsize=4)
+def _doc_statements(filtered: bool) -> dict[str, Any]:
+    """The document queries, built once (with or without a customer-id filter)."""
+    out: dict[str, Any] = {}
+    for name, (sql, types) in _DOC_SQL.items():
+        cond = {
+            k: (f"{p}customer_id IN :ids" if filtered else "1 = 1")
+            for k, p in (
+                ("ids", ""),
+                ("ids_i", "i."),
+                ("ids_r", "r."),
+                ("ids_l", "l."),
+                ("ids_c", "c."),
+            )
+        }
+        stmt = text(sql.format(**cond))
+        stmt = stmt.bindparams(bindparam("on", type_=Date()))
+        if filtered:
+            stmt = stmt.bindparams(bindparam("ids", expanding=True))
+        out[name] = (stmt, types)
+    return out
+
+
+def _typed(row: Any, types: dict[str, Any], dialect: Any) -> dict[str, Any]:
+    d = dict(row._mapping)
+    for k, t in types.items():
+        v = d.get(k)
+        if v is None:
+            continue
+        if isinstance(t, Date):
+            d[k] = v if isinstance(v, date) else date.fromisoformat(str(v)[:10])
         else:
-            credited_by[inv_id] += amt
-    for iid, cid, amt, ccy, due, status in session.execute(
-        select(
-            Invoice.id,
-            Invoice.customer_id,
-            Invoice.amount,
-            Invoice.currency,
-            Invoice.due_date,
-            Invoice.status,
+            d[k] = t.process_result_value(v, dialect)
+    return d
+
+
+def load_docs(session: Session, customer_ids: Sequence[int] | None, on: date) -> dict[int, Docs]:
+    """The documents behind the exposure of ``customer_ids`` (all customers when None).
+
+    Plain SQL built once per process (this is the order check's hot path); amounts come back
+    as exact ``Decimal`` and payments count only when dated on or before ``on``.
+    """
+    conn = session.connection()
+    dialect = conn.dialect
+    stmts = _doc_statements(customer_ids is not None)
+    params: dict[str, Any] = {"on": on}
+    if customer_ids is not None:
+        params["ids"] = list(customer_ids)
+    out: dict[int, Docs] = defaultdict(lambda: Docs([], [], [], [], []))
+
+    def rows(name: str) -> Iterator[dict[str, Any]]:
+        stmt, types = stmts[name]
+        for r in conn.execute(stmt, params):
+            yield _typed(r, types, dialect)
+
+    for r in rows("orders"):
+        out[r["customer_id"]].orders.append(
+            OrderDoc(r["id"], r["amount"], r["currency"], r["status"])
         )
-        .where(where(Invoice.customer_id), Invoice.issue_date <= on)
-        .where(Invoice.status.not_in(("paid", "cancelled", "written_off")))
-    ):
-        out[cid].invoices.append(
+    credited: dict[int, Decimal] = defaultdict(Decimal)
+    for r in rows("credits"):
+        if r["invoice_id"] is None:
+            out[r["customer_id"]].credits.append(
+                ReservationDoc(r["id"], r["amount"], r["currency"])
+            )
+        else:
+            credited[r["invoice_id"]] += r["amount"]
+    invs: dict[int, dict[str, Any]] = {}
+    for r in rows("invoices"):
+        inv = invs.get(r["id"])
+        if inv is None:
+            inv = invs[r["id"]] = {**r, "paid_sum": Decimal(0)}
+        if r["paid"] is not None:
+            inv["paid_sum"] += r["paid"]
+    for iid, r in invs.items():
+        out[r["customer_id"]].invoices.append(
             InvoiceDoc(
                 iid,
-                amt,
-                ccy,
-                due,
-                paid_by.get(iid, Decimal(0)).quantize(Decimal("0.01")),
-                credited_by.get(iid, Decimal(0)),
-                status,
+                r["amount"],
+                r["currency"],
+                r["due_date"],
+                r["paid_sum"],
+                credited.get(iid, Decimal(0)),
+                r["status"],
             )
         )
-    for rid, cid, ref, amt, ccy in session.execute(
-        select(
-            Reservation.id,
-            Reservation.customer_id,
-            Reservation.order_ref,
-            Reservation.amount,
-            Reservation.currency,
-        ).where(
-            where(Reservation.customer_id),
-            Reservation.status == "active",
-            Reservation.expires_on >= on,
+    for r in rows("reservations"):
+        out[r["customer_id"]].reservations.append(
+            ReservationDoc(r["id"], r["amount"], r["currency"])
         )
-    ):
-        if ref is not None and ref in booked_refs[cid]:
-            continue  # the order is in the books now and counts there
-        out[cid].reservations.append(ReservationDoc(rid, amt, ccy))
-    for lid, cid, amt, ccy, pct in session.execute(
-        select(
-            InsuredLimit.id,
-            InsuredLimit.customer_id,
-            InsuredLimit.amount,
-            InsuredLimit.currency,
-            InsurancePolicy.cover_pct,
+    for r in rows("covers"):
+        pct = r["cover_pct"] if r["cover_pct"] is not None else Decimal(1)
+        out[r["customer_id"]].covers.append(
+            CoverDoc(r["id"], r["kind"], r["amount"], r["currency"], pct)
         )
-        .join(InsurancePolicy, InsurancePolicy.id == InsuredLimit.policy_id)
-        .where(
-            where(InsuredLimit.customer_id),
-            InsuredLimit.status == "active",
-            InsurancePolicy.status == "active",
-            InsuredLimit.valid_from <= on,
-            or_(InsuredLimit.valid_until.is_(None), InsuredLimit.valid_until >= on),
-            or_(InsurancePolicy.valid_until.is_(None), InsurancePolicy.valid_until >= on),
-        )
-    ):
-        out[cid].covers.append(CoverDoc(lid, "insurance", amt, ccy, pct))
-    for cid_, cust, kind, amt, ccy in session.execute(
-        select(
-            Collateral.id,
-            Collateral.customer_id,
-            Collateral.kind,
-            Collateral.amount,
-            Collateral.currency,
-        ).where(
-            where(Collateral.customer_id),
-            Collateral.status == "active",
-            Collateral.valid_from <= on,
-            or_(Collateral.valid_until.is_(None), Collateral.valid_until >= on),
-        )
-    ):
-        out[cust].covers.append(CoverDoc(cid_, kind, amt, ccy))
     return out
 
 
@@ -716,8 +734,9 @@ def evaluate_order(
     """Gather the context of an order and run the ladder (no writes)."""
     lim = current_limit(session, customer.id, on, lock=lock)
     lim_ccy = lim.currency if lim is not None else cfg.limits.currency
-    key, ids = group_of(session, customer)
+    key = group_key(customer.id, customer.parent_id, customer.group_code)
     glim = current_group_limit(session, key, lock=lock)
+    ids = group_of(session, customer)[1] if glim is not None else [customer.id]
     docs = load_docs(session, ids, on)
     mine = docs[customer.id]
     cur = {currency}
@@ -755,9 +774,11 @@ def evaluate_order(
     avoid = rule_for(rating.grade if rating else None, avoidance_table(session))
     conc_info: list[ConcentrationInfo] = []
     snap = _snapshot(session)
-    rules = session.scalars(
-        select(ConcentrationLimit).where(ConcentrationLimit.active.is_(True))
-    ).all()
+    rules = (
+        session.scalars(select(ConcentrationLimit).where(ConcentrationLimit.active.is_(True))).all()
+        if snap
+        else []
+    )
     if (
         snap
         and rules
