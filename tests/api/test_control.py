@@ -109,3 +109,43 @@ def test_limit_request_maker_checker_over_http(
     assert ok.status_code == 200 and ok.json()["status"] == "approved"
     lim = client.get(f"{API}/customers/{cid}/limits", headers=rita).json()
     assert lim["current"]["amount"] == "50000.00" and lim["current"]["source"] == "request"
+
+
+def test_control_pages_render_in_both_languages(
+    client: TestClient,
+    portfolio,
+    as_user: Callable[[str], dict[str, str]],  # type: ignore[no-untyped-def]
+    as_of,  # type: ignore[no-untyped-def]
+) -> None:
+    cid = portfolio.ids["C002"]
+    rita = as_user("rita")
+    client.put(
+        f"{API}/customers/{cid}/limit",
+        headers=rita,
+        json={"amount": "1000", "currency": "EUR", "reason": "initial"},
+    )
+    held = _check(
+        client, as_user("bob"), cid, "1200", order_ref="SO-77", as_of=as_of.isoformat()
+    ).json()
+    assert held["decision"] == "hold"
+    for lang, word in (("en", "Approval queue"), ("zh", "审批队列")):
+        page = client.get(f"/control/holds?lang={lang}", headers=rita)
+        assert page.status_code == 200, page.text
+        assert word in page.text and "SO-77" in page.text
+    for path in (
+        "/control/limits",
+        "/control/concentration",
+        "/control/insurance",
+        "/control/tasks",
+        f"/control/customers/{cid}",
+    ):
+        r = client.get(f"{path}?lang=zh", headers=rita)
+        assert r.status_code == 200, (path, r.text[:500])
+    cust = client.get(f"/control/customers/{cid}?lang=zh", headers=rita).text
+    assert "剩余额度" in cust and "SO-77" in cust
+    # a sales user cannot open another seller's customer nor the limits page
+    assert client.get(f"/control/customers/{cid}", headers=as_user("alice")).status_code == 404
+    assert client.get("/control/limits", headers=as_user("alice")).status_code == 403
+    # panels on the customer page and the dashboard
+    assert "敞口与信用额度" in client.get(f"/customers/{cid}?lang=zh", headers=rita).text
+    assert "Approval queue and tasks" in client.get("/?lang=en", headers=rita).text

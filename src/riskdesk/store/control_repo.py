@@ -716,6 +716,11 @@ def _lock(session: Session) -> None:
         session.connection().exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def snapshot(session: Session) -> dict[str, Any] | None:
+    """The portfolio figures of the last control run (totals, HHI, Lorenz curve)."""
+    return _snapshot(session)
+
+
 def _snapshot(session: Session) -> dict[str, Any] | None:
     row = session.get(Setting, SNAPSHOT_KEY)
     return row.value if row is not None else None
@@ -1503,11 +1508,20 @@ def store_snapshot(
         d: {k: str(v) for k, v in conc.totals_by(rows, d).items()}
         for d in ("group", "industry", "region", "country")
     }
+    cust = conc.concentration(rows, "customer")
     value = {
         "as_of": on.isoformat(),
         "currency": cfg.limits.currency,
         "total": str(total),
         "by": by,
+        "customer": {
+            "hhi": cust.hhi,
+            "gini": cust.gini,
+            "top_n_share": {str(k): str(v) for k, v in cust.top_n_share.items()},
+            "lorenz_x": cust.lorenz_x,
+            "lorenz_y": cust.lorenz_y,
+            "customers": len([r for r in rows if r.amount > 0]),
+        },
     }
     row = session.get(Setting, SNAPSHOT_KEY)
     if row is None:
