@@ -131,7 +131,7 @@ def events_publish(
             )
         )
     except OSError as exc:
-        raise fail(f"cannot reach NATS: {exc}", 1, as_json) from None
+        raise fail(f"NATS error: {type(exc).__name__}: {exc}", 1, as_json) from None
     emit(
         {"ok": True, "published": n, "stream": stream},
         as_json,
@@ -160,6 +160,10 @@ def worker(
     prefix: Annotated[str, typer.Option(help="Subject prefix.")] = ev_conn.DEFAULT_PREFIX,
     durable: Annotated[str, typer.Option(help="Durable consumer name.")] = "riskdesk-worker",
     batch: Annotated[int, typer.Option(min=1, max=10000, help="Messages per transaction.")] = 500,
+    ack_wait: Annotated[
+        float,
+        typer.Option(min=0.5, help="Seconds before an unacknowledged message is redelivered."),
+    ] = 30.0,
     tick_seconds: Annotated[
         float, typer.Option(min=0, help="Clock tick period (0 = never).")
     ] = 60.0,
@@ -179,6 +183,7 @@ def worker(
                 prefix=prefix,
                 durable=durable,
                 batch=batch,
+                ack_wait=ack_wait,
                 tick_seconds=tick_seconds,
                 stop_when_idle=stop_when_idle,
             )
@@ -186,7 +191,7 @@ def worker(
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
     except OSError as exc:
-        raise fail(f"cannot reach NATS: {exc}", 1, as_json) from None
+        raise fail(f"NATS error: {type(exc).__name__}: {exc}", 1, as_json) from None
     emit({"ok": True, **stats.as_dict()}, as_json, None)
 
 

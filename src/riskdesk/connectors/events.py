@@ -191,6 +191,7 @@ async def run_worker(
     prefix: str = DEFAULT_PREFIX,
     durable: str = "riskdesk-worker",
     batch: int = 500,
+    ack_wait: float = 30.0,
     tick_seconds: float = 60.0,
     stop_when_idle: float | None = None,
     max_events: int | None = None,
@@ -198,19 +199,35 @@ async def run_worker(
     on_batch: Callable[[WorkerStats], None] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> WorkerStats:
-    """Consume the stream until stopped (or idle for ``stop_when_idle`` seconds)."""
+    """Consume the stream until stopped (or idle for ``stop_when_idle`` seconds).
+
+    A message not acknowledged within ``ack_wait`` seconds (the worker died after fetching it)
+    is delivered again."""
     import nats
     from nats.errors import TimeoutError as NatsTimeout
+    from nats.js.api import ConsumerConfig
 
     from riskdesk.connectors.notify import dispatch_pending
 
     say = log or (lambda m: print(m, file=sys.stderr))
     stats = WorkerStats()
-    nc = await nats.connect(url)
+    nc = await nats.connect(url, connect_timeout=10, max_reconnect_attempts=10)
     try:
-        js = nc.jetstream()
-        await ensure_stream(js, stream, prefix)
-        sub = await js.pull_subscribe(f"{prefix}.>", durable=durable, stream=stream)
+        js = nc.jetstream(timeout=15)
+        for attempt in range(5):
+            try:
+                await ensure_stream(js, stream, prefix)
+                sub = await js.pull_subscribe(
+                    f"{prefix}.>",
+                    durable=durable,
+                    stream=stream,
+                    config=ConsumerConfig(ack_wait=ack_wait, max_ack_pending=max(batch * 4, 1000)),
+                )
+                break
+            except TimeoutError:
+                if attempt == 4:
+                    raise
+                await asyncio.sleep(1 + attempt)
         last_msg = time.monotonic()
         last_tick = 0.0
         while True:
@@ -222,7 +239,7 @@ async def run_worker(
                 last_tick = now
             try:
                 msgs = await sub.fetch(batch, timeout=1.0)
-            except NatsTimeout:
+            except (NatsTimeout, TimeoutError):
                 msgs = []
             if not msgs:
                 if stop_when_idle is not None and time.monotonic() - last_msg >= stop_when_idle:
@@ -238,7 +255,10 @@ async def run_worker(
             with session_scope(engine) as s:
                 res = monitor_repo.ingest(s, raws, actor="worker")
             # acknowledge only after the commit
-            await asyncio.gather(*(m.ack() for m in msgs))
+            try:
+                await asyncio.gather(*(m.ack() for m in msgs))
+            except TimeoutError:
+                say("acknowledgement timed out; the batch will be redelivered (and skipped)")
             stats.batches += 1
             stats.accepted += res.accepted
             stats.duplicates += res.duplicates

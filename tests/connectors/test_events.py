@@ -1,0 +1,141 @@
+"""Event sources: JSONL reading, NATS partitioning, and the worker crash test (SIGKILL mid-stream)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from riskdesk.analytics.frames import load_frames
+from riskdesk.assess.features import CORE_STATE_FEATURES, core_state_features
+from riskdesk.connectors.events import delete_stream, partition_of, publish, read_jsonl
+from riskdesk.store import monitor_repo
+from riskdesk.store.db import session_scope
+from riskdesk.store.models import Customer, CustomerState, ProcessedEvent
+
+NATS = os.environ.get("RISKDESK_TEST_NATS", "nats://127.0.0.1:4222")
+RISKDESK = str(Path(sys.executable).with_name("riskdesk"))
+
+
+def _history_module() -> ModuleType:
+    name = "riskdesk_monitor_history"
+    if name in sys.modules:
+        return sys.modules[name]
+    path = Path(__file__).resolve().parents[1] / "monitor" / "conftest.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _nats_up() -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", 4222), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def test_partition_is_stable_and_spreads_customers() -> None:
+    assert partition_of("MC0000001") == partition_of("MC0000001")
+    parts = {partition_of(f"C{i}") for i in range(200)}
+    assert parts == set(range(8))
+
+
+def test_read_jsonl_reports_bad_lines(tmp_path: Path) -> None:
+    f = tmp_path / "e.jsonl"
+    f.write_text('{"a": 1}\n\n{broken\n', encoding="utf-8")
+    items = list(read_jsonl(f))
+    assert [(i.line, i.error is None) for i in items] == [(1, True), (3, False)]
+
+
+def _processed(engine: Engine) -> int:
+    with engine.connect() as c:
+        return int(c.scalar(select(func.count()).select_from(ProcessedEvent)) or 0)
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
+    engine: Engine, db_url: str
+) -> None:
+    if not _nats_up():
+        pytest.skip("NATS not reachable on 127.0.0.1:4222")
+    hist = _history_module()
+    h = hist.make_history(seed=23, n_customers=25)
+    total = len(h.events)
+    assert total > 400
+    hist.write_customers(engine, h)
+    hist.write_documents(engine, h.events)
+    tag = uuid.uuid4().hex[:10]
+    stream, prefix = f"RDTEST_{tag}", f"rdtest.{tag}"
+    asyncio.run(publish(NATS, h.events, stream=stream, prefix=prefix))
+    cmd = [
+        RISKDESK,
+        "--db",
+        db_url,
+        "worker",
+        "--url",
+        NATS,
+        "--stream",
+        stream,
+        "--prefix",
+        prefix,
+        "--durable",
+        f"w{tag}",
+        "--batch",
+        "10",
+        "--tick-seconds",
+        "0",
+        "--ack-wait",
+        "2",
+    ]
+    try:
+        first = subprocess.Popen(
+            cmd + ["--stop-when-idle", "30"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 60
+        while _processed(engine) < total // 4:
+            assert first.poll() is None, "the worker exited early"
+            assert time.monotonic() < deadline, "the worker made no progress"
+            time.sleep(0.01)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        done_at_kill = _processed(engine)
+        assert 0 < done_at_kill < total  # really killed mid-stream
+        second = subprocess.run(
+            cmd + ["--stop-when-idle", "5", "--json"], capture_output=True, text=True, timeout=120
+        )
+        assert second.returncode == 0, second.stderr[-2000:]
+    finally:
+        asyncio.run(delete_stream(NATS, stream))
+    assert _processed(engine) == total  # nothing lost
+    with session_scope(engine) as s:
+        counted = s.scalar(select(func.sum(CustomerState.events_count)))
+        assert counted == total  # nothing applied twice
+        monitor_repo.clock_tick(s, h.end)
+    batch = core_state_features(load_frames(engine), h.end)
+    with session_scope(engine) as s:
+        ids = {c.external_id: c.id for c in s.scalars(select(Customer))}
+        for row in s.scalars(select(CustomerState)):
+            for name in CORE_STATE_FEATURES:
+                want = float(batch.loc[ids[row.customer_ref], name])
+                got = row.features[name]
+                if math.isnan(want):
+                    assert got is None, (row.customer_ref, name)
+                else:
+                    assert got == pytest.approx(want, rel=1e-9, abs=1e-6), (row.customer_ref, name)
