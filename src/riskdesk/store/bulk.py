@@ -32,6 +32,8 @@ from riskdesk.store.models import Base
 from riskdesk.store.types import Amount, Rate, UTCDateTime
 
 CHUNK_ROWS = 200_000
+SQLITE_CACHE_KIB = 512 * 1024  # page cache while loading (SQLite allocates it lazily)
+REBUILD_INDEXES_ROWS = 200_000  # drop and rebuild secondary indexes for loads this big
 
 
 class BulkLoadError(ValueError):
@@ -71,14 +73,10 @@ def _is_json(col: Column[Any]) -> bool:
 
 def _constant(col: Column[Any], value: Any, n: int) -> pa.Array:
     if isinstance(col.type, UTCDateTime):
-        return (
-            pa.array([value] * n, type=pa.timestamp("us", tz="UTC"))
-            if n
-            else pa.array([], type=pa.timestamp("us", tz="UTC"))
-        )
+        return pa.repeat(pa.scalar(value, type=pa.timestamp("us", tz="UTC")), n)
     if _is_json(col):
-        return pa.array([json.dumps(value)] * n, type=pa.string())
-    return pa.array([value] * n)
+        return pa.repeat(pa.scalar(json.dumps(value), type=pa.string()), n)
+    return pa.repeat(pa.scalar(value), n)
 
 
 def _normalise(col: Column[Any], arr: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
@@ -145,15 +143,33 @@ def _batches(tab: pa.Table, rows: int) -> Iterator[pa.Table]:
         yield tab.slice(start, rows)
 
 
-def _sqlite_column(arr: pa.ChunkedArray) -> list[Any]:
+def _sqlite_column(arr: pa.ChunkedArray | pa.Array) -> list[Any]:
+    """One column as a Python list the sqlite3 driver accepts (numpy does the conversion)."""
     t = arr.type
-    if pa.types.is_timestamp(t):
-        arr = pc.strftime(pc.cast(arr, pa.timestamp("us")), format="%Y-%m-%d %H:%M:%S")
-    elif pa.types.is_date(t):
-        arr = pc.cast(arr, pa.string())
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):
+        # format each distinct value once (timestamps are often one load-time constant)
+        enc = pc.dictionary_encode(arr)
+        if isinstance(enc, pa.ChunkedArray):
+            enc = enc.combine_chunks()
+        words = enc.dictionary
+        if pa.types.is_timestamp(t):
+            words = pc.strftime(pc.cast(words, pa.timestamp("us")), format="%Y-%m-%d %H:%M:%S")
+        else:
+            words = pc.cast(words, pa.string())
+        arr = pc.take(words, enc.indices)
     elif pa.types.is_boolean(t):
         arr = pc.cast(arr, pa.int8())
-    return arr.to_pylist()
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if arr.null_count == 0:
+        return list(arr.to_numpy(zero_copy_only=False).tolist())
+    if pa.types.is_null(arr.type):
+        return [None] * len(arr)
+    valid = arr.is_valid().to_numpy(zero_copy_only=False)
+    filler: Any = "" if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) else 0
+    values = arr.fill_null(filler).to_numpy(zero_copy_only=False).astype(object)
+    values[~valid] = None
+    return list(values.tolist())
 
 
 def _load_sqlite(conn: Connection, table: Table, tab: pa.Table, chunk_rows: int) -> None:
@@ -162,13 +178,31 @@ def _load_sqlite(conn: Connection, table: Table, tab: pa.Table, chunk_rows: int)
     sql = f'INSERT INTO "{table.name}" ({cols}) VALUES ({marks})'
     # a table may refer to itself (customers.parent_id): check foreign keys at commit
     conn.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
+    cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+    conn.exec_driver_sql(f"PRAGMA cache_size={-SQLITE_CACHE_KIB}")
+    # for a big load, secondary indexes are cheaper to build once afterwards
+    indexes: list[tuple[str, str]] = []
+    if tab.num_rows >= REBUILD_INDEXES_ROWS:
+        indexes = [
+            (str(r[0]), str(r[1]))
+            for r in conn.exec_driver_sql(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
+                "AND sql IS NOT NULL",
+                (table.name,),
+            )
+        ]
+        for name, _ in indexes:
+            conn.exec_driver_sql(f'DROP INDEX "{name}"')
     cur = conn.connection.cursor()
     try:
         for batch in _batches(tab, chunk_rows):
             columns = [_sqlite_column(batch.column(i)) for i in range(batch.num_columns)]
-            cur.executemany(sql, zip(*columns, strict=True))
+            cur.executemany(sql, zip(*columns, strict=True))  # type: ignore[arg-type]
     finally:
         cur.close()
+    for _, ddl in indexes:
+        conn.exec_driver_sql(ddl)
+    conn.exec_driver_sql(f"PRAGMA cache_size={int(cache or -2000)}")
 
 
 def _load_postgresql(conn: Connection, table: Table, tab: pa.Table, chunk_rows: int) -> None:
