@@ -628,7 +628,9 @@ def alert_dict(a: Alert, engine: Engine | None = None, lang: str = "en") -> dict
         "rule": a.rule_id,
         "title": rule.title.get(lang)
         if rule
-        else (POINTS_TITLE.get(lang, POINTS_TITLE["en"]) if a.rule_id == POINTS_RULE else a.rule_id),
+        else (
+            POINTS_TITLE.get(lang, POINTS_TITLE["en"]) if a.rule_id == POINTS_RULE else a.rule_id
+        ),
         "severity": a.severity,
         "points": a.points,
         "status": a.status,
@@ -1089,3 +1091,145 @@ __all__ = [
     "clock_tick",
     "dry_run",
 ]
+
+
+# --------------------------------------------------------------------------- backfill
+
+
+def core_events(session: Session, as_of: date) -> list[dict[str, Any]]:
+    """The core records (orders, invoices, payments, credit notes, bureau scores) dated on or
+    before ``as_of`` as business events with stable ids (``core:<kind>:<id>``), in date
+    order — replaying them brings the real-time state in line with the stored history and is
+    idempotent."""
+    from riskdesk.store.models import (
+        CreditNote,
+        ExternalSignal,
+        Invoice,
+        Order,
+        Payment,
+        PaymentAllocation,
+    )
+
+    ext = dict(session.execute(select(Customer.id, Customer.external_id)).tuples().all())
+    inv_ext = dict(session.execute(select(Invoice.id, Invoice.external_id)).tuples().all())
+    out: list[tuple[date, int, dict[str, Any]]] = []
+
+    def add(day: date, prio: int, eid: str, kind: str, cid: int, payload: dict[str, Any]) -> None:
+        out.append(
+            (
+                day,
+                prio,
+                {
+                    "event_id": eid,
+                    "type": kind,
+                    "event_time": f"{day.isoformat()}T12:00:00Z",
+                    "customer_id": ext[cid],
+                    "payload": payload,
+                },
+            )
+        )
+
+    for o in session.scalars(select(Order).where(Order.order_date <= as_of)):
+        add(
+            o.order_date,
+            0,
+            f"core:order:{o.id}",
+            "order.placed",
+            o.customer_id,
+            {
+                "order_id": o.external_id,
+                "order_date": o.order_date.isoformat(),
+                "amount": str(o.amount),
+                "currency": o.currency,
+            },
+        )
+        if o.status == "cancelled":
+            add(
+                o.order_date,
+                1,
+                f"core:order-cancel:{o.id}",
+                "order.cancelled",
+                o.customer_id,
+                {"order_id": o.external_id},
+            )
+    for i in session.scalars(select(Invoice).where(Invoice.issue_date <= as_of)):
+        if i.status == "cancelled":
+            continue
+        add(
+            i.issue_date,
+            2,
+            f"core:invoice:{i.id}",
+            "invoice.issued",
+            i.customer_id,
+            {
+                "invoice_id": i.external_id,
+                "issue_date": i.issue_date.isoformat(),
+                "due_date": i.due_date.isoformat(),
+                "amount": str(i.amount),
+                "currency": i.currency,
+            },
+        )
+        if i.disputed:
+            add(
+                i.issue_date,
+                3,
+                f"core:dispute:{i.id}",
+                "invoice.disputed",
+                i.customer_id,
+                {"invoice_id": i.external_id},
+            )
+    allocs: dict[int, list[dict[str, str]]] = {}
+    for a in session.scalars(select(PaymentAllocation)):
+        if a.invoice_id in inv_ext:
+            allocs.setdefault(a.payment_id, []).append(
+                {"invoice_id": inv_ext[a.invoice_id], "amount": str(a.amount)}
+            )
+    for p in session.scalars(select(Payment).where(Payment.payment_date <= as_of)):
+        add(
+            p.payment_date,
+            4,
+            f"core:payment:{p.id}",
+            "payment.received",
+            p.customer_id,
+            {
+                "payment_id": p.external_id,
+                "payment_date": p.payment_date.isoformat(),
+                "amount": str(p.amount),
+                "currency": p.currency,
+                "allocations": allocs.get(p.id, []),
+            },
+        )
+    for c in session.scalars(
+        select(CreditNote).where(CreditNote.issue_date <= as_of, CreditNote.invoice_id.is_not(None))
+    ):
+        if c.invoice_id in inv_ext:
+            add(
+                c.issue_date,
+                5,
+                f"core:credit:{c.id}",
+                "credit_note.issued",
+                c.customer_id,
+                {
+                    "credit_note_id": c.external_id,
+                    "invoice_id": inv_ext[c.invoice_id],
+                    "issue_date": c.issue_date.isoformat(),
+                    "amount": str(c.amount),
+                    "currency": c.currency,
+                },
+            )
+    for sg in session.scalars(
+        select(ExternalSignal).where(
+            ExternalSignal.kind == "bureau_score", ExternalSignal.signal_date <= as_of
+        )
+    ):
+        if sg.value is not None and 0 <= sg.value <= 1000:
+            add(
+                sg.signal_date,
+                6,
+                f"core:signal:{sg.id}",
+                "bureau_score.changed",
+                sg.customer_id,
+                {"score": float(sg.value), "source": sg.source},
+            )
+    out.sort(key=lambda x: (x[0], x[1]))
+    return [e for _, _, e in out]
