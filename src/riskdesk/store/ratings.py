@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from riskdesk.assess import delphi as dl
@@ -766,3 +766,99 @@ def rating_history(session: Session, customer_id: int) -> list[Rating]:
             select(Rating).where(Rating.customer_id == customer_id).order_by(Rating.id.desc())
         )
     )
+
+
+def bulk_system_ratings(
+    session: Session,
+    items: list[tuple[int, BaseGrade, list[Consensus], list[int]]],
+    *,
+    on: date,
+    policy: RatingPolicy = DEFAULT_POLICY,
+) -> dict[str, int]:
+    """System ratings for many customers at once (the daily batch): one INSERT, one UPDATE
+    superseding the customers' previous approved ratings, and one audit entry per call that
+    lists every rating (id, customer, grade, inputs hash). Each rating row keeps its full
+    decision record. Ratings within the cap are approved at once; others stay proposed."""
+    if not items:
+        return {"proposed": 0, "approved": 0}
+    now = utcnow()
+    rows: list[dict[str, Any]] = []
+    for cid, base, cons, used in items:
+        q = qualitative_notches(cons)
+        p = propose(
+            base_grade=base.grade,
+            base_source=base.source,
+            base_pd=base.pd,
+            on=on,
+            qualitative_notches=q,
+            policy=policy,
+        )
+        auto = not p.needs_risk_manager
+        rows.append(
+            {
+                "customer_id": cid,
+                "status": "approved" if auto else "proposed",
+                "base_source": base.source,
+                "base_grade": base.grade,
+                "base_pd": base.pd,
+                "model_version": base.model_version,
+                "qualitative_notches": q,
+                "override_notches": 0,
+                "override_reason": None,
+                "override_expires": None,
+                "final_grade": p.final_grade,
+                "final_pd": p.final_pd,
+                "needs_risk_manager": p.needs_risk_manager,
+                "valid_until": p.valid_until,
+                "inputs": {
+                    "as_of": on.isoformat(),
+                    "base": {
+                        "source": base.source,
+                        "grade": base.grade,
+                        "pd": base.pd,
+                        "model_version": base.model_version,
+                        "details": base.details,
+                    },
+                    "consensus": [c.as_dict() for c in cons],
+                    "qualitative_notches": q,
+                    "policy": {
+                        "cap": policy.cap,
+                        "review_months": policy.review_months(p.final_grade),
+                    },
+                    "notes": list(p.notes),
+                },
+                "inputs_hash": inputs_hash(base, q, used),
+                "assessments_used": list(used),
+                "proposed_by": SYSTEM,
+                "proposed_at": now,
+                "approved_by": SYSTEM if auto else None,
+                "approved_at": now if auto else None,
+                "decision_reason": "auto-approved system rating" if auto else None,
+            }
+        )
+    approved_ids = [r["customer_id"] for r in rows if r["status"] == "approved"]
+    if approved_ids:
+        session.execute(
+            update(Rating)
+            .where(Rating.customer_id.in_(approved_ids), Rating.status == "approved")
+            .values(status="superseded")
+        )
+    new_ids = list(
+        session.scalars(insert(Rating).returning(Rating.id, sort_by_parameter_order=True), rows)
+    )
+    record(
+        session,
+        actor=SYSTEM,
+        action="rating.batch",
+        entity="rating",
+        entity_id=f"{new_ids[0]}-{new_ids[-1]}",
+        after={
+            "as_of": on.isoformat(),
+            "ratings": [
+                [rid, r["customer_id"], r["status"], r["final_grade"], r["inputs_hash"][:16]]
+                for rid, r in zip(new_ids, rows, strict=True)
+            ],
+        },
+        reason="daily rating step: system ratings from the model or the expert scorecard",
+    )
+    return {"proposed": len(rows), "approved": len(approved_ids)}

@@ -16,16 +16,15 @@ import pandas as pd
 from sqlalchemy import Engine, select
 
 from riskdesk.analytics.frames import load_frames
-from riskdesk.assess.expert import qualitative_notches
+from riskdesk.assess.expert import Consensus, qualitative_notches
 from riskdesk.assess.expert_scorecard import default_scorecard, score_portfolio
-from riskdesk.assess.rating import SYSTEM
 from riskdesk.store import ratings as repo
 from riskdesk.store.db import session_scope
 from riskdesk.store.models import Customer
 
 NAME = "rating"
 ORDER = 30
-CHUNK = 500
+CHUNK = 5000
 
 
 def expert_bases(
@@ -67,28 +66,21 @@ def run(engine: Engine, as_of: date, progress: Any = None) -> dict[str, Any]:
     proposed = approved = unchanged = from_model = 0
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
+        todo: list[tuple[int, repo.BaseGrade, list[Consensus], list[int]]] = []
+        for cid in chunk:
+            base = models.get(cid) or experts.get(cid)
+            if base is None:
+                continue
+            cons, used = consensus.get(cid, ([], []))
+            if hashes.get(cid) == repo.inputs_hash(base, qualitative_notches(cons), used):
+                unchanged += 1
+                continue
+            todo.append((cid, base, cons, used))
+            from_model += base.source == "model"
         with session_scope(engine) as s:
-            for cid in chunk:
-                base = models.get(cid) or experts.get(cid)
-                if base is None:
-                    continue
-                cons = consensus.get(cid, ([], []))
-                q = qualitative_notches(cons[0])
-                if hashes.get(cid) == repo.inputs_hash(base, q, cons[1]):
-                    unchanged += 1
-                    continue
-                r = repo.propose_rating(
-                    s,
-                    cid,
-                    base=base,
-                    proposed_by=SYSTEM,
-                    on=as_of,
-                    auto_approve=True,
-                    known_consensus=cons,
-                )
-                proposed += 1
-                approved += r.status == "approved"
-                from_model += base.source == "model"
+            done = repo.bulk_system_ratings(s, todo, on=as_of)
+        proposed += done["proposed"]
+        approved += done["approved"]
         if progress is not None:
             progress(min(start + CHUNK, len(ids)), len(ids), "rating")
     return {
