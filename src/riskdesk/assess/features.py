@@ -383,8 +383,9 @@ def _payment_behaviour(ctx: Context) -> pd.DataFrame:
         out[f"dbt_avg_paid_{w}d"] = g["dbt"].mean()
         if w != 180:  # the 180-day weighted one is a core state feature
             out[f"dbt_wavg_paid_{w}d"] = _wavg(win, "dbt", "amount_cc")
-        out[f"late_share_{w}d"] = g["dbt"].apply(lambda s: float((s > 0).mean()))
-        out[f"partial_share_{w}d"] = g["n_allocations"].apply(lambda s: float((s > 1).mean()))
+        cust = win["customer_id"]
+        out[f"late_share_{w}d"] = (win["dbt"] > 0).astype(float).groupby(cust).mean()
+        out[f"partial_share_{w}d"] = (win["n_allocations"] > 1).astype(float).groupby(cust).mean()
     win = paid[(paid["paid_date"] > t - pd.Timedelta(days=365)) & (paid["paid_date"] <= t)]
     out["max_dbt_paid_365d"] = win.groupby("customer_id")["dbt"].max()
     bal = inv.groupby("customer_id")["balance"].sum().reindex(idx).fillna(0.0)
@@ -453,26 +454,32 @@ def _disputes_contracts(ctx: Context) -> pd.DataFrame:
         & c["min_volume_amount"].notna()
         & (c["min_volume_amount"] > 0)
     ]
-    days = c["min_volume_period"].map({"month": 30, "quarter": 91, "year": 365}).fillna(365)
+    c = c.assign(
+        period_days=c["min_volume_period"]
+        .map({"month": 30, "quarter": 91, "year": 365})
+        .fillna(365)
+    )
+    c = c[(t - c["start_date"]).dt.days >= c["period_days"]]  # a first full period has ended
     orders = _orders_cc(f, t)
-    short = []
-    for cid, start, d, minimum, cust in zip(
-        c["contract_id"],
-        c["start_date"],
-        days,
-        c["min_volume_amount"],
-        c["customer_id"],
-        strict=True,
-    ):
-        if (t - start).days < d:
-            continue  # the first period has not ended yet
-        o = orders[
-            (orders["customer_id"] == cust)
-            & (orders["order_date"] > t - pd.Timedelta(days=int(d)))
-            & ((orders["contract_id"] == cid) | orders["contract_id"].isna())
-        ]
-        short.append((cust, max(0.0, 1.0 - float(o["amount_cc"].sum()) / float(minimum))))
-    s = pd.DataFrame(short, columns=["customer_id", "shortfall"])
+    m = c[["contract_id", "customer_id", "period_days", "min_volume_amount"]].merge(
+        orders[["customer_id", "contract_id", "order_date", "amount_cc"]].rename(
+            columns={"contract_id": "order_contract"}
+        ),
+        on="customer_id",
+        how="left",
+    )
+    in_window = (m["order_date"] > t - pd.to_timedelta(m["period_days"], unit="D")) & (
+        (m["order_contract"] == m["contract_id"]) | m["order_contract"].isna()
+    )
+    volume = m["amount_cc"].where(in_window, 0.0).fillna(0.0).groupby(m["contract_id"]).sum()
+    c = c.set_index("contract_id")
+    ratio = volume.reindex(c.index).fillna(0.0) / c["min_volume_amount"]
+    s = pd.DataFrame(
+        {
+            "customer_id": c["customer_id"].to_numpy(),
+            "shortfall": (1.0 - ratio).clip(lower=0.0).to_numpy(),
+        }
+    )
     out["contract_volume_shortfall"] = s.groupby("customer_id")["shortfall"].max()
     out["contract_breaches"] = (s[s["shortfall"] > 0].groupby("customer_id").size()).reindex(idx)
     out["contract_breaches"] = out["contract_breaches"].fillna(0.0)

@@ -87,9 +87,25 @@ class DefaultDefinition:
     signals: tuple[str, ...] = ("bankruptcy", "write_off")
 
 
-def default_dates(frames: Frames, definition: DefaultDefinition | None = None) -> pd.Series:
-    """First default date of each customer that ever defaulted (index customer_id)."""
+def default_dates(
+    frames: Frames, definition: DefaultDefinition | None = None, as_of: date | None = None
+) -> pd.Series:
+    """First default date (on or before ``as_of``) of each customer that defaulted.
+
+    ``as_of`` defaults to the latest document date in ``frames``: a 90-day trigger that falls
+    after the end of the data is not known yet, so it is not a default.
+    """
     d = definition or DefaultDefinition()
+    if as_of is None:
+        ends = [
+            frames.invoices["issue_date"].max(),
+            frames.allocations["payment_date"].max(),
+            frames.orders["order_date"].max(),
+        ]
+        known = [e for e in ends if pd.notna(e)]
+        end = max(known) if known else pd.Timestamp.max
+    else:
+        end = pd.Timestamp(as_of)
     inv = frames.invoices[frames.invoices["status"] != "cancelled"].copy()
     inv["amount_cc"] = fx_to_customer(frames, inv, on="issue_date")
     inv["trigger"] = inv["due_date"] + pd.Timedelta(days=d.dpd + 1)
@@ -116,9 +132,10 @@ def default_dates(frames: Frames, definition: DefaultDefinition | None = None) -
     bad = inv[
         (open_at >= d.material_amount) & (open_at >= d.material_share * inv["amount_cc"].to_numpy())
     ]
-    by_dpd = bad.groupby("customer_id")["trigger"].min()
+    by_dpd = bad[bad["trigger"] <= end].groupby("customer_id")["trigger"].min()
     sig = frames.external_signals
-    by_sig = sig[sig["kind"].isin(d.signals)].groupby("customer_id")["signal_date"].min()
+    sig = sig[sig["kind"].isin(d.signals) & (sig["signal_date"] <= end)]
+    by_sig = sig.groupby("customer_id")["signal_date"].min()
     both = pd.concat([by_dpd.rename("a"), by_sig.rename("b")], axis=1).min(axis=1)
     both.index.name = "customer_id"
     return both.rename("default_date").astype("datetime64[ns]")
@@ -136,6 +153,7 @@ def build_snapshots(
     horizon_days: int = 365,
     features: list[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    as_of: date | None = None,
 ) -> pd.DataFrame:
     """One row per (customer, snapshot date): features as of T and ``default_12m`` (0/1).
 
@@ -143,7 +161,7 @@ def build_snapshots(
     yet in default at T. Snapshots whose outcome window runs past the data are still built; the
     caller decides (see :func:`complete_snapshots`).
     """
-    dd = default_dates(frames, definition)
+    dd = default_dates(frames, definition, as_of=as_of)
     first_doc = pd.concat(
         [
             frames.orders.groupby("customer_id")["order_date"].min(),
@@ -232,22 +250,32 @@ def fit_artefact(
     X: pd.DataFrame,
     y: np.ndarray,
     params: dict[str, Any] | None = None,
+    **pack_kw: Any,
+) -> tuple[Scorecard, dict[str, Any]]:
+    """Fit a scorecard and pack its artefact (see :func:`pack`)."""
+    model = Scorecard(**(params or {})).fit(X, y)
+    return model, pack(model, X, y, **pack_kw)
+
+
+def pack(
+    model: Scorecard,
+    X: pd.DataFrame,
+    y: np.ndarray,
     *,
     name: str = "scorecard",
     target: dict[str, Any] | None = None,
     feature_definitions: dict[str, str] | None = None,
     description: str | None = None,
     extra_metrics: dict[str, Any] | None = None,
-) -> tuple[Scorecard, dict[str, Any]]:
-    """Fit a scorecard and pack its artefact (training fingerprint, score distribution, metrics)."""
-    model = Scorecard(**(params or {})).fit(X, y)
+) -> dict[str, Any]:
+    """The artefact of a scorecard fitted on ``(X, y)``: fingerprint, score distribution, metrics."""
     scores = model.score(X)
     metrics = {"training": validate(y, scores, model.predict_pd(X))}
     metrics.update(extra_metrics or {})
     defs = feature_definitions
     if defs is None:
         defs = {fb.name: REGISTRY[fb.name].description for fb in model.bins_ if fb.name in REGISTRY}
-    art = model_to_dict(
+    return model_to_dict(
         model,
         name=name,
         target=target,
@@ -261,4 +289,130 @@ def fit_artefact(
         feature_definitions=defs,
         description=description,
     )
-    return model, art
+
+
+# ------------------------------------------------------------------ portfolio models
+
+MIN_BADS = 30
+"""A portfolio model is trained only with at least this many bad snapshots."""
+
+PORTFOLIO_FEATURES = [n for n, f in REGISTRY.items() if n != "exposure"]
+"""Candidate columns of a portfolio model (exposure is the EAD, not a risk driver)."""
+
+
+@dataclass
+class PortfolioTraining:
+    """Outcome of :func:`train_portfolio_model`."""
+
+    ok: bool
+    reason: str = ""
+    model: Scorecard | None = None
+    artefact: dict[str, Any] | None = None
+    train_rows: int = 0
+    train_bads: int = 0
+    test_rows: int = 0
+    test_bads: int = 0
+    oot: dict[str, Any] | None = None
+
+
+def snapshot_dates(
+    frames: Frames, as_of: date, horizon_days: int = 365, warmup_days: int = 180
+) -> list[date]:
+    """Month ends from ``warmup_days`` after the first document to ``as_of − horizon``."""
+    firsts = [frames.orders["order_date"].min(), frames.invoices["issue_date"].min()]
+    known = [f for f in firsts if pd.notna(f)]
+    if not known:
+        return []
+    start = (min(known) + pd.Timedelta(days=warmup_days)).date()
+    end = (pd.Timestamp(as_of) - pd.Timedelta(days=horizon_days)).date()
+    return month_ends(start, end) if start <= end else []
+
+
+def train_portfolio_model(
+    frames: Frames,
+    as_of: date,
+    *,
+    definition: DefaultDefinition | None = None,
+    horizon_days: int = 365,
+    min_bads: int = MIN_BADS,
+    test_share: float = 0.25,
+    params: dict[str, Any] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> PortfolioTraining:
+    """Train a scorecard on the portfolio's own history, tested out of time.
+
+    Snapshots are month ends whose 12-month outcome is complete by ``as_of``; the latest
+    ``test_share`` of snapshot dates form the out-of-time test set.
+    """
+    frames = frames.as_of(as_of)
+    dates = snapshot_dates(frames, as_of, horizon_days)
+    if len(dates) < 2:
+        return PortfolioTraining(
+            False, f"not enough history: {len(dates)} complete monthly snapshot(s)"
+        )
+    snaps = build_snapshots(
+        frames,
+        dates,
+        definition=definition,
+        horizon_days=horizon_days,
+        features=PORTFOLIO_FEATURES,
+        progress=progress,
+        as_of=as_of,
+    )
+    bads = int(snaps["default_12m"].sum()) if len(snaps) else 0
+    if bads < min_bads:
+        return PortfolioTraining(False, f"only {bads} bad snapshots (at least {min_bads} needed)")
+    split = (
+        dates[max(1, int(round(len(dates) * (1 - test_share))))] if len(dates) > 1 else dates[-1]
+    )
+    train, test = out_of_time_split(snaps, split)
+    if (
+        train["default_12m"].sum() < min_bads * (1 - test_share)
+        or train["default_12m"].nunique() < 2
+    ):
+        train, test = snaps, snaps.iloc[0:0]
+    cols = [c for c in PORTFOLIO_FEATURES if c in snaps.columns]
+    # drop columns that carry no information at all (all missing)
+    cols = [c for c in cols if train[c].notna().any()]
+    Xtr, ytr = train[cols], train["default_12m"].to_numpy()
+    model, art = fit_artefact(
+        Xtr,
+        ytr,
+        params=params,
+        name="portfolio",
+        target={
+            "column": "default_12m",
+            "definition": (definition or DefaultDefinition()).__dict__
+            | {"horizon_days": horizon_days},
+        },
+        description=f"trained on {len(dates)} month-end snapshots up to {dates[-1]}; out of time from {split}",
+    )
+    oot = None
+    if len(test) and test["default_12m"].nunique() == 2:
+        Xte = test[cols]
+        oot = validate(
+            test["default_12m"].to_numpy(),
+            model.score(Xte),
+            model.predict_pd(Xte),
+            art["training"]["score_distribution"],
+        )
+        # metrics are part of the checksummed content: rebuild the artefact with them
+        model, art = fit_artefact(
+            Xtr,
+            ytr,
+            params=params,
+            name="portfolio",
+            target=art["target"],
+            description=art["description"],
+            extra_metrics={"out_of_time": oot, "split_date": split.isoformat()},
+        )
+    return PortfolioTraining(
+        True,
+        model=model,
+        artefact=art,
+        train_rows=len(train),
+        train_bads=int(ytr.sum()),
+        test_rows=len(test),
+        test_bads=int(test["default_12m"].sum()) if len(test) else 0,
+        oot=oot,
+    )

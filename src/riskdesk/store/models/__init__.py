@@ -1,5 +1,6 @@
 """All tables. Stage-specific tables live in their own modules and are imported here."""
 
+from riskdesk.store.models.assess import Assessment, ScorecardModel
 from riskdesk.store.models.auth import ApiToken, AuditEntry, User
 from riskdesk.store.models.base import Base
 from riskdesk.store.models.control import (
@@ -49,6 +50,8 @@ from riskdesk.store.models.monitor import (
 from riskdesk.store.models.rating import AhpWeightSet, DelphiRound, ExpertAssessment, Rating
 
 __all__ = [
+    "Assessment",
+    "ScorecardModel",
     "Alert",
     "Case",
     "CaseComment",
