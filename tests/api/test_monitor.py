@@ -1,0 +1,148 @@
+"""Monitor API: event batches, alerts and cases with visibility by owner, rule versions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _ev(eid: str, kind: str, cust: str, **payload: Any) -> dict[str, Any]:
+    return {
+        "event_id": eid,
+        "type": kind,
+        "event_time": "2026-06-01T10:00:00Z",
+        "customer_id": cust,
+        "payload": payload,
+    }
+
+
+BREACH_C2 = _ev("a1", "contract.breached", "C002", clause="minimum_volume")
+ORDER_C1 = _ev(
+    "a2",
+    "order.placed",
+    "C001",
+    order_id="AO1",
+    order_date="2026-06-01",
+    amount="100.00",
+    currency="EUR",
+)
+BAD = _ev(
+    "a3",
+    "order.placed",
+    "C001",
+    order_id="AO2",
+    order_date="2026-06-01",
+    amount="-5",
+    currency="EUR",
+)
+
+
+def test_event_batch_counts_accepted_duplicates_and_rejected(client, as_user) -> None:  # type: ignore[no-untyped-def]
+    r = client.post("/api/v1/events", json=[BREACH_C2, ORDER_C1, BAD], headers=as_user("rita"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["accepted"], body["duplicates"], body["rejected"]) == (2, 0, 1)
+    assert body["rejections"][0]["event_id"] == "a3"
+    assert "negative" in body["rejections"][0]["reason"]
+    again = client.post(
+        "/api/v1/events", json=[BREACH_C2, ORDER_C1], headers=as_user("rita")
+    ).json()
+    assert (again["accepted"], again["duplicates"]) == (0, 2)
+    state = client.get(
+        f"/api/v1/customers/{_id(client, as_user, 'C001')}/monitor", headers=as_user("rita")
+    ).json()
+    assert state["state"]["features"]["orders_count_90d"] == 1.0
+
+
+def _id(client, as_user, ext: str) -> int:  # type: ignore[no-untyped-def]
+    items = client.get("/api/v1/customers", params={"q": ext}, headers=as_user("root")).json()[
+        "items"
+    ]
+    return int(next(c["id"] for c in items if c["external_id"] == ext))
+
+
+def test_sales_cannot_post_events_and_sees_only_own_alerts_and_cases(client, as_user) -> None:  # type: ignore[no-untyped-def]
+    r = client.post("/api/v1/events", json=[BREACH_C2], headers=as_user("alice"))
+    assert r.status_code == 403
+    client.post("/api/v1/events", json=[BREACH_C2], headers=as_user("rita"))
+    bob = client.get("/api/v1/alerts", headers=as_user("bob")).json()["items"]
+    assert [(a["customer"], a["rule"]) for a in bob] == [("C002", "contract_breach")]
+    assert client.get("/api/v1/alerts", headers=as_user("alice")).json()["items"] == []
+    case_id = bob[0]["case_id"]
+    assert client.get(f"/api/v1/cases/{case_id}", headers=as_user("alice")).status_code == 404
+    assert (
+        client.post(f"/api/v1/cases/{case_id}/acknowledge", headers=as_user("alice")).status_code
+        == 404
+    )
+    detail = client.get(
+        f"/api/v1/cases/{case_id}", params={"lang": "zh"}, headers=as_user("bob")
+    ).json()
+    assert detail["assignee"] == "bob"
+    assert detail["alerts"][0]["title"] == "违反合同条款"
+    assert detail["playbooks"]["contract_breach"]["en"]
+
+
+def test_case_acknowledge_comment_resolve(client, as_user) -> None:  # type: ignore[no-untyped-def]
+    client.post("/api/v1/events", json=[BREACH_C2], headers=as_user("rita"))
+    case_id = client.get("/api/v1/cases", headers=as_user("rita")).json()["items"][0]["id"]
+    h = as_user("rita")
+    assert (
+        client.post(f"/api/v1/cases/{case_id}/acknowledge", headers=h).json()["status"]
+        == "acknowledged"
+    )
+    assert client.post(f"/api/v1/cases/{case_id}/acknowledge", headers=h).status_code == 409
+    assert (
+        client.post(
+            f"/api/v1/cases/{case_id}/comments", json={"body": "called"}, headers=h
+        ).status_code
+        == 201
+    )
+    r = client.post(f"/api/v1/cases/{case_id}/resolve", json={"outcome": "nope"}, headers=h)
+    assert r.status_code == 422
+    r = client.post(f"/api/v1/cases/{case_id}/resolve", json={"outcome": "false_alarm"}, headers=h)
+    assert r.json()["status"] == "resolved" and r.json()["outcome"] == "false_alarm"
+    assert client.get("/api/v1/alerts", headers=h).json()["items"] == []
+    # the auditor reads but cannot change
+    assert client.get(f"/api/v1/cases/{case_id}", headers=as_user("audrey")).status_code == 200
+    assert (
+        client.post(
+            f"/api/v1/cases/{case_id}/comments", json={"body": "x"}, headers=as_user("audrey")
+        ).status_code
+        == 403
+    )
+
+
+def test_rule_sets_are_validated_drafted_and_published(client, as_user) -> None:  # type: ignore[no-untyped-def]
+    h = as_user("rita")
+    bad = {
+        "rules": [
+            {
+                "id": "x",
+                "severity": "high",
+                "title": {"en": "a", "zh": "b"},
+                "playbook": {"en": "a", "zh": "b"},
+                "when": {"field": "state.overdue_balance", "op": "=~", "value": 1},
+            }
+        ]
+    }
+    r = client.post("/api/v1/rules", json=bad, headers=h)
+    assert r.status_code == 422
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert "unknown operator" in r.json()["detail"]
+    good = {
+        "rules": [
+            dict(bad["rules"][0], when={"field": "event.type", "op": "==", "value": "order.placed"})
+        ]
+    }
+    assert client.post("/api/v1/rules", json=good, headers=as_user("alice")).status_code == 403
+    r = client.post("/api/v1/rules", json=good, headers=h)
+    assert r.status_code == 201 and r.json()["status"] == "draft"
+    version = r.json()["version"]
+    client.post("/api/v1/events", json=[ORDER_C1], headers=h)
+    dry = client.post(f"/api/v1/rules/{version}/dry-run", headers=h).json()
+    assert dry["by_rule"] == {"x": 1}
+    assert (
+        client.post(f"/api/v1/rules/{version}/publish", headers=h).json()["status"] == "published"
+    )
+    assert client.post(f"/api/v1/rules/{version}/publish", headers=h).status_code == 409
+    versions = client.get("/api/v1/rules", headers=h).json()["items"]
+    assert [v["status"] for v in versions] == ["retired", "published"]
