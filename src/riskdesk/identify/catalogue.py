@@ -327,7 +327,7 @@ class CatalogueError(ValueError):
         super().__init__(msg)
 
 
-def _check_manifestation_codes(sources: list[SourceDef], lines: list[int]) -> list[RowError]:
+def check_manifestation_codes(sources: list[SourceDef], lines: list[int]) -> list[RowError]:
     errors: list[RowError] = []
     seen: set[str] = set()
     for src, line in zip(sources, lines, strict=True):
@@ -372,7 +372,7 @@ def parse_sources_json(text: str) -> list[SourceDef]:
             errors.append(RowError(i, "code", f"source {src.code!r} given twice"))
         codes.add(src.code)
         out.append(src)
-    errors.extend(_check_manifestation_codes(out, list(range(1, len(out) + 1))))
+    errors.extend(check_manifestation_codes(out, list(range(1, len(out) + 1))))
     if errors:
         raise CatalogueError(errors)
     return out
@@ -456,7 +456,7 @@ def parse_sources_csv(text: str) -> list[SourceDef]:
                 col = "source_" + str(e["loc"][0]) if e["loc"] else "-"
                 errors.append(RowError(first_line[code], col, e["msg"]))
     if not errors:
-        errors.extend(_check_manifestation_codes(out, [first_line[s.code] for s in out]))
+        errors.extend(check_manifestation_codes(out, [first_line[s.code] for s in out]))
     if errors:
         raise CatalogueError(errors)
     return out

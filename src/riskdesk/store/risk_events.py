@@ -21,6 +21,7 @@ from riskdesk.identify.catalogue import BUILTIN_SOURCES, SourceDef
 from riskdesk.identify.config import SETTINGS_KEY, IdentifyConfig
 from riskdesk.store.audit import record
 from riskdesk.store.models import (
+    Customer,
     RiskEventHistory,
     RiskEventRow,
     RiskManifestationRow,
@@ -238,6 +239,7 @@ class EventFilter:
     open: bool | None = None
     date_from: date | None = None
     date_to: date | None = None
+    owner: str | None = None  # only customers of this sales owner
 
 
 def _filtered(f: EventFilter) -> Select[Any]:
@@ -246,6 +248,10 @@ def _filtered(f: EventFilter) -> Select[Any]:
         q = q.where(RiskEventRow.customer_id == f.customer_id)
     if f.customer_ids is not None:
         q = q.where(RiskEventRow.customer_id.in_(f.customer_ids))
+    if f.owner is not None:
+        q = q.where(
+            RiskEventRow.customer_id.in_(select(Customer.id).where(Customer.owner == f.owner))
+        )
     if f.source:
         q = q.where(RiskEventRow.source == f.source)
     if f.manifestation:
