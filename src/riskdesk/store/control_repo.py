@@ -480,7 +480,7 @@ def _amount(value: Any, *, positive: bool = False) -> Decimal:
         raise ControlError(f"amount must be {'positive' if positive else 'zero or more'}: {value}")
     if d != d.quantize(Decimal("0.01")):
         raise ControlError(f"amount has more than two decimals: {value}")
-    return d
+    return d.quantize(Decimal("0.01"))
 
 
 def set_limit(
