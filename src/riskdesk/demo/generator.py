@@ -408,10 +408,10 @@ def generate(
         )
     ]
     has_min = rng.random(n) < spec.min_volume_share
-    quarterly = rng.random(n) < 0.4
+    quarterly = (rng.random(n) < 0.4) & (lam * 3 >= 5)  # quarterly only for steady buyers
     period_months = np.where(quarterly, 3, 12)
     expected = lam * order_size * fx0 * period_months
-    min_amount = np.maximum(np.round(expected * rng.uniform(0.3, 0.6, size=n), -3), 1000.0)
+    min_amount = np.maximum(np.round(expected * rng.uniform(0.35, 0.7, size=n), -3), 1000.0)
     sz = _sigmoid(z)
     clause_p = {
         "retention_of_title": 0.55 + 0.0 * sz,
