@@ -19,6 +19,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from riskdesk.commands._common import JsonOpt, console, emit, engine, err_console, fail
 from riskdesk.connectors.files import FileFormatError, ImportFile
@@ -126,6 +127,10 @@ def import_cmd(
             on_open=bar.open,
             max_errors=SHOWN_ERRORS,
         )
+    except SQLAlchemyError as exc:
+        # e.g. another writer inserted the same key concurrently: nothing was committed
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise fail(f"database error, nothing imported: {reason}", 1, as_json) from None
     except FileFormatError as exc:
         problem = {"line": None, "column": "", "value": None, "reason": str(exc)}
         raise fail(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
 from riskdesk.config import get_settings
@@ -56,23 +56,50 @@ def run_import(
                 if progress is not None:
                     progress(f.position(), f.total)
 
-        with Session(engine, expire_on_commit=False) as session:
+        with engine.connect() as conn:
+            restore = _enlarge_sqlite_cache(conn)
             try:
-                result = import_chunks(
-                    session,
-                    f.kind,
-                    f.layout.present,
-                    chunks(),
-                    file_name=name,
-                    actor=actor,
-                    dry_run=dry_run,
-                    max_errors=max_errors,
-                )
-                if result.ok and not dry_run:
-                    session.commit()
-                else:
-                    session.rollback()
-            except BaseException:
-                session.rollback()
-                raise
+                with Session(bind=conn, expire_on_commit=False) as session:
+                    try:
+                        result = import_chunks(
+                            session,
+                            f.kind,
+                            f.layout.present,
+                            chunks(),
+                            file_name=name,
+                            actor=actor,
+                            dry_run=dry_run,
+                            max_errors=max_errors,
+                        )
+                        if result.ok and not dry_run:
+                            session.commit()
+                        else:
+                            session.rollback()
+                    except BaseException:
+                        session.rollback()
+                        raise
+            finally:
+                restore()
     return result
+
+
+SQLITE_IMPORT_CACHE_KIB = 256 * 1024
+
+
+def _enlarge_sqlite_cache(conn: Connection) -> Callable[[], None]:
+    """Give SQLite a large page cache for the import (index inserts stay in memory).
+
+    Returns the function that restores the connection's previous setting.
+    """
+    if conn.dialect.name != "sqlite":
+        return lambda: None
+    previous = int(conn.exec_driver_sql("PRAGMA cache_size").scalar() or -2000)
+    conn.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_IMPORT_CACHE_KIB}")
+    conn.commit()
+
+    def restore() -> None:
+        if not conn.closed and not conn.invalidated:
+            conn.exec_driver_sql(f"PRAGMA cache_size={previous}")
+            conn.commit()
+
+    return restore
