@@ -223,6 +223,7 @@ class Context:
 
     def __init__(self, frames: Frames, t: pd.Timestamp) -> None:
         self.t = t
+        self.all_invoices = frames.invoices
         self.frames = frames.as_of(t.date())
         self.index = _customer_index(frames)
         self._state: InvoiceState | None = None
@@ -409,8 +410,14 @@ def _exposure_orders(ctx: Context) -> pd.DataFrame:
     inv = ctx.state.invoices
     out = pd.DataFrame(index=idx)
     orders = _orders_cc(f, t)
+    linked_all = set(
+        ctx.all_invoices.loc[ctx.all_invoices["order_id"].notna(), "order_id"].astype("int64")
+    )
     invoiced = set(f.invoices.loc[f.invoices["order_id"].notna(), "order_id"].astype("int64"))
-    open_orders = orders[~orders["order_id"].isin(invoiced)]
+    # an order is open until an invoice issued on or before T refers to it; an order marked
+    # ``invoiced`` that no invoice refers to at all counts as invoiced (its date is unknown)
+    unlinked_invoiced = (orders["status"] == "invoiced") & ~orders["order_id"].isin(linked_all)
+    open_orders = orders[~orders["order_id"].isin(invoiced) & ~unlinked_invoiced]
     out["open_orders_amount"] = open_orders.groupby("customer_id")["amount_cc"].sum()
     out["open_orders_amount"] = out["open_orders_amount"].fillna(0.0)
     bal = inv.groupby("customer_id")["balance"].sum().reindex(idx).fillna(0.0)
