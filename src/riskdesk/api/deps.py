@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -24,6 +25,17 @@ from riskdesk.store.models import Customer, User
 from riskdesk.store.users import user_for_token
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class UserView:
+    """A detached snapshot of the request's user (safe to use after the session closed)."""
+
+    id: int
+    username: str
+    role: str
+    full_name: str | None
+    language: str | None
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -67,6 +79,9 @@ def session_user(request: Request, session: Session) -> User | None:
             user = found if found is not None and found.active else None
     if user is not None:
         request.state.user = user
+        request.state.user_view = UserView(
+            user.id, user.username, user.role, user.full_name, user.language
+        )
     return user
 
 

@@ -54,7 +54,7 @@ def request_lang(request: Request) -> str:
         if isinstance(stored, str) and stored in LANGUAGES:
             lang = stored
     if lang is None:
-        user = getattr(request.state, "user", None)
+        user = getattr(request.state, "user_view", None)
         if user is not None and user.language in LANGUAGES:
             lang = user.language
     if lang is None:
@@ -83,7 +83,7 @@ def nav_items() -> tuple[NavItem, ...]:
 
 def _context(request: Request) -> dict[str, Any]:
     lang = request_lang(request)
-    user = getattr(request.state, "user", None)
+    user = getattr(request.state, "user_view", None)
     token = csrf_token(request.session) if "session" in request.scope else ""
 
     def csrf_field() -> Markup:
