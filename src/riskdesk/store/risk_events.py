@@ -314,13 +314,16 @@ def open_counts_by_source(
 
 
 def open_counts_by_source_severity(
-    session: Session, customer_ids: list[int] | None = None
+    session: Session, owner: str | None = None
 ) -> list[tuple[str, str, int]]:
+    """(source, severity, count) of open events; only ``owner``'s customers when given."""
     q = select(RiskEventRow.source, RiskEventRow.severity, func.count()).where(
         RiskEventRow.closed_on.is_(None)
     )
-    if customer_ids is not None:
-        q = q.where(RiskEventRow.customer_id.in_(customer_ids))
+    if owner is not None:
+        q = q.where(
+            RiskEventRow.customer_id.in_(select(Customer.id).where(Customer.owner == owner))
+        )
     rows = session.execute(q.group_by(RiskEventRow.source, RiskEventRow.severity)).all()
     return [(str(s), str(v), int(n)) for s, v, n in rows]
 
