@@ -214,3 +214,18 @@ def test_the_quantitative_assessment_is_the_base_when_present(engine: Engine) ->
             4,
             0.011,
         )
+
+
+def test_ahp_weights_named_expert_scorecard_feed_the_batch_scorecard(engine: Engine) -> None:
+    from riskdesk.analytics.steps import rating as step
+    from riskdesk.assess import ahp
+
+    assert step.configured_scorecard(engine).weights()["tenure_years"] > 0
+    crit = ["max_days_overdue", "bureau_score"]
+    m = [[1, 3], [1 / 3, 1]]
+    with session_scope(engine) as s:
+        repo.save_weight_set(s, "expert_scorecard", crit, m, ahp.weights(m, crit), actor="lead")
+    w = step.configured_scorecard(engine).weights()
+    assert w["max_days_overdue"] == pytest.approx(0.75)
+    assert w["bureau_score"] == pytest.approx(0.25)
+    assert w["tenure_years"] == 0.0

@@ -17,21 +17,45 @@ from sqlalchemy import Engine, select
 
 from riskdesk.analytics.frames import load_frames
 from riskdesk.assess.expert import Consensus, qualitative_notches
-from riskdesk.assess.expert_scorecard import default_scorecard, score_portfolio
+from riskdesk.assess.expert_scorecard import (
+    ExpertScorecard,
+    default_scorecard,
+    from_dict,
+    score_portfolio,
+    with_weights,
+)
 from riskdesk.store import ratings as repo
 from riskdesk.store.db import session_scope
-from riskdesk.store.models import Customer
+from riskdesk.store.models import Customer, Setting
 
 NAME = "rating"
 ORDER = 30
 CHUNK = 5000
 
 
+SETTING_KEY = "expert_scorecard"
+"""``app_settings`` key of a custom expert-scorecard configuration (same JSON shape as the
+default) and ``ahp_weight_sets`` name whose weights replace the scorecard's."""
+
+
+def configured_scorecard(engine: Engine) -> ExpertScorecard:
+    """The expert scorecard in force: a custom configuration from ``app_settings`` if any,
+    else the default; with the weights of the newest AHP weight set named
+    ``expert_scorecard`` when one exists."""
+    with session_scope(engine) as s:
+        row = s.get(Setting, SETTING_KEY)
+        card = from_dict(row.value) if row is not None and row.value else default_scorecard()
+        ws = repo.latest_weight_set(s, SETTING_KEY)
+        if ws is not None:
+            card = with_weights(card, ws.weights)
+    return card
+
+
 def expert_bases(
     engine: Engine, as_of: date, customer_ids: list[int] | None = None
 ) -> dict[int, repo.BaseGrade]:
     """Expert-scorecard base grades of every customer (or ``customer_ids``)."""
-    card = default_scorecard()
+    card = configured_scorecard(engine)
     scored = score_portfolio(load_frames(engine), as_of, card, customer_ids=customer_ids)
     out: dict[int, repo.BaseGrade] = {}
     for cid, score, pd_, grade in zip(
@@ -100,7 +124,7 @@ def base_for(engine: Engine, customer_id: int, as_of: date) -> repo.BaseGrade | 
         q = repo.quantitative_base(s, customer_id)
     if q is not None:
         return q
-    card = default_scorecard()
+    card = configured_scorecard(engine)
     scored = score_portfolio(load_frames(engine), as_of, card, customer_ids=[customer_id])
     if customer_id not in scored.index:
         return None
