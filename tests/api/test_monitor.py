@@ -146,3 +146,25 @@ def test_rule_sets_are_validated_drafted_and_published(client, as_user) -> None:
     assert client.post(f"/api/v1/rules/{version}/publish", headers=h).status_code == 409
     versions = client.get("/api/v1/rules", headers=h).json()["items"]
     assert [v["status"] for v in versions] == ["retired", "published"]
+
+
+def test_inbox_case_page_and_panels_show_the_alert(client, as_user) -> None:  # type: ignore[no-untyped-def]
+    client.post("/api/v1/events", json=[BREACH_C2], headers=as_user("rita"))
+    h = as_user("bob")
+    inbox = client.get("/monitor/alerts", params={"lang": "zh"}, headers=h)
+    assert inbox.status_code == 200
+    assert "预警收件箱" in inbox.text and "违反合同条款" in inbox.text
+    case_id = client.get("/api/v1/cases", headers=h).json()["items"][0]["id"]
+    page = client.get(f"/monitor/cases/{case_id}", headers=h)
+    assert page.status_code == 200
+    assert "记录违约情况" in page.text  # the playbook, in bob's language
+    assert client.get(f"/monitor/cases/{case_id}", headers=as_user("alice")).status_code == 404
+    cust = client.get(f"/customers/{_id(client, as_user, 'C002')}", headers=h)
+    assert "实时监控" in cust.text and "违反合同条款" in cust.text
+    en = client.get(f"/monitor/cases/{case_id}", params={"lang": "en"}, headers=h)
+    assert "Document the breach" in en.text
+    home = client.get("/", headers=h)
+    assert "data-severity='high'>1<" in home.text  # one open high case on the dashboard
+    ack = client.post(f"/monitor/cases/{case_id}/acknowledge", headers=h, follow_redirects=False)
+    assert ack.status_code == 303
+    assert client.get(f"/api/v1/cases/{case_id}", headers=h).json()["status"] == "acknowledged"
