@@ -6,6 +6,7 @@ The business rules live in :mod:`riskdesk.control`; this module only reads and w
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -62,7 +63,6 @@ from riskdesk.store.models import (
     ControlAction,
     CreditLimit,
     Customer,
-    FxRate,
     InsurancePolicy,
     InsuredLimit,
     LimitRequest,
@@ -142,22 +142,30 @@ def find_customer(session: Session, key: str | int) -> Customer | None:
     return c
 
 
-def get_rating(session: Session, customer_id: int, on: date) -> RatingInfo | None:
-    """The customer's current rating; falls back to the latest assessment, else unrated."""
+@lru_cache(maxsize=1)
+def _rating_sources() -> tuple[Any, Any]:
+    """The rating and assessment look-ups if those stages are installed (resolved once)."""
     try:
         from riskdesk.store.ratings import current_rating
     except ImportError:
         current_rating = None  # type: ignore[assignment]
+    try:
+        from riskdesk.store import assessments  # type: ignore[attr-defined]
+
+        latest = getattr(assessments, "latest_assessment", None)
+    except ImportError:
+        latest = None
+    return current_rating, latest
+
+
+def get_rating(session: Session, customer_id: int, on: date) -> RatingInfo | None:
+    """The customer's current rating; falls back to the latest assessment, else unrated."""
+    current_rating, latest_assessment = _rating_sources()
     if current_rating is not None:
         r = current_rating(session, customer_id, on)
         if r is not None:
             return RatingInfo(int(r.grade), float(r.pd), r.valid_until, "rating")
-    try:
-        from riskdesk.store import assessments  # type: ignore[attr-defined]
-
-        a = assessments.latest_assessment(session, customer_id)
-    except (ImportError, AttributeError):
-        a = None
+    a = latest_assessment(session, customer_id) if latest_assessment is not None else None
     if a is not None and getattr(a, "grade", None) is not None:
         return RatingInfo(
             int(a.grade), getattr(a, "pd", None), getattr(a, "valid_until", None), "assessment"
@@ -165,19 +173,42 @@ def get_rating(session: Session, customer_id: int, on: date) -> RatingInfo | Non
     return None
 
 
+FX_CACHE_SECONDS = 60.0
+_fx_cache: dict[tuple[str, str, str, date], tuple[float, tuple[date, Decimal] | None]] = {}
+_FX_SQL = text(
+    "SELECT rate_date, rate FROM fx_rates WHERE base = :b AND quote = :q AND rate_date <= :on "
+    "ORDER BY rate_date DESC LIMIT 1"
+).bindparams(bindparam("on", type_=Date()))
+
+
+def _latest_rate(session: Session, base: str, quote: str, on: date) -> tuple[date, Decimal] | None:
+    """The latest rate of a pair on or before ``on``; cached for a minute per database."""
+    bind = session.get_bind()
+    key = (str(getattr(bind, "url", id(bind))), base, quote, on)
+    now = time.monotonic()
+    hit = _fx_cache.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    row = session.connection().execute(_FX_SQL, {"b": base, "q": quote, "on": on}).first()
+    val = None
+    if row is not None:
+        d = row[0] if isinstance(row[0], date) else date.fromisoformat(str(row[0])[:10])
+        val = (d, Decimal(str(row[1])))
+    if len(_fx_cache) > 50_000:
+        _fx_cache.clear()
+    _fx_cache[key] = (now + FX_CACHE_SECONDS, val)
+    return val
+
+
 def fx_for(session: Session, currencies: Iterable[str], target: str, on: date) -> FxTable:
     """An FX table with the latest rate on or before ``on`` of each needed pair."""
     fx = FxTable()
-    for ccy in {c.upper() for c in currencies} - {target.upper()}:
+    target = target.upper()
+    for ccy in {c.upper() for c in currencies} - {target}:
         for base, quote in ((ccy, target), (target, ccy)):
-            row = session.execute(
-                select(FxRate.rate_date, FxRate.rate)
-                .where(FxRate.base == base, FxRate.quote == quote, FxRate.rate_date <= on)
-                .order_by(FxRate.rate_date.desc())
-                .limit(1)
-            ).first()
-            if row is not None:
-                fx.add(row[0], base, quote, row[1])
+            found = _latest_rate(session, base, quote, on)
+            if found is not None:
+                fx.add(found[0], base, quote, found[1])
                 break
     return fx
 
