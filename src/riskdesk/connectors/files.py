@@ -153,6 +153,8 @@ class XlsxSource:
         )
         self._ws = ws
         self.total = int(ws.max_row or 0)
+        # some writers store a wrong sheet size: read what is there, not what is declared
+        ws.reset_dimensions()
         self._pos = 0
         self.encoding = "xlsx"
         self.delimiter = ""
