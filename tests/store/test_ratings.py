@@ -229,3 +229,19 @@ def test_ahp_weights_named_expert_scorecard_feed_the_batch_scorecard(engine: Eng
     assert w["max_days_overdue"] == pytest.approx(0.75)
     assert w["bureau_score"] == pytest.approx(0.25)
     assert w["tenure_years"] == 0.0
+
+
+def test_current_ratings_in_bulk_match_the_single_lookup(engine: Engine) -> None:
+    a, b, c = _customer(engine, "A"), _customer(engine, "B"), _customer(engine, "C")
+    with session_scope(engine) as s:
+        for cid, grade in ((a, 2), (b, 8), (a, 3)):
+            r = repo.propose_rating(
+                s, cid, base=repo.BaseGrade("manual", grade), proposed_by="ana", on=TODAY
+            )
+            repo.approve_rating(s, r.id, approver="rita", approver_role="risk_manager")
+    with session_scope(engine) as s:
+        bulk = repo.current_ratings(s, [a, b, c], TODAY)
+        assert set(bulk) == {a, b}
+        assert bulk[a] == repo.current_rating(s, a, TODAY) and bulk[a].grade == 3
+        assert bulk[b].grade == 8 and bulk[b].valid_until == date(2027, 2, 28)
+        assert repo.current_ratings(s, [], TODAY) == {}

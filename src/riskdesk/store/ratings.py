@@ -99,6 +99,10 @@ def current_rating(
     ).first()
     if r is None:
         return None
+    return _current_from_row(r, on)
+
+
+def _current_from_row(r: Rating, on: date) -> CurrentRating:
     eff = effective(
         base_grade=r.base_grade,
         base_pd=r.base_pd,
@@ -112,7 +116,7 @@ def current_rating(
     )
     return CurrentRating(
         rating_id=r.id,
-        customer_id=customer_id,
+        customer_id=r.customer_id,
         grade=eff.grade,
         label=grade_info(eff.grade).label,
         pd=eff.pd,
@@ -122,6 +126,25 @@ def current_rating(
         base_source=r.base_source,
         approved_at=r.approved_at,
     )
+
+
+def current_ratings(
+    session: Session, customer_ids: list[int] | None = None, on: date | None = None
+) -> dict[int, CurrentRating]:
+    """:func:`current_rating` for many customers at once (all when ``customer_ids`` is None)."""
+    on = on or _today()
+    q = select(Rating).where(Rating.status == "approved")
+    if customer_ids is not None:
+        if not customer_ids:
+            return {}
+        q = q.where(Rating.customer_id.in_(customer_ids))
+    out: dict[int, CurrentRating] = {}
+    latest: dict[int, Rating] = {}
+    for r in session.scalars(q.order_by(Rating.approved_at, Rating.id)):
+        latest[r.customer_id] = r
+    for cid, r in latest.items():
+        out[cid] = _current_from_row(r, on)
+    return out
 
 
 # ---------------------------------------------------------------- expert assessments
