@@ -190,3 +190,15 @@ def test_composite_keys_are_idempotent(engine: Engine, tmp_path: Path, key_kind:
     lines[1] = lines[1].rsplit(",", 1)[0] + ",2"
     res = run_import(engine, key_kind, _csv(tmp_path, "x.csv", "\n".join(lines) + "\n"))
     assert (res.inserted, res.updated, res.unchanged) == (0, 1, 2)
+
+
+def test_parent_links_may_not_form_a_cycle(engine: Engine, tmp_path: Path) -> None:
+    ok = "external_id,name,parent_id\nA,A,\nB,B,A\n"
+    assert run_import(engine, "customers", _csv(tmp_path, "ok.csv", ok)).ok
+    cyclic = "external_id,name,parent_id\nA,A,B\n"
+    res = run_import(engine, "customers", _csv(tmp_path, "cyc.csv", cyclic))
+    assert not res.ok
+    assert [(e.line, e.column) for e in res.errors] == [(2, "parent_id")]
+    assert "cycle" in res.errors[0].reason
+    with engine.connect() as c:
+        assert c.scalar(select(Customer.parent_id).where(Customer.external_id == "A")) is None

@@ -414,9 +414,50 @@ class Importer:
                 .values(parent_id=bindparam("_parent")),
                 [{"_child": c, "_parent": ids[p]} for c, p, _ in self.deferred_parents],
             )
+        if self.writing and self.kind.name == "customers" and "parent_id" in self.names:
+            self._check_parent_cycles()
         if self.writing and self.touched_payments:
             self._check_payment_totals()
         return self.result
+
+    def _check_parent_cycles(self) -> None:
+        """Parent links must form a forest: report each cycle once, at a line of this file."""
+        t = self.table
+        parent: dict[int, int] = {
+            r.id: r.parent_id
+            for r in self.conn.execute(
+                select(t.c.id, t.c.parent_id).where(t.c.parent_id.is_not(None))
+            )
+        }
+        state: dict[int, int] = {}  # 1 = on the current path, 2 = done
+        for start in parent:
+            if start in state:
+                continue
+            path: list[int] = []
+            node: int | None = start
+            while node is not None and node not in state:
+                state[node] = 1
+                path.append(node)
+                node = parent.get(node)
+            if node is not None and state[node] == 1:
+                cycle = path[path.index(node) :]
+                codes = dict(
+                    self.conn.execute(
+                        select(t.c.id, t.c.external_id).where(t.c.id.in_(cycle))
+                    ).all()
+                )
+                names = [codes[i] for i in cycle]
+                line = min((self.seen[c] for c in names if c in self.seen), default=0)
+                self.error(
+                    RowError(
+                        line,
+                        "parent_id",
+                        names[0],
+                        "parent links form a cycle: " + " → ".join([*names, names[0]]),
+                    )
+                )
+            for n in path:
+                state[n] = 2
 
     def _check_payment_totals(self) -> None:
         p, a = TABLES["payments"], TABLES["allocations"]
