@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from typer.testing import CliRunner
@@ -13,6 +14,15 @@ from riskdesk.cli import app
 from riskdesk.store.db import make_engine
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """argon2 with minimal cost parameters: same code path, a fraction of the CPU time."""
+    from argon2 import PasswordHasher
+
+    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    monkeypatch.setattr("riskdesk.store.users._hasher", cheap)
 
 
 def cli(db_url: str, *args: str):  # type: ignore[no-untyped-def]

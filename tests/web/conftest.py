@@ -30,6 +30,15 @@ def _load_seed() -> ModuleType:
     return mod
 
 
+@pytest.fixture(autouse=True)
+def _cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """argon2 with minimal cost parameters: same code path, a fraction of the CPU time."""
+    from argon2 import PasswordHasher
+
+    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    monkeypatch.setattr("riskdesk.store.users._hasher", cheap)
+
+
 SEED = _load_seed()
 
 
