@@ -630,9 +630,7 @@ def _spike(ctx: Context, cfg: IdentifyConfig) -> pd.DataFrame:
     hist = o[
         (o["order_date"] <= cut) & (o["order_date"] > cut - pd.Timedelta(days=d.spike_history_days))
     ]
-    r = recent.groupby("customer_id").agg(
-        recent=("amount_cc", "sum"), n=("order_id", "count"), orders=("order_id", list)
-    )
+    r = recent.groupby("customer_id").agg(recent=("amount_cc", "sum"), n=("order_id", "count"))
     h = hist.groupby("customer_id")["amount_cc"].agg(["sum", "count"])
     m = r.join(h, how="inner")
     m["usual"] = m["sum"] * d.spike_days / d.spike_history_days
@@ -644,6 +642,8 @@ def _spike(ctx: Context, cfg: IdentifyConfig) -> pd.DataFrame:
         & (m["p_value"] <= d.significance)
     ]
     m = m.reset_index()
+    ids = recent[recent["customer_id"].isin(m["customer_id"])].groupby("customer_id")["order_id"]
+    m["orders"] = lookup(m["customer_id"], ids.agg(list))
     m["factor"] = m["recent"] / m["usual"]
     m["currency"] = m["customer_id"].map(ctx.customer_ccy)
     ev = ctx.evidence(
