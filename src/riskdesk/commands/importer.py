@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from riskdesk.commands._common import JsonOpt, console, emit, engine, err_console, fail
 from riskdesk.connectors.files import FileFormatError, ImportFile
-from riskdesk.connectors.import_run import run_import
+from riskdesk.connectors.import_run import paused_gc, run_import
 from riskdesk.connectors.import_schema import IMPORT_ORDER, KINDS
 
 PROGRESS_MIN_BYTES = 1 << 20
@@ -117,16 +117,17 @@ def import_cmd(
     eng = engine(ctx)
     bar = _Bar(enabled=not as_json)
     try:
-        result = run_import(
-            eng,
-            name,
-            file,
-            dry_run=dry_run,
-            actor=actor or _actor(),
-            progress=bar.update,
-            on_open=bar.open,
-            max_errors=SHOWN_ERRORS,
-        )
+        with paused_gc():
+            result = run_import(
+                eng,
+                name,
+                file,
+                dry_run=dry_run,
+                actor=actor or _actor(),
+                progress=bar.update,
+                on_open=bar.open,
+                max_errors=SHOWN_ERRORS,
+            )
     except SQLAlchemyError as exc:
         # e.g. another writer inserted the same key concurrently: nothing was committed
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
