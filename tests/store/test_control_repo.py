@@ -375,3 +375,37 @@ def test_parallel_checks_never_hand_out_more_headroom_than_there_is(db_url: str)
             assert n == 6 and D(str(total)) <= D("1000")
     finally:
         eng.dispose()
+
+
+def test_group_limit_counts_every_member(engine: Engine) -> None:
+    with session_scope(engine) as s:
+        a = customer(s, "GA", group_code="ACME")
+        b = customer(s, "GB", group_code="ACME")
+        for c in (a, b):
+            rate(s, c.id, 3)
+            repo.set_limit(s, customer_id=c.id, amount="1000", currency="EUR", actor="t")
+        repo.set_limit(
+            s,
+            customer_id=None,
+            group="code:ACME",
+            amount="1200",
+            currency="EUR",
+            actor="t",
+            reason="group cap",
+        )
+        s.add(
+            Order(
+                external_id="OB",
+                customer_id=b.id,
+                order_date=TODAY,
+                amount=D("900"),
+                currency="EUR",
+                status="open",
+            )
+        )
+        ids = a.id, b.id
+    out = repo.run_order_check(engine, ids[0], "400", "EUR")
+    (reason,) = out["reasons"]
+    assert reason["code"] == "group_over_limit" and out["decision"] == "hold"
+    assert reason["figures"]["group_exposure_after"] == D("1300.00")
+    assert repo.run_order_check(engine, ids[0], "200", "EUR")["decision"] == "pass"
