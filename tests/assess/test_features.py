@@ -372,3 +372,28 @@ def test_missing_fx_rate_uses_the_inverse_pair() -> None:
 def test_feature_catalogue_lists_every_feature() -> None:
     md = markdown()
     assert all(f"`{name}`" in md for name in REGISTRY)
+
+
+def test_contract_minimum_volume_shortfall() -> None:
+    f = portfolio()
+    f.contracts = make_frames(
+        contracts=[
+            {
+                "contract_id": 7,
+                "customer_id": 1,
+                "start_date": D("2025-01-01"),
+                "end_date": None,
+                "min_volume_amount": 1000.0,
+                "min_volume_period": "quarter",
+                "status": "active",
+            },
+        ]
+    ).contracts
+    out = compute_features(
+        f, date(2026, 3, 31), names=["contract_volume_shortfall", "contract_breaches"]
+    )
+    # orders in the last 91 days: 200 EUR + 80 USD (1.0) = 280 of the 1000 minimum
+    assert out.loc[1, "contract_volume_shortfall"] == pytest.approx(0.72)
+    assert out.loc[1, "contract_breaches"] == 1
+    assert math.isnan(out.loc[2, "contract_volume_shortfall"])
+    assert out.loc[2, "contract_breaches"] == 0
