@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from riskdesk.domain.money import FxTable
@@ -257,7 +257,7 @@ class IngestResult:
 
 @dataclass
 class _Live:
-    row: CustomerState | None
+    row: Any  # a CustomerState or a row with book, features, events_count
     ref: str
     customer: Customer | None
     book: dict[str, Any]
@@ -305,10 +305,15 @@ def ingest(
     if not fresh:
         return res
     refs = sorted({ev.customer_id for _, ev in fresh})
-    rows: dict[str, CustomerState] = {}
+    rows: dict[str, Any] = {}
     for chunk in _chunks(refs):
-        for r in session.scalars(
-            select(CustomerState).where(CustomerState.customer_ref.in_(chunk))
+        for r in session.execute(
+            select(
+                CustomerState.customer_ref,
+                CustomerState.book,
+                CustomerState.features,
+                CustomerState.events_count,
+            ).where(CustomerState.customer_ref.in_(chunk))
         ):
             rows[r.customer_ref] = r
     customers = _customers(session, refs)
@@ -364,12 +369,14 @@ def ingest(
         if st.hits:
             pending_hits.append((lv, ev, st.hits))
     if records:
-        session.execute(insert(ProcessedEvent), records)
+        session.execute(insert(ProcessedEvent.__table__), records)
     _save_states(session, live.values(), now)
     if pending_hits and engine is not None:
         ctx = _AlertContext(session, engine, now, actor)
+        ctx.preload(lv.ref for lv, _, _ in pending_hits)
         for lv, ev, hits in pending_hits:
             ctx.raise_hits(lv.ref, lv.customer, hits, ev.event_id, book_date(lv.book))
+        ctx.finish()
         res.alerts_new += ctx.new
         res.alerts_updated += ctx.updated
     return res
@@ -415,20 +422,19 @@ def _save_states(session: Session, lives: Iterable[_Live], now: datetime) -> Non
             upd_rows.append(vals)
         lv.dirty = False
     if new_rows:
-        session.execute(insert(CustomerState), new_rows)
+        session.execute(insert(CustomerState.__table__), new_rows)
     if upd_rows:
-        # the rows are in the session already: update them through the ORM identity map
-        for vals in upd_rows:
-            obj = session.get(CustomerState, vals["customer_ref"])
-            assert obj is not None
-            for k, v in vals.items():
-                if k != "customer_ref":
-                    setattr(obj, k, v)
-            from sqlalchemy.orm.attributes import flag_modified
-
-            flag_modified(obj, "book")
-            flag_modified(obj, "features")
-        session.flush()
+        t = CustomerState.__table__
+        stmt = (
+            update(t)
+            .where(t.c.customer_ref == bindparam("ref"))
+            .values({k: bindparam("v_" + k) for k in upd_rows[0] if k != "customer_ref"})
+        )
+        params = [
+            {("ref" if k == "customer_ref" else "v_" + k): v for k, v in vals.items()}
+            for vals in upd_rows
+        ]
+        session.execute(stmt, params)
 
 
 # --------------------------------------------------------------------------- alerts and cases
@@ -450,6 +456,9 @@ def _default_assignee(session: Session, customer: Customer | None) -> str | None
 
 
 class _AlertContext:
+    """Raises alerts for a batch: open alerts, cases and snoozes of the batch's customers are
+    read once; new alerts are written in bulk and summarised in one audit entry."""
+
     def __init__(self, session: Session, engine: Engine, now: datetime, actor: str) -> None:
         self.s = session
         self.engine = engine
@@ -458,6 +467,12 @@ class _AlertContext:
         self.new = 0
         self.updated = 0
         self._subs: list[Subscription] | None = None
+        self._loaded: set[str] = set()
+        self._alerts: dict[tuple[str, str], Alert] = {}
+        self._cases: dict[str, Case] = {}
+        self._snoozes: dict[str, list[tuple[str, date]]] = {}
+        self._created: list[tuple[Alert, Customer | None, Case]] = []
+        self._opened: list[Case] = []
 
     def subs(self) -> list[Subscription]:
         if self._subs is None:
@@ -470,6 +485,24 @@ class _AlertContext:
             )
         return self._subs
 
+    def preload(self, refs: Iterable[str]) -> None:
+        todo = sorted(set(refs) - self._loaded)
+        if not todo:
+            return
+        s = self.s
+        for chunk in _chunks(todo):
+            for a in s.scalars(
+                select(Alert).where(Alert.customer_ref.in_(chunk), Alert.status == "open")
+            ):
+                self._alerts[(a.customer_ref, a.rule_id)] = a
+            for c in s.scalars(
+                select(Case).where(Case.customer_ref.in_(chunk), Case.status != "resolved")
+            ):
+                self._cases.setdefault(c.customer_ref, c)
+            for sn in s.scalars(select(Snooze).where(Snooze.customer_ref.in_(chunk))):
+                self._snoozes.setdefault(sn.customer_ref, []).append((sn.rule_id, sn.until))
+        self._loaded.update(todo)
+
     def raise_hits(
         self,
         ref: str,
@@ -478,37 +511,27 @@ class _AlertContext:
         event_id: str | None,
         on: date | None,
     ) -> None:
-        s = self.s
+        self.preload([ref])
         today = on or self.now.date()
-        snoozed = {
-            sn.rule_id
-            for sn in s.scalars(
-                select(Snooze).where(Snooze.customer_ref == ref, Snooze.until >= today)
-            )
-        }
+        snoozed = {r for r, until in self._snoozes.get(ref, []) if until >= today}
         for hit, scope in hits:
             if hit.rule_id in snoozed:
                 continue
-            alert = s.scalar(
-                select(Alert).where(
-                    Alert.customer_ref == ref, Alert.rule_id == hit.rule_id, Alert.status == "open"
-                )
-            )
-            details = {
+            details: dict[str, Any] = {
                 "event": {
-                    k: v for k, v in scope.items() if not isinstance(v, float) or not math.isnan(v)
+                    k: v for k, v in scope.items() if not (isinstance(v, float) and math.isnan(v))
                 }
             }
             if hit.details.get("rules"):
                 details["rules"] = hit.details["rules"]
+            alert = self._alerts.get((ref, hit.rule_id))
             if alert is not None:
                 alert.hits += 1
                 alert.last_seen = self.now
                 alert.event_id = event_id
                 alert.details = details
-                if (
-                    severity_at_least(hit.severity.value, alert.severity)
-                    and hit.severity.value != alert.severity
+                if severity_at_least(hit.severity.value, alert.severity) and (
+                    hit.severity.value != alert.severity
                 ):
                     alert.severity = hit.severity.value
                     self._case_for(ref, customer, hit.severity.value)
@@ -523,58 +546,90 @@ class _AlertContext:
                 severity=hit.severity.value,
                 points=hit.points,
                 status="open",
-                case_id=case.id,
                 first_seen=self.now,
                 last_seen=self.now,
                 hits=1,
                 event_id=event_id,
                 details=details,
             )
-            s.add(alert)
-            s.flush()
+            self._alerts[(ref, hit.rule_id)] = alert
+            self._created.append((alert, customer, case))
             self.new += 1
+
+    def finish(self) -> None:
+        """Flush new alerts, write one audit entry for them and queue their notifications."""
+        if not self._created:
+            return
+        self.s.flush()  # the new cases get their ids
+        for a, _, case in self._created:
+            a.case_id = case.id
+        self.s.add_all([a for a, _, _ in self._created])
+        self.s.flush()
+        if self._opened:
             record(
-                s,
+                self.s,
                 actor=self.actor,
-                action="alert.raise",
-                entity="alert",
-                entity_id=alert.id,
+                action="case.open",
+                entity="case",
+                entity_id=self._opened[0].id,
                 after={
-                    "customer": ref,
-                    "rule": hit.rule_id,
-                    "severity": hit.severity.value,
-                    "case": case.id,
-                    "event_id": event_id,
+                    "cases": [
+                        {
+                            "id": c.id,
+                            "customer": c.customer_ref,
+                            "severity": c.severity,
+                            "assignee": c.assignee,
+                        }
+                        for c in self._opened[:1000]
+                    ],
+                    "count": len(self._opened),
                 },
             )
-            self._notify(alert, case, customer)
+            self._opened = []
+        record(
+            self.s,
+            actor=self.actor,
+            action="alert.raise",
+            entity="alert",
+            entity_id=self._created[0][0].id,
+            after={
+                "alerts": [
+                    {
+                        "id": a.id,
+                        "customer": a.customer_ref,
+                        "rule": a.rule_id,
+                        "severity": a.severity,
+                        "case": a.case_id,
+                        "event_id": a.event_id,
+                    }
+                    for a, _, _ in self._created[:1000]
+                ],
+                "count": len(self._created),
+            },
+        )
+        if self.subs():
+            for a, cust, _ in self._created:
+                self._notify(a, cust)
+            self.s.flush()
+        self._created = []
 
     def _case_for(self, ref: str, customer: Customer | None, severity: str) -> Case:
         s = self.s
-        case = s.scalar(
-            select(Case).where(Case.customer_ref == ref, Case.status != "resolved").limit(1)
-        )
+        case = self._cases.get(ref)
         if case is None:
             case = Case(
                 customer_ref=ref,
                 customer_id=customer.id if customer is not None else None,
                 status="open",
                 severity=severity,
-                assignee=_default_assignee(s, customer),
+                assignee=self._assignee(customer),
                 opened_at=self.now,
                 sla_due_at=sla_due(self.now, severity),
                 escalation_level=0,
             )
             s.add(case)
-            s.flush()
-            record(
-                s,
-                actor=self.actor,
-                action="case.open",
-                entity="case",
-                entity_id=case.id,
-                after={"customer": ref, "severity": severity, "assignee": case.assignee},
-            )
+            self._cases[ref] = case
+            self._opened.append(case)
         elif severity_at_least(severity, case.severity) and severity != case.severity:
             case.severity = severity
             if case.status == "open":
@@ -583,17 +638,23 @@ class _AlertContext:
                     case.sla_due_at = due
         return case
 
-    def _notify(self, alert: Alert, case: Case, customer: Customer | None) -> None:
+    _fallback: str | None | bool = False
+
+    def _assignee(self, customer: Customer | None) -> str | None:
+        if customer is not None and customer.owner:
+            return customer.owner
+        if self._fallback is False:
+            self._fallback = _default_assignee(self.s, None)
+        return self._fallback if isinstance(self._fallback, str) else None
+
+    def _notify(self, alert: Alert, customer: Customer | None) -> None:
         rule = self.engine.rule(alert.rule_id)
         title = rule.title if rule else POINTS_TITLE
-        if rule:
-            playbook = rule.playbook
-        else:
-            playbook = self.engine.body.points_playbook or {}
+        playbook = rule.playbook if rule else (self.engine.body.points_playbook or {})
         payload = {
             "kind": "alert",
             "alert_id": alert.id,
-            "case_id": case.id,
+            "case_id": alert.case_id,
             "customer": alert.customer_ref,
             "customer_name": customer.name if customer is not None else None,
             "rule": alert.rule_id,
@@ -616,7 +677,6 @@ class _AlertContext:
                         created_at=self.now,
                     )
                 )
-        self.s.flush()
 
 
 def alert_dict(a: Alert, engine: Engine | None = None, lang: str = "en") -> dict[str, Any]:
@@ -879,6 +939,8 @@ def clock_tick(
         )
     )
     customers = _customers(session, [r.customer_ref for r in rows])
+    if ctx is not None:
+        ctx.preload(r.customer_ref for r in rows)
     lives: list[_Live] = []
     for row in rows:
         cust = customers.get(row.customer_ref)
@@ -897,6 +959,8 @@ def clock_tick(
         if st.hits and ctx is not None:
             ctx.raise_hits(row.customer_ref, cust, st.hits, None, as_of)
     _save_states(session, lives, now)
+    if ctx is not None:
+        ctx.finish()
     escalated = 0
     for case in session.scalars(select(Case).where(Case.status == "open")):
         if needs_escalation(case.status, case.sla_due_at, now) and (

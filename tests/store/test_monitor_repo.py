@@ -1,0 +1,86 @@
+"""Monitor repository on both databases: atomic intake, duplicates, rule publication, dedup."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, func, select
+
+from riskdesk.store import monitor_repo as repo
+from riskdesk.store.audit import verify
+from riskdesk.store.db import session_scope
+from riskdesk.store.models import Alert, AuditEntry, Case, ProcessedEvent, RuleSet
+
+
+def _ev(
+    eid: str, kind: str, cust: str = "K", day: str = "2026-01-05", **payload: object
+) -> dict[str, object]:
+    return {
+        "event_id": eid,
+        "type": kind,
+        "event_time": f"{day}T10:00:00Z",
+        "customer_id": cust,
+        "payload": payload,
+    }
+
+
+def test_a_failed_transaction_records_no_event(engine: Engine) -> None:
+    try:
+        with session_scope(engine) as s:
+            res = repo.ingest(s, [_ev("z1", "contract.breached", clause="x")])
+            assert res.accepted == 1
+            raise RuntimeError("crash before commit")
+    except RuntimeError:
+        pass
+    with session_scope(engine) as s:
+        assert s.scalar(select(func.count()).select_from(ProcessedEvent)) == 0
+        res = repo.ingest(s, [_ev("z1", "contract.breached", clause="x")])
+        assert (res.accepted, res.duplicates) == (1, 0)  # the retry is not a duplicate
+
+
+def test_repeated_hits_update_one_alert_and_one_case(engine: Engine) -> None:
+    with session_scope(engine) as s:
+        repo.ingest(s, [_ev("b1", "contract.breached", clause="x")])
+    with session_scope(engine) as s:
+        repo.ingest(
+            s,
+            [
+                _ev("b2", "contract.breached", clause="y"),
+                _ev("b3", "invoice.disputed", invoice_id="I1"),
+            ],
+        )
+    with session_scope(engine) as s:
+        alerts = list(s.scalars(select(Alert).order_by(Alert.id)))
+        assert [(a.rule_id, a.hits) for a in alerts] == [
+            ("contract_breach", 2),
+            ("dispute_opened", 1),
+        ]
+        assert len({a.case_id for a in alerts}) == 1
+        assert s.scalar(select(func.count()).select_from(Case)) == 1
+        assert verify(s).ok
+        actions = set(s.scalars(select(AuditEntry.action)))
+        assert {"alert.raise", "case.open"} <= actions
+
+
+def test_publishing_swaps_the_version_used_by_intake(engine: Engine) -> None:
+    rules = {
+        "rules": [
+            {
+                "id": "every_order",
+                "severity": "low",
+                "title": {"en": "o", "zh": "订"},
+                "playbook": {"en": "p", "zh": "处"},
+                "when": {"field": "event.type", "op": "==", "value": "order.placed"},
+            }
+        ]
+    }
+    order = dict(order_id="O1", order_date="2026-01-05", amount="1.00", currency="EUR")
+    with session_scope(engine) as s:
+        repo.ingest(s, [_ev("o1", "order.placed", **order)])
+        draft = repo.draft_rule_set(s, rules, actor="t")
+        assert repo.published_engine(s).version == 1  # type: ignore[union-attr]
+    with session_scope(engine) as s:
+        repo.publish_rule_set(s, draft.version, actor="t")
+        statuses = dict(s.execute(select(RuleSet.version, RuleSet.status)).tuples().all())
+        assert statuses == {1: "retired", 2: "published"}
+    with session_scope(engine) as s:
+        res = repo.ingest(s, [_ev("o2", "order.placed", cust="K2", **dict(order, order_id="O2"))])
+        assert res.rule_set_version == 2 and res.alerts_new == 1
