@@ -141,12 +141,12 @@ def apply_event(book: dict[str, Any], ev: Event, fx: FxFn = same_currency_only) 
             (a.invoice_id, _conv(fx, a.amount, p.currency, cur, p.payment_date))
             for a in p.allocations
         ]
-        d = p.payment_date.toordinal()
+        pay_day = p.payment_date.toordinal()
         for inv_id, amt in amts:
             _reopen(book, inv_id)
             lst = book["al"].setdefault(inv_id, [])
             if not any(x[2] == p.payment_id for x in lst):
-                lst.append([d, amt, p.payment_id])
+                lst.append([pay_day, amt, p.payment_id])
     elif isinstance(p, CreditNoteIssued):
         amt = _conv(fx, p.amount, p.currency, cur, p.issue_date)
         _reopen(book, p.invoice_id)

@@ -317,15 +317,7 @@ def ingest(
         ):
             rows[r.customer_ref] = r
     customers = _customers(session, refs)
-    need_fx = fx is None and any(
-        (_first_currency(ev) or "")
-        not in (
-            "",
-            (customers.get(ev.customer_id).currency if customers.get(ev.customer_id) else ""),
-        )
-        for _, ev in fresh
-    )
-    fx_fn: FxFn = fx or (load_fx(session) if need_fx else _same_or_lookup(session))
+    fx_fn: FxFn = fx or _same_or_lookup(session)
     live: dict[str, _Live] = {}
     records: list[dict[str, Any]] = []
     pending_hits: list[tuple[_Live, Event, list[tuple[Hit, dict[str, Any]]]]] = []
@@ -369,7 +361,7 @@ def ingest(
         if st.hits:
             pending_hits.append((lv, ev, st.hits))
     if records:
-        session.execute(insert(ProcessedEvent.__table__), records)
+        session.execute(_insert(ProcessedEvent), records)
     _save_states(session, live.values(), now)
     if pending_hits and engine is not None:
         ctx = _AlertContext(session, engine, now, actor)
@@ -380,6 +372,12 @@ def ingest(
         res.alerts_new += ctx.new
         res.alerts_updated += ctx.updated
     return res
+
+
+def _insert(model: Any) -> Any:
+    """A Core INSERT on the model's table (executemany, no ORM bookkeeping)."""
+    table: Any = model.__table__
+    return insert(table)
 
 
 def _same_or_lookup(session: Session) -> FxFn:
@@ -422,9 +420,9 @@ def _save_states(session: Session, lives: Iterable[_Live], now: datetime) -> Non
             upd_rows.append(vals)
         lv.dirty = False
     if new_rows:
-        session.execute(insert(CustomerState.__table__), new_rows)
+        session.execute(_insert(CustomerState), new_rows)
     if upd_rows:
-        t = CustomerState.__table__
+        t: Any = CustomerState.__table__
         stmt = (
             update(t)
             .where(t.c.customer_ref == bindparam("ref"))
@@ -686,7 +684,7 @@ def alert_dict(a: Alert, engine: Engine | None = None, lang: str = "en") -> dict
         "customer": a.customer_ref,
         "customer_id": a.customer_id,
         "rule": a.rule_id,
-        "title": rule.title.get(lang)
+        "title": rule.title.get(lang, rule.title["en"])  # type: ignore[call-overload]
         if rule
         else (
             POINTS_TITLE.get(lang, POINTS_TITLE["en"]) if a.rule_id == POINTS_RULE else a.rule_id
@@ -996,11 +994,11 @@ def clock_tick(
                             created_at=now,
                         )
                     )
-    row = session.get(Setting, CLOCK_KEY)
-    if row is None:
+    setting = session.get(Setting, CLOCK_KEY)
+    if setting is None:
         session.add(Setting(key=CLOCK_KEY, value={"as_of": as_of.isoformat()}))
     elif clock_date(session) is None or as_of > (clock_date(session) or as_of):
-        row.value = {"as_of": as_of.isoformat()}
+        setting.value = {"as_of": as_of.isoformat()}
     session.flush()
     return {
         "as_of": as_of.isoformat(),
