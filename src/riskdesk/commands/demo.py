@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import time
+from collections.abc import Iterator
 from datetime import date
 from typing import Annotated, Any
 
@@ -24,7 +25,14 @@ from riskdesk.commands._common import (
     fail,
 )
 from riskdesk.demo.cases import CASES
-from riskdesk.demo.generator import DEFAULT_AS_OF, LOAD_ORDER, generate
+from riskdesk.demo.generator import (
+    BLOCK_SIZE,
+    DEFAULT_AS_OF,
+    LOAD_ORDER,
+    Portfolio,
+    combine_summaries,
+    generate_parts,
+)
 from riskdesk.demo.load import DEMO_PASSWORD, customer_count, ensure_demo_users, load_portfolio
 
 MAX_CUSTOMERS = 2_000_000
@@ -109,27 +117,43 @@ def demo(
         disable=as_json,
     )
     timings: dict[str, float] = {}
+    n = customers if customers is not None else CASES[case].default_customers
+    blocks = (n + BLOCK_SIZE - 1) // BLOCK_SIZE
+    summaries: list[dict[str, Any]] = []
+    gen_seconds = 0.0
     with bar:
         gen = bar.add_task(f"generating {case}", total=None)
-        t0 = time.perf_counter()
-        portfolio = generate(
-            case,
-            customers,
-            seed,
-            on,
-            progress=lambda msg: bar.update(gen, description=f"generating {msg}"),
-        )
-        timings["generate"] = round(time.perf_counter() - t0, 2)
-        bar.update(gen, total=1, completed=1)
-        load = bar.add_task("loading", total=len(LOAD_ORDER))
+        load = bar.add_task("loading", total=len(LOAD_ORDER) * blocks)
+
+        def parts() -> Iterator[Portfolio]:
+            nonlocal gen_seconds
+            stream = generate_parts(
+                case,
+                customers,
+                seed,
+                on,
+                progress=lambda msg: bar.update(gen, description=f"generating {msg}"),
+            )
+            while True:
+                t = time.perf_counter()
+                part = next(stream, None)
+                gen_seconds += time.perf_counter() - t
+                if part is None:
+                    return
+                summaries.append(part.summary)
+                yield part
+
         t0 = time.perf_counter()
         counts = load_portfolio(
             eng,
-            portfolio,
+            parts(),
             reset=reset,
             progress=lambda name, _rows: bar.update(load, advance=1, description=f"loaded {name}"),
         )
-        timings["load"] = round(time.perf_counter() - t0, 2)
+        bar.update(gen, total=1, completed=1, description=f"generated {case}")
+        timings["generate"] = round(gen_seconds, 2)
+        timings["load"] = round(time.perf_counter() - t0 - gen_seconds, 2)
+        summary = combine_summaries(summaries)
         owners = sorted({o for r in CASES[case].regions for o in r.owners})
         login = ensure_demo_users(eng, owners, password)
 
@@ -173,9 +197,9 @@ def demo(
                 "fx_rates",
             )
         },
-        "defaults": portfolio.summary["defaults"],
+        "defaults": summary["defaults"],
         "truth": {
-            k: portfolio.summary[k]
+            k: summary[k]
             for k in (
                 "default_rate_per_year",
                 "future_defaults",

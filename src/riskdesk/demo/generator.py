@@ -21,7 +21,7 @@ database tables, ready for :func:`riskdesk.store.bulk.bulk_load`.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -36,6 +36,7 @@ from riskdesk.domain.enums import CLAUSES
 DEFAULT_AS_OF = date(2026, 9, 30)
 HISTORY_MONTHS = 36
 FUTURE_MONTHS = 12
+BLOCK_SIZE = 50_000  # customers generated at once (bounds memory)
 NO_DATE = np.int64(10**7)  # "never": far beyond any real day number
 
 LOAD_ORDER = (
@@ -178,18 +179,124 @@ def generate(
     *,
     months: int = HISTORY_MONTHS,
     progress: Progress | None = None,
+    block_size: int = BLOCK_SIZE,
 ) -> Portfolio:
-    """Generate a portfolio for ``case`` with ``customers`` customers, ending on ``as_of``."""
+    """Generate a portfolio for ``case`` with ``customers`` customers, ending on ``as_of``.
+
+    The whole portfolio is held in memory; for very large portfolios iterate over
+    :func:`generate_parts` instead (same data, one block of customers at a time).
+    """
+    parts = list(
+        generate_parts(
+            case, customers, seed, as_of, months=months, progress=progress, block_size=block_size
+        )
+    )
+    tables = {name: pa.concat_tables([p.tables[name] for p in parts]) for name in parts[0].tables}
+    first = parts[0]
+    return Portfolio(first.case, seed, as_of, tables, combine_summaries([p.summary for p in parts]))
+
+
+def generate_parts(
+    case: str | Case = "manufacturer",
+    customers: int | None = None,
+    seed: int = 7,
+    as_of: date = DEFAULT_AS_OF,
+    *,
+    months: int = HISTORY_MONTHS,
+    progress: Progress | None = None,
+    block_size: int = BLOCK_SIZE,
+) -> Iterator[Portfolio]:
+    """The portfolio in parts of at most ``block_size`` customers each, ids continuing.
+
+    The first part also carries the market indicators and FX rates. Memory stays bounded by
+    one block, so a million customers can be generated and loaded part by part. The data
+    depends on ``block_size`` (each block has its own random stream); keep the default.
+    """
     spec = CASES[case] if isinstance(case, str) else case
     n = int(customers if customers is not None else spec.default_customers)
     if n < 1:
         raise ValueError("a portfolio needs at least one customer")
     if months < 6:
         raise ValueError("a portfolio needs at least 6 months of history")
+    if block_size < 1:
+        raise ValueError("block_size must be positive")
     note = progress or (lambda _msg: None)
-    rng = np.random.default_rng(seed)
-    pfx = spec.prefix
+    note("market indices")
+    mk = _markets(spec, np.random.default_rng([seed, 0]), as_of, months)
+    off = dict.fromkeys(LOAD_ORDER, 0)
+    group_off = 0
+    blocks = (n + block_size - 1) // block_size
+    for b in range(blocks):
+        nb = min(block_size, n - b * block_size)
+        prefix = f"block {b + 1}/{blocks}: " if blocks > 1 else ""
+        tables, stats = _block(
+            spec,
+            mk,
+            np.random.default_rng([seed, 1, b]),
+            nb,
+            off,
+            group_off,
+            lambda msg, _p=prefix: note(_p + msg),
+        )
+        tables["market_indicators"] = mk.market_t if b == 0 else mk.market_t.slice(0, 0)
+        tables["fx_rates"] = mk.fx_t if b == 0 else mk.fx_t.slice(0, 0)
+        for name in LOAD_ORDER:
+            off[name] += tables[name].num_rows
+        group_off += int(stats.pop("groups"))
+        stats["downturn_industries"] = [spec.industries[j].code for j in mk.downturn]
+        stats["history_years"] = round(float((mk.as_of_d - mk.hist_start + 1) / 365.25), 2)
+        stats["history_start"] = str(np.datetime64(int(mk.hist_start), "D"))
+        yield Portfolio(spec.name, seed, as_of, {k: tables[k] for k in LOAD_ORDER}, stats)
 
+
+def combine_summaries(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One summary from the summaries of the parts of a portfolio."""
+    total = {
+        k: sum(p[k] for p in parts)
+        for k in (
+            "customers",
+            "defaults",
+            "future_defaults",
+            "defaults_in_history",
+            "alive_years",
+            "contract_breaches",
+        )
+    }
+    return {
+        "customers": total["customers"],
+        "defaults": total["defaults"],
+        "future_defaults": total["future_defaults"],
+        "default_rate_per_year": round(
+            total["defaults_in_history"] / max(total["alive_years"], 1e-9), 4
+        ),
+        "contract_breaches": total["contract_breaches"],
+        "downturn_industries": parts[0]["downturn_industries"],
+        "history_years": parts[0]["history_years"],
+        "history_start": parts[0]["history_start"],
+    }
+
+
+@dataclass
+class _Markets:
+    """What every block of customers shares: the calendar, market indices and FX rates."""
+
+    months: int
+    as_of_d: np.int64
+    first_month: np.int64
+    n_t: int
+    m_start: np.ndarray
+    m_len: np.ndarray
+    hist_start: np.int64
+    moy: np.ndarray
+    ind_dip: np.ndarray
+    reg_dip: np.ndarray
+    downturn: np.ndarray
+    market_t: pa.Table
+    fx_t: pa.Table
+
+
+def _markets(spec: Case, rng: np.random.Generator, as_of: date, months: int) -> _Markets:
+    n_h = months
     # ---------------------------------------------------------------- calendar and markets
     as_of_d = _day(as_of)
     first_month = _month_index(np.array([as_of_d]))[0] - (months - 1)
@@ -203,7 +310,6 @@ def generate(
 
     n_ind = len(spec.industries)
     n_reg = len(spec.regions)
-    note("market indices")
     t = np.arange(n_t)
 
     def dip(depth: float, start: int) -> np.ndarray:
@@ -228,6 +334,87 @@ def generate(
     reg_walk = np.cumsum(rng.normal(0.002, 0.01, size=(n_reg, n_t)), axis=1)
     reg_index = 100.0 * np.exp(reg_walk - reg_walk[:, :1]) * (1.0 - reg_dip)
 
+    # ------------------------------------------------------------------ market indicators
+    codes: list[str] = []
+    labels: list[str] = []
+    inds: list[str | None] = []
+    regs: list[str | None] = []
+    for x in spec.industries:
+        codes.append(f"IDX_{x.code.upper()}")
+        labels.append(f"{x.label} market index")
+        inds.append(x.code)
+        regs.append(None)
+    for r in spec.regions:
+        codes.append(f"IDX_REGION_{r.code}")
+        labels.append(f"{r.name} business climate index")
+        inds.append(None)
+        regs.append(r.name)
+    values = np.round(np.vstack([ind_index[:, :n_h], reg_index[:, :n_h]]), 4)
+    n_codes = len(codes)
+    row_code = np.repeat(np.arange(n_codes), n_h)
+    row_m = np.tile(np.arange(n_h), n_codes)
+    market_t = pa.table(
+        {
+            "id": pa.array(np.arange(1, n_codes * n_h + 1, dtype=np.int64)),
+            "code": _pick(rng, codes, row_code),
+            "name": _pick(rng, labels, row_code),
+            "industry": pa.array(np.array(inds, dtype=object)[row_code], type=pa.string()),
+            "region": pa.array(np.array(regs, dtype=object)[row_code], type=pa.string()),
+            "period_date": _dates(m_start[row_m]),
+            "value": pa.array(values.ravel()),
+        }
+    )
+
+    # --------------------------------------------------------------------------- fx rates
+    fx_days = np.arange(hist_start - 31, as_of_d + 1, dtype=np.int64)
+    nd = fx_days.size
+    eur_cny = FX_START["CNY"] * np.exp(np.cumsum(rng.normal(0, 0.004, size=nd)))
+    eur_usd = FX_START["USD"] * np.exp(np.cumsum(rng.normal(0, 0.005, size=nd)))
+    usd_cny = eur_cny / eur_usd
+    fx_t = pa.table(
+        {
+            "id": pa.array(np.arange(1, 3 * nd + 1, dtype=np.int64)),
+            "rate_date": _dates(np.repeat(fx_days, 3)),
+            "base": _pick(rng, ("EUR", "EUR", "USD"), np.tile(np.arange(3), nd)),
+            "quote": _pick(rng, ("CNY", "USD", "CNY"), np.tile(np.arange(3), nd)),
+            "rate": pa.array(np.round(np.column_stack([eur_cny, eur_usd, usd_cny]).ravel(), 6)),
+        }
+    )
+
+    return _Markets(
+        months,
+        as_of_d,
+        first_month,
+        n_t,
+        m_start,
+        m_len,
+        hist_start,
+        moy,
+        ind_dip,
+        reg_dip,
+        downturn,
+        market_t,
+        fx_t,
+    )
+
+
+def _block(
+    spec: Case,
+    mk: _Markets,
+    rng: np.random.Generator,
+    n: int,
+    off: dict[str, int],
+    group_off: int,
+    note: Progress,
+) -> tuple[dict[str, pa.Table], dict[str, Any]]:
+    """Customers ``off['customers'] + 1 …`` with their whole history (ids continue ``off``)."""
+    pfx = spec.prefix
+    months, as_of_d, first_month = mk.months, mk.as_of_d, mk.first_month
+    m_start, m_len, hist_start, moy = mk.m_start, mk.m_len, mk.hist_start, mk.moy
+    ind_dip, reg_dip, downturn = mk.ind_dip, mk.reg_dip, mk.downturn
+    n_ind = len(spec.industries)
+    n_reg = len(spec.regions)
+    off_c = off["customers"]
     # ------------------------------------------------------------------------- customers
     note("customers")
     ind = rng.choice(
@@ -348,10 +535,10 @@ def generate(
     owner_idx[members] = owner_idx[parents[member_group]]
     owner = np.array(owners, dtype=object)[owner_idx]
 
-    ids = np.arange(1, n + 1, dtype=np.int64)
+    ids = np.arange(1, n + 1, dtype=np.int64) + off_c
     group_codes = pc.if_else(
         pa.array(in_group),
-        _code(f"{pfx}G", np.maximum(group_of, 0) + 1, 5),
+        _code(f"{pfx}G", np.maximum(group_of, 0) + 1 + group_off, 5),
         pa.nulls(n, pa.string()),
     )
     currency = np.array([r.currency for r in spec.regions], dtype=object)[reg]
@@ -371,7 +558,7 @@ def generate(
                 "",
             ),
             "parent_id": pa.array(
-                np.where(parent_idx >= 0, parent_idx + 1, 0), mask=parent_idx < 0
+                np.where(parent_idx >= 0, parent_idx + 1 + off_c, 0), mask=parent_idx < 0
             ),
             "group_code": group_codes,
             "industry": pa.array(
@@ -509,13 +696,13 @@ def generate(
     ostatus = np.where(cancelled, "cancelled", np.where(is_shipped, "invoiced", "open")).astype(
         object
     )
-    oids = np.arange(1, no + 1, dtype=np.int64)
+    oids = np.arange(1, no + 1, dtype=np.int64) + off["orders"]
     orders_t = pa.table(
         {
             "id": pa.array(oids),
             "external_id": _code(f"{pfx}O", oids, 9),
-            "customer_id": pa.array(oc + 1),
-            "contract_id": pa.array(oc + 1),
+            "customer_id": pa.array(oc + 1 + off_c),
+            "contract_id": pa.array(oc + 1 + off_c),
             "order_date": _dates(oday),
             "amount": pa.array(oamount),
             "currency": pa.array(currency[oc], type=pa.string()),
@@ -568,12 +755,12 @@ def generate(
         "paid",
         np.where((paid > 0) | cn_valid, "partially_paid", "open"),
     ).astype(object)
-    iids = np.arange(1, ni + 1, dtype=np.int64)
+    iids = np.arange(1, ni + 1, dtype=np.int64) + off["invoices"]
     invoices_t = pa.table(
         {
             "id": pa.array(iids),
             "external_id": _code(f"{pfx}I", iids, 9),
-            "customer_id": pa.array(ic + 1),
+            "customer_id": pa.array(ic + 1 + off_c),
             "order_id": pa.array(oids[inv_o]),
             "issue_date": _dates(issue),
             "due_date": _dates(due),
@@ -597,7 +784,7 @@ def generate(
     p_amount = np.round(np.bincount(a_pay, weights=a_amt, minlength=npay), 2)
     p_cust = pkeys % (n + 1)
     p_day = pkeys // (n + 1)
-    pids = np.arange(1, npay + 1, dtype=np.int64)
+    pids = np.arange(1, npay + 1, dtype=np.int64) + off["payments"]
     cny = currency[p_cust] == "CNY"
     method = np.where(
         rng.random(npay) < np.where(cny, 0.2, 0.05),
@@ -608,7 +795,7 @@ def generate(
         {
             "id": pa.array(pids),
             "external_id": _code(f"{pfx}P", pids, 9),
-            "customer_id": pa.array(p_cust + 1),
+            "customer_id": pa.array(p_cust + 1 + off_c),
             "payment_date": _dates(p_day),
             "amount": pa.array(p_amount),
             "currency": pa.array(currency[p_cust], type=pa.string()),
@@ -619,8 +806,8 @@ def generate(
     nal = a_order.size
     allocations_t = pa.table(
         {
-            "id": pa.array(np.arange(1, nal + 1, dtype=np.int64)),
-            "payment_id": pa.array(a_pay[a_order] + 1),
+            "id": pa.array(np.arange(1, nal + 1, dtype=np.int64) + off["payment_allocations"]),
+            "payment_id": pa.array(pids[a_pay[a_order]]),
             "invoice_id": pa.array(iids[a_inv[a_order]]),
             "amount": pa.array(a_amt[a_order]),
         }
@@ -630,12 +817,12 @@ def generate(
     cn_i = np.flatnonzero(cn_valid)
     cn_i = cn_i[np.argsort(cn_day[cn_i], kind="stable")]
     ncn = cn_i.size
-    cnids = np.arange(1, ncn + 1, dtype=np.int64)
+    cnids = np.arange(1, ncn + 1, dtype=np.int64) + off["credit_notes"]
     credit_t = pa.table(
         {
             "id": pa.array(cnids),
             "external_id": _code(f"{pfx}N", cnids, 8),
-            "customer_id": pa.array(ic[cn_i] + 1),
+            "customer_id": pa.array(ic[cn_i] + 1 + off_c),
             "invoice_id": pa.array(iids[cn_i]),
             "issue_date": _dates(cn_day[cn_i]),
             "amount": pa.array(cn_amount[cn_i]),
@@ -725,12 +912,12 @@ def generate(
     so = np.lexsort((scu, sd))
     sk, scu, sd, sv, sdesc = sk[so], scu[so], sd[so], sv[so], sdesc[so]
     nsig = sk.size
-    sids = np.arange(1, nsig + 1, dtype=np.int64)
+    sids = np.arange(1, nsig + 1, dtype=np.int64) + off["external_signals"]
     signals_t = pa.table(
         {
             "id": pa.array(sids),
             "external_id": _code(f"{pfx}S", sids, 9),
-            "customer_id": pa.array(scu + 1),
+            "customer_id": pa.array(scu + 1 + off_c),
             "kind": _pick(rng, ("bureau_score", "legal_event", "bankruptcy"), sk),
             "signal_date": _dates(sd),
             "value": pa.array(sv, mask=np.isnan(sv)),
@@ -739,53 +926,6 @@ def generate(
                 np.array([*_LEGAL, "Insolvency proceedings opened", None], dtype=object)[sdesc],
                 type=pa.string(),
             ),
-        }
-    )
-
-    # ------------------------------------------------------------------ market indicators
-    codes: list[str] = []
-    labels: list[str] = []
-    inds: list[str | None] = []
-    regs: list[str | None] = []
-    for x in spec.industries:
-        codes.append(f"IDX_{x.code.upper()}")
-        labels.append(f"{x.label} market index")
-        inds.append(x.code)
-        regs.append(None)
-    for r in spec.regions:
-        codes.append(f"IDX_REGION_{r.code}")
-        labels.append(f"{r.name} business climate index")
-        inds.append(None)
-        regs.append(r.name)
-    values = np.round(np.vstack([ind_index[:, :n_h], reg_index[:, :n_h]]), 4)
-    n_codes = len(codes)
-    row_code = np.repeat(np.arange(n_codes), n_h)
-    row_m = np.tile(np.arange(n_h), n_codes)
-    market_t = pa.table(
-        {
-            "id": pa.array(np.arange(1, n_codes * n_h + 1, dtype=np.int64)),
-            "code": _pick(rng, codes, row_code),
-            "name": _pick(rng, labels, row_code),
-            "industry": pa.array(np.array(inds, dtype=object)[row_code], type=pa.string()),
-            "region": pa.array(np.array(regs, dtype=object)[row_code], type=pa.string()),
-            "period_date": _dates(m_start[row_m]),
-            "value": pa.array(values.ravel()),
-        }
-    )
-
-    # --------------------------------------------------------------------------- fx rates
-    fx_days = np.arange(hist_start - 31, as_of_d + 1, dtype=np.int64)
-    nd = fx_days.size
-    eur_cny = FX_START["CNY"] * np.exp(np.cumsum(rng.normal(0, 0.004, size=nd)))
-    eur_usd = FX_START["USD"] * np.exp(np.cumsum(rng.normal(0, 0.005, size=nd)))
-    usd_cny = eur_cny / eur_usd
-    fx_t = pa.table(
-        {
-            "id": pa.array(np.arange(1, 3 * nd + 1, dtype=np.int64)),
-            "rate_date": _dates(np.repeat(fx_days, 3)),
-            "base": _pick(rng, ("EUR", "EUR", "USD"), np.tile(np.arange(3), nd)),
-            "quote": _pick(rng, ("CNY", "USD", "CNY"), np.tile(np.arange(3), nd)),
-            "rate": pa.array(np.round(np.column_stack([eur_cny, eur_usd, usd_cny]).ravel(), 6)),
         }
     )
 
@@ -814,28 +954,22 @@ def generate(
         "payments": payments_t,
         "payment_allocations": allocations_t,
         "credit_notes": credit_t,
-        "market_indicators": market_t,
         "external_signals": signals_t,
-        "fx_rates": fx_t,
         "demo_truth": truth_t,
     }
-    years = (as_of_d - hist_start + 1) / 365.25
     alive_years = np.clip(
         (np.minimum(default_day, as_of_d + 1) - np.maximum(onboard, hist_start)) / 365.25, 0, None
     ).sum()
-    summary = {
+    stats = {
         "customers": n,
+        "groups": n_grp,
         "defaults": int(observed.sum()),
         "future_defaults": int((defaults & ~observed).sum()),
-        "default_rate_per_year": round(
-            float(((default_day >= hist_start) & observed).sum() / max(alive_years, 1e-9)), 4
-        ),
+        "defaults_in_history": int(((default_day >= hist_start) & observed).sum()),
+        "alive_years": float(alive_years),
         "contract_breaches": int(breaches.sum()),
-        "downturn_industries": [spec.industries[j].code for j in downturn],
-        "history_years": round(float(years), 2),
-        "history_start": str(np.datetime64(int(hist_start), "D")),
     }
-    return Portfolio(spec.name, seed, as_of, tables, summary)
+    return tables, stats
 
 
 def _truth_extra(

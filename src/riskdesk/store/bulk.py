@@ -172,7 +172,33 @@ def _sqlite_column(arr: pa.ChunkedArray | pa.Array) -> list[Any]:
     return list(values.tolist())
 
 
-def _load_sqlite(conn: Connection, table: Table, tab: pa.Table, chunk_rows: int) -> None:
+def drop_secondary_indexes(conn: Connection, table_name: str) -> list[str]:
+    """SQLite: drop the table's own (non-automatic) indexes; returns the DDL to recreate them.
+
+    A big load is faster without them, and building each index once afterwards is cheaper
+    than keeping it up to date row by row. Other databases: nothing is dropped.
+    """
+    if conn.dialect.name != "sqlite":
+        return []
+    rows = conn.exec_driver_sql(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
+        "AND sql IS NOT NULL",
+        (table_name,),
+    ).all()
+    for name, _ in rows:
+        conn.exec_driver_sql(f'DROP INDEX "{name}"')
+    return [str(ddl) for _, ddl in rows]
+
+
+def create_indexes(conn: Connection, ddls: list[str]) -> None:
+    """Recreate indexes dropped by :func:`drop_secondary_indexes`."""
+    for ddl in ddls:
+        conn.exec_driver_sql(ddl)
+
+
+def _load_sqlite(
+    conn: Connection, table: Table, tab: pa.Table, chunk_rows: int, rebuild: bool | None
+) -> None:
     cols = ", ".join(f'"{c}"' for c in tab.column_names)
     marks = ", ".join("?" for _ in tab.column_names)
     sql = f'INSERT INTO "{table.name}" ({cols}) VALUES ({marks})'
@@ -180,19 +206,9 @@ def _load_sqlite(conn: Connection, table: Table, tab: pa.Table, chunk_rows: int)
     conn.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
     cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
     conn.exec_driver_sql(f"PRAGMA cache_size={-SQLITE_CACHE_KIB}")
-    # for a big load, secondary indexes are cheaper to build once afterwards
-    indexes: list[tuple[str, str]] = []
-    if tab.num_rows >= REBUILD_INDEXES_ROWS:
-        indexes = [
-            (str(r[0]), str(r[1]))
-            for r in conn.exec_driver_sql(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
-                "AND sql IS NOT NULL",
-                (table.name,),
-            )
-        ]
-        for name, _ in indexes:
-            conn.exec_driver_sql(f'DROP INDEX "{name}"')
+    if rebuild is None:
+        rebuild = tab.num_rows >= REBUILD_INDEXES_ROWS
+    indexes = drop_secondary_indexes(conn, table.name) if rebuild else []
     cur = conn.connection.cursor()
     try:
         for batch in _batches(tab, chunk_rows):
@@ -200,8 +216,7 @@ def _load_sqlite(conn: Connection, table: Table, tab: pa.Table, chunk_rows: int)
             cur.executemany(sql, zip(*columns, strict=True))  # type: ignore[arg-type]
     finally:
         cur.close()
-    for _, ddl in indexes:
-        conn.exec_driver_sql(ddl)
+    create_indexes(conn, indexes)
     conn.exec_driver_sql(f"PRAGMA cache_size={int(cache or -2000)}")
 
 
@@ -234,24 +249,30 @@ def bulk_load(
     data: pd.DataFrame | pa.Table,
     *,
     chunk_rows: int = CHUNK_ROWS,
+    rebuild_indexes: bool | None = None,
 ) -> int:
     """Insert every row of ``data`` into ``table_name``; returns the number of rows.
 
     ``target`` is an engine (one transaction for this table) or a connection (the caller's
     transaction, so several tables can be loaded all-or-nothing). Column names must be the
-    table's column names; explicit ids are kept.
+    table's column names; explicit ids are kept. On SQLite, ``rebuild_indexes`` drops the
+    table's secondary indexes for the load and rebuilds them after (default: when the load has
+    ``REBUILD_INDEXES_ROWS`` rows or more); pass ``False`` when the caller manages them around
+    several loads (:func:`drop_secondary_indexes`).
     """
     table, tab = prepare(table_name, data)
     if tab.num_rows == 0:
         return 0
     if isinstance(target, Engine):
         with target.begin() as conn:
-            return bulk_load(conn, table_name, tab, chunk_rows=chunk_rows)
+            return bulk_load(
+                conn, table_name, tab, chunk_rows=chunk_rows, rebuild_indexes=rebuild_indexes
+            )
     conn = target
     if conn.dialect.name == "postgresql":
         _load_postgresql(conn, table, tab, chunk_rows)
     elif conn.dialect.name == "sqlite":
-        _load_sqlite(conn, table, tab, chunk_rows)
+        _load_sqlite(conn, table, tab, chunk_rows, rebuild_indexes)
     else:  # pragma: no cover - other dialects: portable executemany through SQLAlchemy Core
         for batch in _batches(tab, chunk_rows):
             conn.execute(table.insert(), batch.to_pylist())
