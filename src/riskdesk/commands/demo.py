@@ -211,6 +211,8 @@ def demo(
         "login": login,
         "seconds": timings,
     }
+    if no_cycle:
+        result["cycle_skipped"] = True
     if failed:
         result["failed_steps"] = failed
     emit(result, as_json, _render)
@@ -252,6 +254,8 @@ def _render(r: dict[str, Any]) -> None:
                 ),
             )
         console.print(s)
+    elif r.get("cycle_skipped"):
+        console.print("batch steps skipped (--no-cycle)")
     else:
         console.print("no batch steps are installed yet")
     sec = r["seconds"]
