@@ -16,6 +16,7 @@ import asyncio
 import json
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -137,7 +138,11 @@ async def load(
             )
         start = time.perf_counter() + 0.2
         tasks = [asyncio.create_task(one(i, start + i / rate)) for i in range(total)]
-        await asyncio.gather(*tasks)
+        # bounded: whatever has not answered 30 s after the last send counts as a timeout
+        _done, pending = await asyncio.wait(tasks, timeout=seconds + 30.0)
+        for t in pending:
+            t.cancel()
+        errors += len(pending)
     return lat, decisions, errors
 
 
@@ -149,7 +154,12 @@ def pct(values: list[float], p: float) -> float:
     return s[k]
 
 
+def _sigterm(*_: object) -> None:
+    raise SystemExit(143)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _sigterm)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--db", help="database URL (default: a fresh demo SQLite file)")
     ap.add_argument("--customers", type=int, default=1000)
@@ -157,6 +167,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--as-of", default="2026-09-30", help="order date sent with each check")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     args = ap.parse_args()
     url = args.db or f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench_demo.db'}"
     ensure_demo(url, args.customers)
@@ -192,7 +203,7 @@ def main() -> None:
         server.wait(timeout=20)
     out = {
         "requests": len(lat) + errors,
-        "errors": errors,
+        "errors_or_timeouts": errors,
         "rate": args.rate,
         "seconds": args.seconds,
         "customers": len(ids),

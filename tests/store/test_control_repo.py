@@ -338,13 +338,15 @@ def test_control_run_gives_policy_limits_and_flags_concentration(engine: Engine)
 
 @pytest.mark.slow
 def test_parallel_checks_never_hand_out_more_headroom_than_there_is(db_url: str) -> None:
-    eng = (
-        make_engine(db_url, pool_size=25, max_overflow=5)
-        if not db_url.startswith("sqlite")
-        else make_engine(db_url)
-    )
+    """20 threads, each with its own engine and connection (as separate processes would be):
+    the database lock alone (FOR UPDATE / BEGIN IMMEDIATE) keeps the headroom safe."""
+    setup = make_engine(db_url)
+    engines = [
+        make_engine(db_url, pool_size=1) if not db_url.startswith("sqlite") else make_engine(db_url)
+        for _ in range(20)
+    ]
     try:
-        cid = rated_customer_with_limit(eng, "1000")
+        cid = rated_customer_with_limit(setup, "1000")
         results: list[str] = []
         errors: list[BaseException] = []
         barrier = threading.Barrier(20)
@@ -352,7 +354,7 @@ def test_parallel_checks_never_hand_out_more_headroom_than_there_is(db_url: str)
         def worker(i: int) -> None:
             try:
                 barrier.wait()
-                out = repo.run_order_check(eng, cid, "150", "EUR", order_ref=f"R{i}")
+                out = repo.run_order_check(engines[i], cid, "150", "EUR", order_ref=f"R{i}")
                 results.append(out["decision"])
             except BaseException as exc:  # pragma: no cover - reported below
                 errors.append(exc)
@@ -363,10 +365,10 @@ def test_parallel_checks_never_hand_out_more_headroom_than_there_is(db_url: str)
         for t in threads:
             t.join()
         assert not errors, errors
-        # 150 × 6 = 900 fits in 1000; (the 6th pushes past 80 % → watch, still approved)
+        # 150 × 6 = 900 fits in 1000 (the 6th pushes past 80 % → watch, still approved)
         approved = [d for d in results if d in ("pass", "watch")]
         assert len(approved) == 6 and results.count("hold") == 14
-        with session_scope(eng) as s:
+        with session_scope(setup) as s:
             n, total = s.execute(
                 select(func.count(), func.sum(Reservation.amount)).where(
                     Reservation.status == "active"
@@ -374,7 +376,9 @@ def test_parallel_checks_never_hand_out_more_headroom_than_there_is(db_url: str)
             ).one()
             assert n == 6 and D(str(total)) <= D("1000")
     finally:
-        eng.dispose()
+        for e in engines:
+            e.dispose()
+        setup.dispose()
 
 
 def test_group_limit_counts_every_member(engine: Engine) -> None:

@@ -6,9 +6,12 @@ The business rules live in :mod:`riskdesk.control`; this module only reads and w
 
 from __future__ import annotations
 
+import threading
 import time
+import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -741,6 +744,26 @@ _STATUS = {
 }
 
 
+_process_locks: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_process_locks_guard = threading.Lock()
+
+
+def _process_lock(engine: Engine) -> AbstractContextManager[Any]:
+    """On SQLite, checks through one engine queue on a mutex before ``BEGIN IMMEDIATE``.
+
+    SQLite's busy handler waits with sleeps of up to 100 ms; queueing in-process hands the
+    write lock over without them. Other engines and processes still meet at
+    ``BEGIN IMMEDIATE``, which is what keeps them safe.
+    """
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    with _process_locks_guard:
+        lock = _process_locks.get(engine)
+        if lock is None:
+            lock = _process_locks[engine] = threading.Lock()
+    return lock
+
+
 def _lock(session: Session) -> None:
     """Serialise checks: SQLite takes the write lock now (``BEGIN IMMEDIATE``)."""
     if session.get_bind().dialect.name == "sqlite":
@@ -909,7 +932,7 @@ def run_order_check(
     amt = _amount(amount, positive=True)
     ccy = _currency(currency)
     on = on or utcnow().date()
-    with Session(engine, expire_on_commit=False) as s:
+    with _process_lock(engine), Session(engine, expire_on_commit=False) as s:
         _lock(s)
         try:
             c = find_customer(s, customer)
