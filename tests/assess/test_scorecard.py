@@ -126,3 +126,40 @@ def test_a_tampered_model_file_is_rejected(german_split: tuple) -> None:
     doc["intercept"] = doc["intercept"] * 1.0000001
     with pytest.raises(ModelFileError):
         loads_model(json.dumps(doc))
+
+
+def test_scores_equal_optbinning_scorecard_with_the_same_binning(credit_split: tuple) -> None:
+    from optbinning import BinningProcess
+    from optbinning import Scorecard as OBScorecard
+    from sklearn.linear_model import LogisticRegression
+
+    Xtr, Xte, ytr, _, m = credit_split
+    cols = m.feature_names_
+    cats = [fb.name for fb in m.bins_ if fb.kind == "categorical"]
+    fit_params = {
+        fb.name: {"monotonic_trend": m.monotonic_trend} for fb in m.bins_ if fb.kind == "numerical"
+    }
+    ob = OBScorecard(
+        binning_process=BinningProcess(
+            cols, categorical_variables=cats, binning_fit_params=fit_params
+        ),
+        estimator=LogisticRegression(C=m.C, max_iter=1000),
+        scaling_method="pdo_odds",
+        scaling_method_params={
+            "pdo": m.pdo,
+            "odds": m.base_odds,
+            "scorecard_points": m.base_points,
+        },
+    )
+    ob.fit(Xtr[cols], ytr, metric_missing="empirical")
+    ours = m.score(Xte)
+    assert np.allclose(ours, ob.score(Xte[cols]), atol=1e-8)
+    # the fused scoring path gives the same as summing the per-column points
+    assert np.allclose(ours, m.points_matrix(Xte).sum(axis=1), atol=1e-9)
+
+
+def test_feature_catalogue_in_docs_is_up_to_date() -> None:
+    from riskdesk.assess.features import markdown
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "features.md"
+    assert doc.read_text(encoding="utf-8") == markdown()
