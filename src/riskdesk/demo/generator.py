@@ -229,14 +229,12 @@ def generate_parts(
     for b in range(blocks):
         nb = min(block_size, n - b * block_size)
         prefix = f"block {b + 1}/{blocks}: " if blocks > 1 else ""
+
+        def block_note(msg: str, _p: str = prefix) -> None:
+            note(_p + msg)
+
         tables, stats = _block(
-            spec,
-            mk,
-            np.random.default_rng([seed, 1, b]),
-            nb,
-            off,
-            group_off,
-            lambda msg, _p=prefix: note(_p + msg),
+            spec, mk, np.random.default_rng([seed, 1, b]), nb, off, group_off, block_note
         )
         tables["market_indicators"] = mk.market_t if b == 0 else mk.market_t.slice(0, 0)
         tables["fx_rates"] = mk.fx_t if b == 0 else mk.fx_t.slice(0, 0)
