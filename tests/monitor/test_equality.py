@@ -71,3 +71,16 @@ def test_arrival_order_does_not_change_the_state(engine: Engine) -> None:
     h.events.reverse()  # every event late and out of order
     _replay(engine, h, batch=500)
     _compare(engine, h)
+
+
+def test_batch_step_replays_the_core_records_into_the_same_state(engine: Engine) -> None:
+    from riskdesk.analytics.steps.monitor import run
+
+    h = make_history(seed=17, n_customers=8)
+    write_customers(engine, h)
+    write_documents(engine, h.events)
+    first = run(engine, h.end)
+    assert first["rejected"] == 0 and first["accepted"] == first["events"] > 0
+    _compare(engine, h)
+    again = run(engine, h.end)
+    assert (again["accepted"], again["duplicates"]) == (0, first["events"])

@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
@@ -1158,11 +1159,15 @@ __all__ = [
 # --------------------------------------------------------------------------- backfill
 
 
-def core_events(session: Session, as_of: date) -> list[dict[str, Any]]:
-    """The core records (orders, invoices, payments, credit notes, bureau scores) dated on or
-    before ``as_of`` as business events with stable ids (``core:<kind>:<id>``), in date
-    order — replaying them brings the real-time state in line with the stored history and is
-    idempotent."""
+def core_events(session: Session, as_of: date, *, full: bool = False) -> list[dict[str, Any]]:
+    """The core records dated on or before ``as_of`` as business events with stable ids
+    (``core:<kind>:<id>``), in date order: replaying them brings the real-time state in line
+    with the stored history, and replaying them again changes nothing.
+
+    Unless ``full``, only what the state at ``as_of`` depends on is produced: invoices still
+    open or settled within the last 181 days (with all their payments and credit notes), orders
+    of the last 91 days plus each customer's latest order, and the latest bureau score.
+    """
     from riskdesk.store.models import (
         CreditNote,
         ExternalSignal,
@@ -1173,7 +1178,33 @@ def core_events(session: Session, as_of: date) -> list[dict[str, Any]]:
     )
 
     ext = dict(session.execute(select(Customer.id, Customer.external_id)).tuples().all())
-    inv_ext = dict(session.execute(select(Invoice.id, Invoice.external_id)).tuples().all())
+    horizon = as_of - timedelta(days=181)
+    invoices = [
+        i
+        for i in session.scalars(select(Invoice).where(Invoice.issue_date <= as_of))
+        if i.status != "cancelled"
+    ]
+    pays = {p.id: p for p in session.scalars(select(Payment).where(Payment.payment_date <= as_of))}
+    allocs: dict[int, list[PaymentAllocation]] = {}
+    for a in session.scalars(select(PaymentAllocation)):
+        if a.payment_id in pays:
+            allocs.setdefault(a.invoice_id, []).append(a)
+    credits: dict[int, list[CreditNote]] = {}
+    for c in session.scalars(
+        select(CreditNote).where(CreditNote.issue_date <= as_of, CreditNote.invoice_id.is_not(None))
+    ):
+        credits.setdefault(c.invoice_id or 0, []).append(c)
+
+    def relevant(inv: Invoice) -> bool:
+        if full or inv.issue_date > horizon:
+            return True
+        al = allocs.get(inv.id, [])
+        if any(pays[a.payment_id].payment_date > horizon for a in al):
+            return True
+        settled = sum(a.amount for a in al) + sum(c.amount for c in credits.get(inv.id, []))
+        return bool(inv.amount - settled > Decimal("0.005"))
+
+    kept = {i.id: i for i in invoices if relevant(i)}
     out: list[tuple[date, int, dict[str, Any]]] = []
 
     def add(day: date, prio: int, eid: str, kind: str, cid: int, payload: dict[str, Any]) -> None:
@@ -1191,7 +1222,17 @@ def core_events(session: Session, as_of: date) -> list[dict[str, Any]]:
             )
         )
 
-    for o in session.scalars(select(Order).where(Order.order_date <= as_of)):
+    orders = list(session.scalars(select(Order).where(Order.order_date <= as_of)))
+    latest: dict[int, Order] = {}
+    for o in orders:
+        if o.status != "cancelled" and (
+            o.customer_id not in latest or o.order_date > latest[o.customer_id].order_date
+        ):
+            latest[o.customer_id] = o
+    keep_orders = {o.id for o in latest.values()}
+    for o in orders:
+        if not full and o.order_date <= as_of - timedelta(days=91) and o.id not in keep_orders:
+            continue
         add(
             o.order_date,
             0,
@@ -1214,9 +1255,7 @@ def core_events(session: Session, as_of: date) -> list[dict[str, Any]]:
                 o.customer_id,
                 {"order_id": o.external_id},
             )
-    for i in session.scalars(select(Invoice).where(Invoice.issue_date <= as_of)):
-        if i.status == "cancelled":
-            continue
+    for i in kept.values():
         add(
             i.issue_date,
             2,
@@ -1240,13 +1279,30 @@ def core_events(session: Session, as_of: date) -> list[dict[str, Any]]:
                 i.customer_id,
                 {"invoice_id": i.external_id},
             )
-    allocs: dict[int, list[dict[str, str]]] = {}
-    for a in session.scalars(select(PaymentAllocation)):
-        if a.invoice_id in inv_ext:
-            allocs.setdefault(a.payment_id, []).append(
-                {"invoice_id": inv_ext[a.invoice_id], "amount": str(a.amount)}
+        for c in credits.get(i.id, []):
+            add(
+                c.issue_date,
+                5,
+                f"core:credit:{c.id}",
+                "credit_note.issued",
+                c.customer_id,
+                {
+                    "credit_note_id": c.external_id,
+                    "invoice_id": i.external_id,
+                    "issue_date": c.issue_date.isoformat(),
+                    "amount": str(c.amount),
+                    "currency": c.currency,
+                },
             )
-    for p in session.scalars(select(Payment).where(Payment.payment_date <= as_of)):
+    by_payment: dict[int, list[dict[str, str]]] = {}
+    for inv_id, al in allocs.items():
+        if inv_id in kept:
+            for a in al:
+                by_payment.setdefault(a.payment_id, []).append(
+                    {"invoice_id": kept[inv_id].external_id, "amount": str(a.amount)}
+                )
+    for pid, lst in by_payment.items():
+        p = pays[pid]
         add(
             p.payment_date,
             4,
@@ -1258,40 +1314,35 @@ def core_events(session: Session, as_of: date) -> list[dict[str, Any]]:
                 "payment_date": p.payment_date.isoformat(),
                 "amount": str(p.amount),
                 "currency": p.currency,
-                "allocations": allocs.get(p.id, []),
+                "allocations": lst,
             },
         )
-    for c in session.scalars(
-        select(CreditNote).where(CreditNote.issue_date <= as_of, CreditNote.invoice_id.is_not(None))
-    ):
-        if c.invoice_id in inv_ext:
-            add(
-                c.issue_date,
-                5,
-                f"core:credit:{c.id}",
-                "credit_note.issued",
-                c.customer_id,
-                {
-                    "credit_note_id": c.external_id,
-                    "invoice_id": inv_ext[c.invoice_id],
-                    "issue_date": c.issue_date.isoformat(),
-                    "amount": str(c.amount),
-                    "currency": c.currency,
-                },
-            )
+    signals: dict[int, ExternalSignal] = {}
     for sg in session.scalars(
-        select(ExternalSignal).where(
-            ExternalSignal.kind == "bureau_score", ExternalSignal.signal_date <= as_of
-        )
+        select(ExternalSignal)
+        .where(ExternalSignal.kind == "bureau_score", ExternalSignal.signal_date <= as_of)
+        .order_by(ExternalSignal.signal_date)
     ):
         if sg.value is not None and 0 <= sg.value <= 1000:
+            if full:
+                add(
+                    sg.signal_date,
+                    6,
+                    f"core:signal:{sg.id}",
+                    "bureau_score.changed",
+                    sg.customer_id,
+                    {"score": float(sg.value), "source": sg.source},
+                )
+            signals[sg.customer_id] = sg
+    if not full:
+        for sg in signals.values():
             add(
                 sg.signal_date,
                 6,
                 f"core:signal:{sg.id}",
                 "bureau_score.changed",
                 sg.customer_id,
-                {"score": float(sg.value), "source": sg.source},
+                {"score": float(sg.value or 0), "source": sg.source},
             )
     out.sort(key=lambda x: (x[0], x[1]))
     return [e for _, _, e in out]
