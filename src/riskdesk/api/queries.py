@@ -169,29 +169,22 @@ def facet_values(session: Session, user: User) -> dict[str, list[str]]:
 # --------------------------------------------------------------------------- invoices & exposure
 
 
-def _balance_parts() -> tuple[Any, Any, ColumnElement[Any]]:
-    alloc = (
-        select(
-            PaymentAllocation.invoice_id.label("invoice_id"),
-            func.sum(PaymentAllocation.amount).label("paid"),
-        )
-        .group_by(PaymentAllocation.invoice_id)
-        .subquery("alloc")
+def _balance_parts() -> tuple[ColumnElement[Any], ColumnElement[Any], ColumnElement[Any]]:
+    """Paid, credited and balance of ``Invoice`` as correlated sub-queries (index lookups on
+    ``payment_allocations.invoice_id`` and ``credit_notes.invoice_id``)."""
+    paid = (
+        select(func.coalesce(func.sum(PaymentAllocation.amount), literal(0)))
+        .where(PaymentAllocation.invoice_id == Invoice.id)
+        .correlate(Invoice)
+        .scalar_subquery()
     )
-    cred = (
-        select(
-            CreditNote.invoice_id.label("invoice_id"), func.sum(CreditNote.amount).label("credited")
-        )
-        .where(CreditNote.invoice_id.is_not(None))
-        .group_by(CreditNote.invoice_id)
-        .subquery("cred")
+    credited = (
+        select(func.coalesce(func.sum(CreditNote.amount), literal(0)))
+        .where(CreditNote.invoice_id == Invoice.id)
+        .correlate(Invoice)
+        .scalar_subquery()
     )
-    balance = (
-        Invoice.amount
-        - func.coalesce(alloc.c.paid, literal(0))
-        - func.coalesce(cred.c.credited, literal(0))
-    )
-    return alloc, cred, balance
+    return paid, credited, Invoice.amount - paid - credited
 
 
 def bucket_expr(as_of: date) -> ColumnElement[str]:
@@ -209,16 +202,14 @@ def open_invoices(
     session: Session, customer_id: int, as_of: date, limit: int = 500
 ) -> list[dict[str, Any]]:
     """The customer's open invoices with their balance after allocations and credit notes."""
-    alloc, cred, balance = _balance_parts()
+    paid, credited, balance = _balance_parts()
     stmt = (
         select(
             Invoice,
-            type_coerce(func.coalesce(alloc.c.paid, literal(0)), Amount).label("paid"),
-            type_coerce(func.coalesce(cred.c.credited, literal(0)), Amount).label("credited"),
+            type_coerce(paid, Amount).label("paid"),
+            type_coerce(credited, Amount).label("credited"),
             type_coerce(balance, Amount).label("balance"),
         )
-        .outerjoin(alloc, alloc.c.invoice_id == Invoice.id)
-        .outerjoin(cred, cred.c.invoice_id == Invoice.id)
         .where(Invoice.customer_id == customer_id, Invoice.status.not_in(CLOSED_INVOICE))
         .where(balance > 0.004)
         .order_by(Invoice.due_date, Invoice.id)
@@ -291,44 +282,71 @@ class Exposure:
         }
 
 
-def _exposures(
-    session: Session, customer_scope: Select[Any] | None, as_of: date, customer_id: int | None
-) -> dict[str, Exposure]:
-    """Exposure by currency for one customer or for the customers of ``customer_scope``."""
-    alloc, cred, balance = _balance_parts()
+def _exposure_rows(
+    session: Session, as_of: date, customer_id: int | None = None, user: User | None = None
+) -> tuple[list[tuple[str | None, str, str, Decimal]], list[tuple[str, Decimal]]]:
+    """Open invoice balances by (industry, currency, ageing bucket) and uninvoiced orders by
+    currency, for one customer or for every customer ``user`` may see."""
+    _, _, balance = _balance_parts()
     bucket = bucket_expr(as_of)
     inv_stmt = (
-        select(Invoice.currency, bucket.label("bucket"), type_coerce(func.sum(balance), Amount))
-        .outerjoin(alloc, alloc.c.invoice_id == Invoice.id)
-        .outerjoin(cred, cred.c.invoice_id == Invoice.id)
+        select(
+            Customer.industry,
+            Invoice.currency,
+            bucket.label("bucket"),
+            type_coerce(func.sum(balance), Amount),
+        )
+        .join(Customer, Customer.id == Invoice.customer_id)
         .where(Invoice.status.not_in(CLOSED_INVOICE), balance > 0.004)
-        .group_by(Invoice.currency, bucket)
+        .group_by(Customer.industry, Invoice.currency, bucket)
     )
     ord_stmt = (
         select(Order.currency, type_coerce(func.sum(Order.amount), Amount))
+        .join(Customer, Customer.id == Order.customer_id)
         .where(Order.status.in_(UNINVOICED_ORDER))
         .group_by(Order.currency)
     )
     if customer_id is not None:
         inv_stmt = inv_stmt.where(Invoice.customer_id == customer_id)
         ord_stmt = ord_stmt.where(Order.customer_id == customer_id)
-    elif customer_scope is not None:
-        ids = customer_scope.with_only_columns(Customer.id).order_by(None)
-        inv_stmt = inv_stmt.where(Invoice.customer_id.in_(ids))
-        ord_stmt = ord_stmt.where(Order.customer_id.in_(ids))
+    if user is not None:
+        inv_stmt = restrict_customers(inv_stmt, user)
+        ord_stmt = restrict_customers(ord_stmt, user)
+    inv = [(ind, cur, b, _q(a)) for ind, cur, b, a in session.execute(inv_stmt)]
+    orders = [(cur, _q(a)) for cur, a in session.execute(ord_stmt)]
+    return inv, orders
+
+
+def _by_currency(
+    inv: list[tuple[str | None, str, str, Decimal]], orders: list[tuple[str, Decimal]]
+) -> dict[str, Exposure]:
     out: dict[str, Exposure] = {}
-    for cur, b, amount in session.execute(inv_stmt):
+    for _, cur, b, amount in inv:
         e = out.setdefault(cur, Exposure(cur))
-        e.ageing[b] = _q(e.ageing[b] + _q(amount))
-        e.open_invoices = _q(e.open_invoices + _q(amount))
-    for cur, amount in session.execute(ord_stmt):
+        e.ageing[b] = _q(e.ageing[b] + amount)
+        e.open_invoices = _q(e.open_invoices + amount)
+    for cur, amount in orders:
         e = out.setdefault(cur, Exposure(cur))
-        e.open_orders = _q(amount)
+        e.open_orders = _q(e.open_orders + amount)
     return out
 
 
-def fx_table(session: Session) -> FxTable:
-    rows = session.execute(select(FxRate.rate_date, FxRate.base, FxRate.quote, FxRate.rate))
+def fx_table(session: Session, on: date) -> FxTable:
+    """The latest FX rate of every currency pair on or before ``on``."""
+    latest = (
+        select(FxRate.base, FxRate.quote, func.max(FxRate.rate_date).label("d"))
+        .where(FxRate.rate_date <= on)
+        .group_by(FxRate.base, FxRate.quote)
+        .subquery()
+    )
+    rows = session.execute(
+        select(FxRate.rate_date, FxRate.base, FxRate.quote, FxRate.rate).join(
+            latest,
+            (FxRate.base == latest.c.base)
+            & (FxRate.quote == latest.c.quote)
+            & (FxRate.rate_date == latest.c.d),
+        )
+    )
     return FxTable([(d, b, q, r) for d, b, q, r in rows])
 
 
@@ -354,8 +372,8 @@ def converted(
 
 def customer_exposure(session: Session, customer: Customer, as_of: date) -> dict[str, Any]:
     """Exposure summary of one customer: per currency, and in its own currency."""
-    by_cur = _exposures(session, None, as_of, customer.id)
-    total, missing = converted(by_cur, customer.currency, as_of, fx_table(session))
+    by_cur = _by_currency(*_exposure_rows(session, as_of, customer_id=customer.id))
+    total, missing = converted(by_cur, customer.currency, as_of, fx_table(session, as_of))
     return {
         "as_of": as_of,
         "currency": customer.currency,
@@ -507,44 +525,29 @@ def audit_dict(e: AuditEntry) -> dict[str, Any]:
 
 def portfolio(session: Session, user: User, as_of: date, base_currency: str) -> dict[str, Any]:
     """Counts by industry/region/status, exposure and ageing over the user's customers."""
-    scope = restrict_customers(select(Customer), user)
-    ids = scope.with_only_columns(Customer.id).order_by(None)
 
     def counts(col: Any) -> list[tuple[str | None, int]]:
-        stmt = (
-            select(col, func.count())
-            .where(Customer.id.in_(ids))
-            .group_by(col)
-            .order_by(func.count().desc(), col)
+        stmt = restrict_customers(
+            select(col, func.count()).group_by(col).order_by(func.count().desc(), col), user
         )
         return [(k, int(n)) for k, n in session.execute(stmt)]
 
-    by_cur = _exposures(session, scope, as_of, None)
-    total, missing = converted(by_cur, base_currency, as_of, fx_table(session))
-    customers = session.scalar(select(func.count()).select_from(scope.subquery())) or 0
-    # exposure by industry in the base currency (invoices + uninvoiced orders)
+    inv, orders = _exposure_rows(session, as_of, user=user)
+    fx = fx_table(session, as_of)
+    total, missing = converted(_by_currency(inv, orders), base_currency, as_of, fx)
+    by_status = counts(Customer.status)
     by_industry: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    fx = fx_table(session)
-    alloc, cred, balance = _balance_parts()
-    inv = (
-        select(Customer.industry, Invoice.currency, type_coerce(func.sum(balance), Amount))
-        .join(Customer, Customer.id == Invoice.customer_id)
-        .outerjoin(alloc, alloc.c.invoice_id == Invoice.id)
-        .outerjoin(cred, cred.c.invoice_id == Invoice.id)
-        .where(Invoice.status.not_in(CLOSED_INVOICE), balance > 0.004, Customer.id.in_(ids))
-        .group_by(Customer.industry, Invoice.currency)
-    )
-    for industry, cur, amount in session.execute(inv):
+    for industry, cur, _, amount in inv:
         try:
-            by_industry[industry or ""] += _q(amount) * fx.rate(cur, base_currency, as_of)
+            by_industry[industry or ""] += amount * fx.rate(cur, base_currency, as_of)
         except MissingRate:
             continue
     return {
         "as_of": as_of,
-        "customers": int(customers),
+        "customers": sum(n for _, n in by_status),
         "by_industry": counts(Customer.industry),
         "by_region": counts(Customer.region),
-        "by_status": counts(Customer.status),
+        "by_status": by_status,
         "exposure": total.as_dict(),
         "unconverted_currencies": missing,
         "exposure_by_industry": sorted(
