@@ -105,6 +105,7 @@ async def load(
     async with httpx.AsyncClient(
         base_url=base, headers=headers, limits=limits, timeout=30
     ) as client:
+        gate = asyncio.Semaphore(64)
 
         async def one(i: int, scheduled: float) -> None:
             nonlocal errors
@@ -120,7 +121,8 @@ async def load(
             if as_of:
                 body["as_of"] = as_of
             try:
-                r = await client.post("/api/v1/orders/check", json=body)
+                async with gate:  # at most 64 in flight; the rest wait here, in order
+                    r = await client.post("/api/v1/orders/check", json=body)
                 done = time.perf_counter()
                 if r.status_code != 200:
                     errors += 1
@@ -188,6 +190,8 @@ def main() -> None:
             "--log-level",
             "warning",
             "--no-access-log",
+            "--workers",
+            str(args.workers),
         ],
         env=env,
         cwd=str(ROOT),

@@ -298,16 +298,34 @@ def _doc_statements(filtered: bool) -> dict[str, Any]:
     return out
 
 
+_CENT = Decimal("0.01")
+
+
+def _money(v: Any) -> Decimal:
+    """A NUMERIC(18,2) value as exact Decimal (SQLite hands back floats, PostgreSQL Decimals)."""
+    return (v if isinstance(v, Decimal) else Decimal(str(v))).quantize(_CENT)
+
+
+def _rate(v: Any) -> Decimal:
+    return v if isinstance(v, Decimal) else Decimal(str(v))
+
+
+def _day(v: Any) -> date:
+    return v if isinstance(v, date) else date.fromisoformat(str(v)[:10])
+
+
 def _typed(row: Any, types: dict[str, Any], dialect: Any) -> dict[str, Any]:
-    d = dict(row._mapping)
+    d = dict(zip(row._fields, row, strict=True))
     for k, t in types.items():
         v = d.get(k)
         if v is None:
             continue
         if isinstance(t, Date):
-            d[k] = v if isinstance(v, date) else date.fromisoformat(str(v)[:10])
+            d[k] = _day(v)
+        elif isinstance(t, Rate):
+            d[k] = _rate(v)
         else:
-            d[k] = t.process_result_value(v, dialect)
+            d[k] = _money(v)
     return d
 
 
