@@ -132,9 +132,8 @@ def _code(prefix: str, ids: np.ndarray, width: int) -> pa.Array:
     return pc.binary_join_element_wise(prefix, digits, "")
 
 
-def _pick(
-    rng: np.random.Generator, options: tuple[Any, ...] | list[Any], idx: np.ndarray
-) -> pa.Array:
+def _pick(options: tuple[Any, ...] | list[Any], idx: np.ndarray) -> pa.Array:
+    """``options[idx]`` as an Arrow string array."""
     return pa.array(np.array(options, dtype=object)[idx], type=pa.string())
 
 
@@ -354,8 +353,8 @@ def _markets(spec: Case, rng: np.random.Generator, as_of: date, months: int) -> 
     market_t = pa.table(
         {
             "id": pa.array(np.arange(1, n_codes * n_h + 1, dtype=np.int64)),
-            "code": _pick(rng, codes, row_code),
-            "name": _pick(rng, labels, row_code),
+            "code": _pick(codes, row_code),
+            "name": _pick(labels, row_code),
             "industry": pa.array(np.array(inds, dtype=object)[row_code], type=pa.string()),
             "region": pa.array(np.array(regs, dtype=object)[row_code], type=pa.string()),
             "period_date": _dates(m_start[row_m]),
@@ -373,8 +372,8 @@ def _markets(spec: Case, rng: np.random.Generator, as_of: date, months: int) -> 
         {
             "id": pa.array(np.arange(1, 3 * nd + 1, dtype=np.int64)),
             "rate_date": _dates(np.repeat(fx_days, 3)),
-            "base": _pick(rng, ("EUR", "EUR", "USD"), np.tile(np.arange(3), nd)),
-            "quote": _pick(rng, ("CNY", "USD", "CNY"), np.tile(np.arange(3), nd)),
+            "base": _pick(("EUR", "EUR", "USD"), np.tile(np.arange(3), nd)),
+            "quote": _pick(("CNY", "USD", "CNY"), np.tile(np.arange(3), nd)),
             "rate": pa.array(np.round(np.column_stack([eur_cny, eur_usd, usd_cny]).ravel(), 6)),
         }
     )
@@ -797,7 +796,7 @@ def _block(
             "payment_date": _dates(p_day),
             "amount": pa.array(p_amount),
             "currency": pa.array(currency[p_cust], type=pa.string()),
-            "method": _pick(rng, _METHODS, method),
+            "method": _pick(_METHODS, method),
         }
     )
     a_order = np.argsort(a_pay, kind="stable")
@@ -826,7 +825,6 @@ def _block(
             "amount": pa.array(cn_amount[cn_i]),
             "currency": pa.array(currency[ic[cn_i]], type=pa.string()),
             "reason": _pick(
-                rng,
                 ("Price adjustment", "Returned goods", "Quality claim settled", "Dispute settled"),
                 np.where(disputed[cn_i], 3, rng.integers(0, 3, size=ncn)),
             ),
@@ -916,10 +914,10 @@ def _block(
             "id": pa.array(sids),
             "external_id": _code(f"{pfx}S", sids, 9),
             "customer_id": pa.array(scu + 1 + off_c),
-            "kind": _pick(rng, ("bureau_score", "legal_event", "bankruptcy"), sk),
+            "kind": _pick(("bureau_score", "legal_event", "bankruptcy"), sk),
             "signal_date": _dates(sd),
             "value": pa.array(sv, mask=np.isnan(sv)),
-            "source": _pick(rng, ("credit_bureau", "court_records", "court_records"), sk),
+            "source": _pick(("credit_bureau", "court_records", "court_records"), sk),
             "description": pa.array(
                 np.array([*_LEGAL, "Insolvency proceedings opened", None], dtype=object)[sdesc],
                 type=pa.string(),
