@@ -32,7 +32,7 @@ def test_login_dashboard_and_customer_page_render_charts(page, password, artifac
     assert page.get_by_text("Receivables ageing").count() >= 1
     page.screenshot(path=str(artifacts / "dashboard_en.png"), full_page=True)
 
-    page.click("nav.mainnav >> text=Customers")
+    page.click('nav.mainnav >> text="Customers"')
     page.wait_for_selector("#customer-table")
     page.screenshot(path=str(artifacts / "customers_en.png"), full_page=True)
     page.fill("input[name=q]", "acme")
@@ -60,7 +60,7 @@ def test_dashboard_in_chinese_shows_chinese_chart_labels(page, password, artifac
     assert "逾期90天以上" in chart_text
     assert "总敞口" in page.inner_text("#kpis")
     page.screenshot(path=str(artifacts / "dashboard_zh.png"), full_page=True)
-    page.click("nav.mainnav >> text=客户")
+    page.click('nav.mainnav >> text="客户"')
     page.wait_for_selector("#customer-table")
     page.click("#customer-table >> text=长城五金有限公司")
     wait_for_charts(page, 1)
