@@ -163,3 +163,17 @@ def test_feature_catalogue_in_docs_is_up_to_date() -> None:
 
     doc = Path(__file__).resolve().parents[2] / "docs" / "features.md"
     assert doc.read_text(encoding="utf-8") == markdown()
+
+
+def test_an_unknown_format_version_is_refused_even_with_a_valid_checksum(
+    german_split: tuple,
+) -> None:
+    from riskdesk.assess.model_io import checksum
+
+    Xtr, _, ytr, _, _ = german_split
+    _, art = fit_artefact(Xtr.head(400), ytr[:400])
+    doc = json.loads(dumps_model(art))
+    doc["format_version"] = 99
+    doc["checksum"] = checksum(doc)
+    with pytest.raises(ModelFileError, match="version"):
+        loads_model(json.dumps(doc))

@@ -139,14 +139,17 @@ def model_to_dict(
 def model_from_dict(content: dict[str, Any]) -> Scorecard:
     """Rebuild a scoring-ready :class:`Scorecard` from a verified artefact."""
     verify(content)
-    hp = dict(content.get("hyper_parameters") or {})
-    model = Scorecard(**hp)
-    model.bins_ = [FeatureBins.from_dict(d) for d in content["features"]]
-    model.intercept_ = float(content["intercept"])
-    model.coef_ = {fb.name: fb.coef for fb in model.bins_}
-    model.factor_ = float(content["scaling"]["factor"])
-    model.offset_ = float(content["scaling"]["offset"])
-    model.calibrator_ = calibrator_from_dict(content["calibration"])
+    try:
+        hp = dict(content.get("hyper_parameters") or {})
+        model = Scorecard(**hp)
+        model.bins_ = [FeatureBins.from_dict(d) for d in content["features"]]
+        model.intercept_ = float(content["intercept"])
+        model.coef_ = {fb.name: fb.coef for fb in model.bins_}
+        model.factor_ = float(content["scaling"]["factor"])
+        model.offset_ = float(content["scaling"]["offset"])
+        model.calibrator_ = calibrator_from_dict(content["calibration"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"model file content is not usable: {exc}") from exc
     model.binning_summary_ = pd.DataFrame(content.get("binning_summary") or [])
     model.features_in_ = [fb.name for fb in model.bins_]
     model.categorical_ = [fb.name for fb in model.bins_ if fb.kind == "categorical"]
