@@ -169,3 +169,14 @@ def test_the_format_doc_lists_every_column_with_its_chinese_names() -> None:
         assert f"### `{kind.name}`" in doc
         for col in kind.columns:
             assert f"| `{col.name}` | {' / '.join(col.aliases) or '—'} |" in doc, col.name
+
+
+def test_gb18030_is_recognised_even_after_a_megabyte_of_ascii(tmp_path: Path) -> None:
+    ascii_rows = "".join(f"C{i:07d},Customer {i}\n" for i in range(80_000))
+    p = tmp_path / "c.csv"
+    p.write_bytes(("external_id,name\n" + ascii_rows + "CN1,上海贸易\n").encode("gb18030"))
+    assert p.stat().st_size > 1 << 20
+    with ImportFile(p, "customers") as f:
+        assert f.source.encoding == "gb18030"
+        last = [r for c in f.chunks(100_000) for r in c.rows][-1]
+    assert last == (80_002, {"external_id": "CN1", "name": "上海贸易"})

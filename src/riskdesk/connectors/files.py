@@ -50,6 +50,21 @@ def detect_encoding(sample: bytes) -> str:
     raise FileFormatError("the file is neither UTF-8 nor GB18030 text; save it as CSV UTF-8")
 
 
+def _first_non_ascii(head: bytes, fh: IO[bytes]) -> bytes:
+    """``head``, or when it is pure ASCII the first later block with non-ASCII bytes.
+
+    English-only headers and codes often fill the first megabyte; the encoding shows only in
+    the first name with an accent or a Chinese character. ``bytes.isascii`` scans fast.
+    """
+    if not head.isascii():
+        return head
+    while block := fh.read(SAMPLE_BYTES):
+        if not block.isascii():
+            start = next(i for i, b in enumerate(block) if b > 0x7F)
+            return block[start:]
+    return head
+
+
 def sniff_delimiter(header_line: str) -> str:
     """The most frequent of ``,`` ``;`` tab in the header line (``,`` for a single column)."""
     counts = {d: header_line.count(d) for d in DELIMITERS}
@@ -68,7 +83,7 @@ class CsvSource:
         self._bin: IO[bytes] = open(path, "rb")  # noqa: SIM115 - closed in close()
         try:
             sample = self._bin.read(SAMPLE_BYTES)
-            self.encoding = detect_encoding(sample)
+            self.encoding = detect_encoding(_first_non_ascii(sample, self._bin))
             first = codecs.getincrementaldecoder(self.encoding)(errors="replace").decode(sample)
             first = first.lstrip("\ufeff").lstrip("\r\n")
             self.delimiter = sniff_delimiter(first.splitlines()[0] if first else "")
