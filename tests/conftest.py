@@ -48,7 +48,7 @@ def pg_template(pg_server: bool, worker_id: str) -> Iterator[str | None]:
     if not pg_server:
         yield None
         return
-    name = f"riskdesk_test_{worker_id}".replace("-", "_")
+    name = f"riskdesk_test_{os.getpid()}_{worker_id}".replace("-", "_")
     admin = make_engine(PG_ADMIN, isolation_level="AUTOCOMMIT", pool_size=1)
     with admin.connect() as c:
         c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
