@@ -140,3 +140,12 @@ def test_plotly_js_is_served_locally(web):
     assert r.status_code == 200
     assert r.content == plotly_js_path().read_bytes()
     assert r.text.startswith("/**") and "plotly.js" in r.text[:200]
+
+
+def test_api_calls_with_the_session_cookie_need_the_csrf_header(web, login):
+    token = login("rita")
+    assert web.post("/api/v1/tokens", json={"name": "x"}).status_code == 403
+    r = web.post("/api/v1/tokens", json={"name": "x"}, headers={"X-CSRF-Token": token})
+    assert r.status_code == 201 and r.json()["user"] == "rita"
+    # reading needs no token
+    assert web.get("/api/v1/users/me").json()["username"] == "rita"

@@ -25,6 +25,8 @@ from riskdesk.store.models import Customer, User
 from riskdesk.store.users import user_for_token
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_ID = 2**31 - 1
+"""Largest integer primary key (PostgreSQL ``integer``); larger ids cannot exist."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,8 @@ def can_see(user: User, customer: Customer) -> bool:
 
 def visible_customer(session: Session, user: User, customer_id: int) -> Customer:
     """The customer with internal id ``customer_id`` if ``user`` may see it, else 404."""
+    if not 1 <= customer_id <= MAX_ID:
+        raise ApiError(404, "Not found", f"no customer {customer_id}")
     customer = session.get(Customer, customer_id)
     if customer is None or not can_see(user, customer):
         raise ApiError(404, "Not found", f"no customer {customer_id}")

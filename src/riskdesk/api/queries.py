@@ -68,7 +68,8 @@ def rating_grade(value: str) -> int | None:
     """A grade from ``"4"`` or a master-scale label such as ``"BBB"``; None if unknown."""
     value = value.strip()
     if value.isdigit():
-        return int(value)
+        grade = int(value)
+        return grade if 1 <= grade <= 10 else None
     try:
         from riskdesk.assess.scale import grade_info
 

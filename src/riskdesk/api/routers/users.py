@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from riskdesk.api.deps import CurrentUser, DbSession, require_roles
+from riskdesk.api.deps import MAX_ID, CurrentUser, DbSession, require_roles
 from riskdesk.api.errors import ApiError
 from riskdesk.domain.enums import Role
 from riskdesk.store.audit import record
@@ -103,7 +103,7 @@ def create_user(body: UserIn, session: DbSession, admin: AdminUser) -> UserCreat
     "/users/{user_id}/deactivate", response_model=UserOut, summary="Deactivate a user (admin)"
 )
 def deactivate_user(user_id: int, session: DbSession, admin: AdminUser) -> UserOut:
-    u = session.get(User, user_id)
+    u = session.get(User, user_id) if 1 <= user_id <= MAX_ID else None
     if u is None:
         raise ApiError(404, "Not found", f"no user {user_id}")
     if u.id == admin.id:
