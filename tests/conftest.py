@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from riskdesk.store.db import make_engine, migrate
 from riskdesk.store.models import Base
@@ -42,6 +42,15 @@ def pg_server() -> bool:
     return ok
 
 
+def _drop_stale_databases(conn: Connection) -> None:
+    """Drop test databases left behind by runs whose process is gone (killed runs)."""
+    rows = conn.execute(text("SELECT datname FROM pg_database WHERE datname LIKE 'riskdesk_test_%'"))
+    for (dbname,) in rows.fetchall():
+        pid = dbname.split("_")[2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+
+
 @pytest.fixture(scope="session")
 def pg_template(pg_server: bool, worker_id: str) -> Iterator[str | None]:
     """A migrated PostgreSQL database of this test worker's own."""
@@ -51,6 +60,7 @@ def pg_template(pg_server: bool, worker_id: str) -> Iterator[str | None]:
     name = f"riskdesk_test_{os.getpid()}_{worker_id}".replace("-", "_")
     admin = make_engine(PG_ADMIN, isolation_level="AUTOCOMMIT", pool_size=1)
     with admin.connect() as c:
+        _drop_stale_databases(c)
         c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         c.execute(text(f'CREATE DATABASE "{name}"'))
     url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
