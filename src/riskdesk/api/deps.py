@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy import Select
@@ -133,7 +133,10 @@ def require_roles(*roles: str) -> Callable[..., User]:
     return check
 
 
-def restrict_customers(stmt: Select[Any], user: User) -> Select[Any]:
+SelectT = TypeVar("SelectT", bound=Select)  # type: ignore[type-arg]
+
+
+def restrict_customers(stmt: SelectT, user: User) -> SelectT:
     """Limit a query over :class:`Customer` to what ``user`` may see (sales: own customers)."""
     if user.role == Role.SALES.value:
         return stmt.where(Customer.owner == user.username)

@@ -217,7 +217,7 @@ def open_invoices(
         .limit(limit)
     )
     out = []
-    for inv, paid, credited, bal in session.execute(stmt):
+    for inv, paid_amount, credited_amount, bal in session.execute(stmt):
         days = (as_of - inv.due_date).days
         out.append(
             {
@@ -227,8 +227,8 @@ def open_invoices(
                 "due_date": inv.due_date,
                 "currency": inv.currency,
                 "amount": inv.amount,
-                "paid": paid,
-                "credited": credited,
+                "paid": paid_amount,
+                "credited": credited_amount,
                 "balance": bal,
                 "days_overdue": max(days, 0),
                 "bucket": _bucket(days),
