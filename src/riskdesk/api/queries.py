@@ -49,6 +49,17 @@ UNINVOICED_ORDER = ("open", "shipped")
 ZERO = Decimal("0.00")
 
 
+def exact(value: Any) -> Any:
+    """Decimals (money, rates) as strings, recursively: JSON numbers would be floats."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: exact(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [exact(v) for v in value]
+    return value
+
+
 def today() -> date:
     return utcnow().date()
 

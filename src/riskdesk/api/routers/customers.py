@@ -15,6 +15,7 @@ from riskdesk.api.queries import (
     current_grades,
     customer_detail,
     customer_dict,
+    exact,
     list_customers,
     today,
 )
@@ -54,7 +55,7 @@ def customers(
         "total": total,
         "limit": limit,
         "offset": offset,
-        "items": [customer_dict(c) | {"rating": grades.get(c.id)} for c in rows],
+        "items": [exact(customer_dict(c)) | {"rating": grades.get(c.id)} for c in rows],
     }
 
 
@@ -68,4 +69,4 @@ def customer(
     ] = None,
 ) -> dict[str, Any]:
     c = visible_customer(session, user, customer_id)
-    return customer_detail(session, c, as_of or today())
+    return exact(customer_detail(session, c, as_of or today()))  # type: ignore[no-any-return]
