@@ -84,3 +84,53 @@ def test_publishing_swaps_the_version_used_by_intake(engine: Engine) -> None:
     with session_scope(engine) as s:
         res = repo.ingest(s, [_ev("o2", "order.placed", cust="K2", **dict(order, order_id="O2"))])
         assert res.rule_set_version == 2 and res.alerts_new == 1
+
+
+def test_rules_can_read_the_rating_in_force(engine: Engine) -> None:
+    from datetime import date
+
+    from riskdesk.store.models import Customer, Rating
+    from riskdesk.store.types import utcnow
+
+    rules = {
+        "rules": [
+            {
+                "id": "weak_grade_order",
+                "severity": "medium",
+                "title": {"en": "Order from a weak grade", "zh": "低评级客户下单"},
+                "playbook": {"en": "Check the limit.", "zh": "核对额度。"},
+                "events": ["order.placed"],
+                "when": {"field": "rating.grade", "op": ">=", "value": 8},
+            }
+        ]
+    }
+    with session_scope(engine) as s:
+        for ext, grade in (("G3", 3), ("G9", 9)):
+            c = Customer(external_id=ext, name=ext, currency="EUR")
+            s.add(c)
+            s.flush()
+            s.add(
+                Rating(
+                    customer_id=c.id,
+                    status="approved",
+                    base_source="manual",
+                    base_grade=grade,
+                    final_grade=grade,
+                    final_pd=0.01 * grade,
+                    valid_until=date(2099, 1, 1),
+                    proposed_by="t",
+                    approved_at=utcnow(),
+                )
+            )
+        repo.publish_rule_set(s, repo.draft_rule_set(s, rules, actor="t").version, actor="t")
+    order = dict(order_date="2026-01-05", amount="1.00", currency="EUR")
+    with session_scope(engine) as s:
+        repo.ingest(
+            s,
+            [
+                _ev("g1", "order.placed", cust="G3", order_id="X1", **order),
+                _ev("g2", "order.placed", cust="G9", order_id="X2", **order),
+            ],
+        )
+        fired = {(a.customer_ref, a.rule_id) for a in s.scalars(select(Alert))}
+    assert fired == {("G9", "weak_grade_order")}

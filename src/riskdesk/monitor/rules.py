@@ -52,7 +52,7 @@ EVENT_FIELDS = (
     "order_id",
 )
 CUSTOMER_FIELDS = ("industry", "region", "country", "status", "owner", "currency")
-RATING_FIELDS = ("grade", "pd", "score")
+RATING_FIELDS = ("grade", "pd")
 POINTS_RULE = "points_total"
 
 

@@ -218,6 +218,20 @@ def _customers(session: Session, refs: Sequence[str]) -> dict[str, Customer]:
     return out
 
 
+def _ratings(session: Session, customers: Iterable[Customer]) -> dict[int, dict[str, Any]]:
+    """The rating in force per customer id, as the ``rating.*`` rule fields."""
+    from riskdesk.store.ratings import current_ratings
+
+    ids = [c.id for c in customers]
+    if not ids:
+        return {}
+    return {cid: {"grade": r.grade, "pd": r.pd} for cid, r in current_ratings(session, ids).items()}
+
+
+def _rating_of(ratings: dict[int, dict[str, Any]], c: Customer | None) -> dict[str, Any]:
+    return ratings.get(c.id, {}) if c is not None else {}
+
+
 def _first_currency(ev: Event) -> str | None:
     cur = getattr(ev.payload, "currency", None)
     return cur if isinstance(cur, str) else None
@@ -318,6 +332,7 @@ def ingest(
         ):
             rows[r.customer_ref] = r
     customers = _customers(session, refs)
+    ratings = _ratings(session, customers.values())
     fx_fn: FxFn = fx or _same_or_lookup(session)
     live: dict[str, _Live] = {}
     records: list[dict[str, Any]] = []
@@ -338,7 +353,13 @@ def ingest(
             live[ev.customer_id] = lv
         try:
             st: Step = step_event(
-                lv.book, ev, lv.prev, engine, fx=fx_fn, customer=_customer_info(lv.customer)
+                lv.book,
+                ev,
+                lv.prev,
+                engine,
+                fx=fx_fn,
+                customer=_customer_info(lv.customer),
+                rating=_rating_of(ratings, lv.customer),
             )
         except StateError as exc:
             res.rejected.append(
@@ -938,6 +959,7 @@ def clock_tick(
         )
     )
     customers = _customers(session, [r.customer_ref for r in rows])
+    ratings = _ratings(session, customers.values())
     if ctx is not None:
         ctx.preload(r.customer_ref for r in rows)
     lives: list[_Live] = []
@@ -949,6 +971,7 @@ def clock_tick(
             _features_from_json(row.features),
             engine,
             customer=_customer_info(cust),
+            rating=_rating_of(ratings, cust),
         )
         if st is None:
             continue
