@@ -98,7 +98,17 @@ def control(ctx: typer.Context, as_of: AsOf = None, as_json: JsonOpt = False) ->
                 bar.update(task, completed=done, total=total, description=msg)
 
             out = repo.run_control(eng, on, tick)
-    emit(out, as_json, lambda o: _table("control run", [o], list(o)))
+    emit(out, as_json, _render_summary)
+
+
+def _render_summary(o: dict[str, Any]) -> None:
+    rows: list[dict[str, Any]] = []
+    for k, v in o.items():
+        if isinstance(v, dict):
+            rows.extend({"item": f"{k}.{k2}", "value": v2} for k2, v2 in v.items())
+        else:
+            rows.append({"item": k, "value": v})
+    _table("control run", rows, ["item", "value"])
 
 
 @control_app.command("concentration")
