@@ -149,3 +149,27 @@ def test_control_pages_render_in_both_languages(
     # panels on the customer page and the dashboard
     assert "敞口与信用额度" in client.get(f"/customers/{cid}?lang=zh", headers=rita).text
     assert "Approval queue and tasks" in client.get("/?lang=en", headers=rita).text
+
+
+def test_hostile_input_is_refused_not_crashed(
+    client: TestClient,
+    portfolio,
+    as_user: Callable[[str], dict[str, str]],  # type: ignore[no-untyped-def]
+) -> None:
+    rita, cid = as_user("rita"), portfolio.ids["C002"]
+    for amount in ("1e400", "NaN", "Infinity", "99999999999999999999", "-0", "0.001"):
+        assert _check(client, rita, cid, amount).status_code == 422, amount
+    assert _check(client, rita, 2**64, "1").status_code == 422
+    huge = 2**63
+    for path in (f"/customers/{huge}/exposure", f"/customers/{huge}/limits"):
+        assert client.get(API + path, headers=rita).status_code == 422
+    assert (
+        client.post(f"{API}/holds/{huge}/release", json={"reason": "x"}, headers=rita).status_code
+        == 422
+    )
+    r = client.put(
+        f"{API}/customers/{cid}/limit",
+        headers=rita,
+        json={"amount": "1e400", "currency": "EUR", "reason": "x"},
+    )
+    assert r.status_code == 422

@@ -518,9 +518,13 @@ def limit_history(session: Session, customer_id: int) -> list[CreditLimit]:
 
 def _currency(code: str) -> str:
     code = (code or "").strip().upper()
-    if len(code) != 3 or not code.isalpha():
+    if len(code) != 3 or not (code.isascii() and code.isalpha()):
         raise ControlError(f"not an ISO currency code: {code!r}")
     return code
+
+
+MAX_AMOUNT = Decimal("1e13")
+"""Amounts are NUMERIC(18,2) and exact on SQLite below 10^13 (docs/architecture.md)."""
 
 
 def _amount(value: Any, *, positive: bool = False) -> Decimal:
@@ -530,6 +534,8 @@ def _amount(value: Any, *, positive: bool = False) -> Decimal:
         raise ControlError(str(exc)) from exc
     if d < 0 or (positive and d == 0):
         raise ControlError(f"amount must be {'positive' if positive else 'zero or more'}: {value}")
+    if d >= MAX_AMOUNT:
+        raise ControlError(f"amount too large (at most {MAX_AMOUNT - Decimal('0.01')}): {value}")
     if d != d.quantize(Decimal("0.01")):
         raise ControlError(f"amount has more than two decimals: {value}")
     return d.quantize(Decimal("0.01"))

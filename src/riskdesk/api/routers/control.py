@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -20,6 +20,10 @@ from riskdesk.store import control_repo as repo
 from riskdesk.store.models import LimitRequest, OrderCheck, User
 
 router = APIRouter(tags=["control"])
+
+MAX_ID = 2**63 - 1
+"""Ids beyond a 64-bit integer cannot exist (and SQLite cannot even bind them)."""
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 Deciders = Annotated[User, Depends(require_roles("risk_manager", "analyst"))]
 RiskManagers = Annotated[User, Depends(require_roles("risk_manager"))]
@@ -49,7 +53,7 @@ def _errors() -> Iterator[None]:
 
 
 class OrderCheckIn(BaseModel):
-    customer_id: int
+    customer_id: int = Field(ge=1, le=MAX_ID)
     amount: str = Field(description="Decimal string, e.g. '12500.00'", examples=["12500.00"])
     currency: str = Field(min_length=3, max_length=3, examples=["EUR"])
     order_ref: str | None = Field(default=None, max_length=64)
@@ -70,7 +74,7 @@ class LimitIn(BaseModel):
 
 
 class LimitRequestIn(BaseModel):
-    customer_id: int
+    customer_id: int = Field(ge=1, le=MAX_ID)
     amount: str
     currency: str | None = Field(default=None, min_length=3, max_length=3)
     reason: str = Field(min_length=1, max_length=2000)
@@ -80,7 +84,7 @@ class LimitRequestIn(BaseModel):
 class TaskIn(BaseModel):
     kind: str
     title: str = Field(min_length=1, max_length=500)
-    customer_id: int | None = None
+    customer_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     owner: str | None = Field(default=None, max_length=64)
     due_date: date | None = None
 
@@ -109,7 +113,7 @@ def order_check(
 
 @router.get("/customers/{customer_id}/exposure")
 def exposure(
-    customer_id: int, session: DbSession, user: CurrentUser, as_of: date | None = None
+    customer_id: Id, session: DbSession, user: CurrentUser, as_of: date | None = None
 ) -> dict[str, Any]:
     """Exposure in the limit's currency, every figure with the ids of its documents."""
     c = visible_customer(session, user, customer_id)
@@ -132,7 +136,7 @@ def exposure(
 
 
 @router.get("/customers/{customer_id}/limits")
-def limits(customer_id: int, session: DbSession, user: CurrentUser) -> dict[str, Any]:
+def limits(customer_id: Id, session: DbSession, user: CurrentUser) -> dict[str, Any]:
     """The limit in force and its history."""
     c = visible_customer(session, user, customer_id)
     hist = repo.limit_history(session, c.id)
@@ -148,7 +152,7 @@ def limits(customer_id: int, session: DbSession, user: CurrentUser) -> dict[str,
 
 @router.put("/customers/{customer_id}/limit")
 def set_limit(
-    customer_id: int, body: LimitIn, session: DbSession, user: RiskManagers
+    customer_id: Id, body: LimitIn, session: DbSession, user: RiskManagers
 ) -> dict[str, Any]:
     """Set a limit by hand (risk_manager, admin); audited."""
     c = visible_customer(session, user, customer_id)
@@ -208,7 +212,7 @@ def _decide_request(
 
 @router.post("/limit-requests/{request_id}/approve")
 def approve_request(
-    request_id: int, body: ReasonIn, session: DbSession, user: Deciders
+    request_id: Id, body: ReasonIn, session: DbSession, user: Deciders
 ) -> dict[str, Any]:
     """Approve (maker-checker: not your own; large increases need a risk_manager)."""
     return _out(_decide_request(request_id, body, session, user, True))
@@ -216,7 +220,7 @@ def approve_request(
 
 @router.post("/limit-requests/{request_id}/reject")
 def reject_request(
-    request_id: int, body: ReasonIn, session: DbSession, user: Deciders
+    request_id: Id, body: ReasonIn, session: DbSession, user: Deciders
 ) -> dict[str, Any]:
     return _out(_decide_request(request_id, body, session, user, False))
 
@@ -251,16 +255,14 @@ def _decide_hold(
 
 @router.post("/holds/{check_id}/release")
 def release_hold(
-    check_id: int, body: ReasonIn, session: DbSession, user: Deciders
+    check_id: Id, body: ReasonIn, session: DbSession, user: Deciders
 ) -> dict[str, Any]:
     """Release a held order (documented decision; the seller is notified)."""
     return _out(_decide_hold(check_id, body, session, user, True))
 
 
 @router.post("/holds/{check_id}/reject")
-def reject_hold(
-    check_id: int, body: ReasonIn, session: DbSession, user: Deciders
-) -> dict[str, Any]:
+def reject_hold(check_id: Id, body: ReasonIn, session: DbSession, user: Deciders) -> dict[str, Any]:
     return _out(_decide_hold(check_id, body, session, user, False))
 
 
@@ -299,7 +301,7 @@ def tasks(
     user: CurrentUser,
     status: str = "open",
     owner: str | None = None,
-    customer_id: int | None = None,
+    customer_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> dict[str, Any]:
     """Control actions; a sales user sees the tasks they own."""
     if user.role == "sales":
@@ -329,7 +331,7 @@ def add_task(body: TaskIn, session: DbSession, user: Deciders) -> dict[str, Any]
 
 
 @router.post("/tasks/{task_id}/done")
-def task_done(task_id: int, session: DbSession, user: CurrentUser) -> dict[str, Any]:
+def task_done(task_id: Id, session: DbSession, user: CurrentUser) -> dict[str, Any]:
     from riskdesk.store.models import ControlAction
 
     a = session.get(ControlAction, task_id)

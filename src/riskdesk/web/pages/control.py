@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
@@ -59,7 +59,10 @@ def _names(session: Any, ids: set[int]) -> dict[int, Customer]:
 
 @router.get("/customers/{customer_id}")
 def customer_page(
-    request: Request, customer_id: int, session: DbSession, user: CurrentUser
+    request: Request,
+    customer_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    session: DbSession,
+    user: CurrentUser,
 ) -> Response:
     lang = request_lang(request)
     c = visible_customer(session, user, customer_id)
@@ -124,7 +127,7 @@ def _hold(
 @router.post("/holds/{check_id}/release")
 def release(
     request: Request,
-    check_id: int,
+    check_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
     session: DbSession,
     user: CurrentUser,
     reason: Annotated[str, Form()] = "",
@@ -135,7 +138,7 @@ def release(
 @router.post("/holds/{check_id}/reject")
 def reject(
     request: Request,
-    check_id: int,
+    check_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
     session: DbSession,
     user: CurrentUser,
     reason: Annotated[str, Form()] = "",
@@ -193,7 +196,7 @@ def _decide(
 @router.post("/requests/{rid}/approve")
 def approve(
     request: Request,
-    rid: int,
+    rid: Annotated[int, Path(ge=1, le=2**63 - 1)],
     session: DbSession,
     user: CurrentUser,
     reason: Annotated[str, Form()] = "",
@@ -204,7 +207,7 @@ def approve(
 @router.post("/requests/{rid}/reject")
 def reject_request(
     request: Request,
-    rid: int,
+    rid: Annotated[int, Path(ge=1, le=2**63 - 1)],
     session: DbSession,
     user: CurrentUser,
     reason: Annotated[str, Form()] = "",
