@@ -70,7 +70,7 @@ def _features_from_json(d: dict[str, Any] | None) -> dict[str, float] | None:
 
 # --------------------------------------------------------------------------- rule sets
 
-_ENGINES: dict[tuple[int, int], Engine] = {}
+_ENGINES: dict[tuple[str, int, int, str], Engine] = {}
 
 
 def ensure_default_rules(session: Session) -> None:
@@ -93,11 +93,12 @@ def ensure_default_rules(session: Session) -> None:
 def published_engine(session: Session) -> Engine | None:
     """The compiled published rule set (re-read on every call; compiled once per version)."""
     row = session.execute(
-        select(RuleSet.id, RuleSet.version).where(RuleSet.status == "published")
+        select(RuleSet.id, RuleSet.version, RuleSet.created_at).where(RuleSet.status == "published")
     ).first()
     if row is None:
         return None
-    key = (row.id, row.version)
+    bind: Any = session.get_bind()
+    key = (str(bind.url), row.id, row.version, row.created_at.isoformat())
     eng = _ENGINES.get(key)
     if eng is None:
         body = session.scalar(select(RuleSet.body).where(RuleSet.id == row.id))
