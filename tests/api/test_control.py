@@ -160,7 +160,7 @@ def test_hostile_input_is_refused_not_crashed(
     for amount in ("1e400", "NaN", "Infinity", "99999999999999999999", "-0", "0.001"):
         assert _check(client, rita, cid, amount).status_code == 422, amount
     assert _check(client, rita, 2**64, "1").status_code == 422
-    huge = 2**63
+    huge = 2**31
     for path in (f"/customers/{huge}/exposure", f"/customers/{huge}/limits"):
         assert client.get(API + path, headers=rita).status_code == 422
     assert (

@@ -21,8 +21,8 @@ from riskdesk.store.models import LimitRequest, OrderCheck, User
 
 router = APIRouter(tags=["control"])
 
-MAX_ID = 2**63 - 1
-"""Ids beyond a 64-bit integer cannot exist (and SQLite cannot even bind them)."""
+MAX_ID = 2**31 - 1
+"""Ids are INTEGER columns (32-bit on PostgreSQL): larger ones cannot exist."""
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 Deciders = Annotated[User, Depends(require_roles("risk_manager", "analyst"))]

@@ -60,7 +60,7 @@ def _names(session: Any, ids: set[int]) -> dict[int, Customer]:
 @router.get("/customers/{customer_id}")
 def customer_page(
     request: Request,
-    customer_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    customer_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
     session: DbSession,
     user: CurrentUser,
 ) -> Response:
@@ -127,7 +127,7 @@ def _hold(
 @router.post("/holds/{check_id}/release")
 def release(
     request: Request,
-    check_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    check_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
     session: DbSession,
     user: CurrentUser,
     reason: Annotated[str, Form()] = "",
@@ -138,7 +138,7 @@ def release(
 @router.post("/holds/{check_id}/reject")
 def reject(
     request: Request,
-    check_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    check_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
     session: DbSession,
     user: CurrentUser,
     reason: Annotated[str, Form()] = "",
@@ -196,7 +196,7 @@ def _decide(
 @router.post("/requests/{rid}/approve")
 def approve(
     request: Request,
-    rid: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    rid: Annotated[int, Path(ge=1, le=2**31 - 1)],
     session: DbSession,
     user: CurrentUser,
     reason: Annotated[str, Form()] = "",
@@ -207,7 +207,7 @@ def approve(
 @router.post("/requests/{rid}/reject")
 def reject_request(
     request: Request,
-    rid: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    rid: Annotated[int, Path(ge=1, le=2**31 - 1)],
     session: DbSession,
     user: CurrentUser,
     reason: Annotated[str, Form()] = "",
