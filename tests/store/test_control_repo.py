@@ -413,3 +413,17 @@ def test_group_limit_counts_every_member(engine: Engine) -> None:
     assert reason["code"] == "group_over_limit" and out["decision"] == "hold"
     assert reason["figures"]["group_exposure_after"] == D("1300.00")
     assert repo.run_order_check(engine, ids[0], "200", "EUR")["decision"] == "pass"
+
+
+def test_ids_out_of_range_are_unknown_not_errors(engine: Engine) -> None:
+    huge = 2**40
+    with pytest.raises(repo.ControlError, match="no customer"):
+        repo.run_order_check(engine, str(huge), "1", "EUR")
+    with session_scope(engine) as s:
+        for call in (
+            lambda: repo.decide_hold(s, huge, actor="x", release=True, reason="r"),
+            lambda: repo.decide_request(s, huge, approver="x", approve=True, reason="r"),
+            lambda: repo.close_action(s, huge, actor="x"),
+        ):
+            with pytest.raises(repo.ControlError):
+                call()

@@ -135,12 +135,20 @@ def avoidance_table(session: Session) -> list[AvoidanceRule]:
 # ------------------------------------------------------------------ look-ups
 
 
+MAX_ID = 2**31 - 1
+"""Ids are INTEGER columns (32-bit on PostgreSQL)."""
+
+
+def _valid_id(i: int) -> bool:
+    return 0 < i <= MAX_ID
+
+
 def find_customer(session: Session, key: str | int) -> Customer | None:
     """A customer by internal id or external code."""
     if isinstance(key, int):
-        return session.get(Customer, key)
+        return session.get(Customer, key) if _valid_id(key) else None
     c = session.scalar(select(Customer).where(Customer.external_id == key))
-    if c is None and key.isdigit():
+    if c is None and key.isdigit() and _valid_id(int(key)):
         c = session.get(Customer, int(key))
     return c
 
@@ -684,7 +692,11 @@ def decide_request(
     """
     if not reason or not reason.strip():
         raise ControlError("a decision needs a reason")
-    req = session.get(LimitRequest, request_id, with_for_update=True)
+    req = (
+        session.get(LimitRequest, request_id, with_for_update=True)
+        if _valid_id(request_id)
+        else None
+    )
     if req is None:
         raise ControlError(f"no limit request {request_id}")
     if req.status != "pending":
@@ -1062,7 +1074,7 @@ def decide_hold(
     """
     if not reason or not reason.strip():
         raise ControlError("releasing or rejecting a hold needs a reason")
-    chk = session.get(OrderCheck, check_id, with_for_update=True)
+    chk = session.get(OrderCheck, check_id, with_for_update=True) if _valid_id(check_id) else None
     if chk is None:
         raise ControlError(f"no order check {check_id}")
     if chk.status != "held":
@@ -1241,7 +1253,7 @@ def close_action(
 ) -> ControlAction:
     if status not in ("done", "cancelled"):
         raise ControlError("a task is closed as done or cancelled")
-    a = session.get(ControlAction, action_id)
+    a = session.get(ControlAction, action_id) if _valid_id(action_id) else None
     if a is None:
         raise ControlError(f"no task {action_id}")
     if a.status != "open":
@@ -1339,7 +1351,7 @@ def set_insured_limit(
     valid_until: date | None = None,
     currency: str | None = None,
 ) -> InsuredLimit:
-    pol = session.get(InsurancePolicy, policy_id)
+    pol = session.get(InsurancePolicy, policy_id) if _valid_id(policy_id) else None
     if pol is None:
         raise ControlError(f"no insurance policy {policy_id}")
     if session.get(Customer, customer_id) is None:
