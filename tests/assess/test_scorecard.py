@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
 from riskdesk.assess.model_io import ModelFileError, dumps_model, load_model, loads_model
-from riskdesk.assess.scorecard import Scorecard
+from riskdesk.assess.scorecard import Scorecard, bin_codes
 from riskdesk.assess.training import fit_artefact, labelled
 
 
@@ -177,3 +179,65 @@ def test_an_unknown_format_version_is_refused_even_with_a_valid_checksum(
     doc["checksum"] = checksum(doc)
     with pytest.raises(ModelFileError, match="version"):
         loads_model(json.dumps(doc))
+
+
+_CACHE_OB: dict = {}
+
+
+@pytest.fixture
+def ob_reference(credit_split: tuple) -> tuple:
+    """optbinning's own binnings of two columns, fitted like ours (cached per session)."""
+    from optbinning import OptimalBinning
+
+    if "credit" not in _CACHE_OB:
+        Xtr, _, ytr, _, m = credit_split
+        obs = {}
+        for name, kind in (("Income", "numerical"), ("Home", "categorical")):
+            kw = {"monotonic_trend": m.monotonic_trend} if kind == "numerical" else {}
+            col = Xtr[name]
+            values = (
+                col.to_numpy(dtype=float)
+                if kind == "numerical"
+                else col.astype(object).where(col.notna(), None).to_numpy()
+            )
+            obs[name] = OptimalBinning(name, dtype=kind, **kw).fit(values, ytr)
+        _CACHE_OB["credit"] = (m, obs)
+    return _CACHE_OB["credit"]
+
+
+def test_our_bins_are_optbinnings_bins(ob_reference: tuple) -> None:
+    m, obs = ob_reference
+    income = next(f for f in m.bins_ if f.name == "Income")
+    assert income.edges == [float(v) for v in obs["Income"].splits]
+    home = next(f for f in m.bins_ if f.name == "Home")
+    assert home.categories == [[str(c) for c in g] for g in obs["Home"].splits]
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.one_of(st.floats(-1e6, 1e6, allow_nan=False), st.just(float("nan"))),
+        min_size=1,
+        max_size=60,
+    ),
+    st.lists(
+        st.sampled_from(["owner", "rent", "parents", "priv", "other", "zzz-new", None]),
+        min_size=1,
+        max_size=60,
+    ),
+)
+def test_bin_lookup_agrees_with_optbinning_on_any_values(
+    ob_reference: tuple, numbers: list, cats: list
+) -> None:
+    m, obs = ob_reference
+    for name, values in (("Income", numbers), ("Home", cats)):
+        fb = next(f for f in m.bins_ if f.name == name)
+        col = pd.Series(values, dtype=float if name == "Income" else object)
+        ours = bin_codes(fb, col)
+        theirs = obs[name].transform(col.to_numpy(), metric="indices", metric_missing="empirical")
+        # optbinning: -1 = unseen category (its Scorecard scores it as the Missing row) and
+        # its Missing bin comes after a Special bin; ours has the missing bin right after the bins
+        theirs = np.where((theirs < 0) | (theirs == fb.n_bins + 1), fb.n_bins, theirs)
+        assert np.array_equal(ours, theirs), (name, values)

@@ -109,10 +109,10 @@ def train(
     cv: list[dict[str, Any]] = []
     try:
         if tune_:
-            with console.status("tuning by cross-validation…"):
+            with err_console.status("tuning by cross-validation…"):
                 res = tune(X, y, base=params)
             params, cv = res.best, res.table
-        with console.status("fitting…"):
+        with err_console.status("fitting…"):
             model, art = fit_artefact(
                 X,
                 y,
@@ -268,7 +268,7 @@ def report(
     from riskdesk.reports.model_report import build_report, write_report
 
     m, content, X, y = _validate(model, table, target, bad_value, as_json)
-    with console.status("building the report…"):
+    with err_console.status("building the report…"):
         html = build_report(m, content, X, y, table_name=table.name)
     write_report(out, html)
     emit(
@@ -326,6 +326,3 @@ def list_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
 def register(app: typer.Typer) -> None:
     app.add_typer(model_app, name="model")
-
-
-_ = err_console
