@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from riskdesk.api.app import create_app
@@ -27,6 +27,8 @@ def test_customer_endpoints_never_answer_500(portfolio, as_user):
             deadline=None,
             suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
         )
+        @example(params={"offset": str(2**63)}, cid=str(2**63))
+        @example(params={"rating": str(2**40), "limit": "-1"}, cid="-5")
         @given(
             params=st.dictionaries(st.sampled_from(PARAMS), values, max_size=4),
             cid=values.filter(bool),

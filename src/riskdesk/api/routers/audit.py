@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import func, select
 
-from riskdesk.api.deps import DbSession, require_roles
+from riskdesk.api.deps import MAX_ID, DbSession, require_roles
 from riskdesk.api.errors import ApiError
 from riskdesk.api.queries import audit_dict
 from riskdesk.store.audit import verify
@@ -29,7 +29,7 @@ def audit_entries(
     since: Annotated[datetime | None, Query(description="ISO timestamp with a zone.")] = None,
     until: Annotated[datetime | None, Query(description="ISO timestamp with a zone.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> dict[str, Any]:
     stmt = select(AuditEntry)
     for col, val in (

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from riskdesk.api.deps import CurrentUser, DbSession, visible_customer
+from riskdesk.api.deps import MAX_ID, CurrentUser, DbSession, visible_customer
 from riskdesk.api.queries import (
     SORT_PATTERN,
     SORTABLE,
@@ -46,7 +46,7 @@ def customers(
         ),
     ] = "name",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> dict[str, Any]:
     f = CustomerFilter(industry, region, owner, status, rating, q)
     total, rows = list_customers(session, user, f, sort, limit, offset)

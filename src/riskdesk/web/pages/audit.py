@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import func, select
 
-from riskdesk.api.deps import DbSession, require_roles
+from riskdesk.api.deps import MAX_ID, DbSession, require_roles
 from riskdesk.api.queries import audit_dict
 from riskdesk.store.audit import verify
 from riskdesk.store.models import AuditEntry, User
@@ -27,7 +27,7 @@ def audit_page(
     _: AuditReader,
     actor: Annotated[str | None, Query(max_length=64)] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     check: Annotated[bool, Query()] = False,
 ) -> Response:
     limit = 50

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from riskdesk.api.deps import CurrentUser, DbSession, visible_customer
+from riskdesk.api.deps import MAX_ID, CurrentUser, DbSession, visible_customer
 from riskdesk.api.queries import (
     SORT_PATTERN,
     CustomerFilter,
@@ -41,7 +41,7 @@ def customers_page(
     rating: Annotated[str | None, Query(max_length=8)] = None,
     sort: Annotated[str, Query(pattern=SORT_PATTERN)] = "name",
     limit: Annotated[int, Query(ge=1, le=500)] = 25,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> Response:
     f = CustomerFilter(
         industry or None, region or None, owner or None, status or None, rating or None, q or None
