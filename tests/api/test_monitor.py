@@ -168,3 +168,16 @@ def test_inbox_case_page_and_panels_show_the_alert(client, as_user) -> None:  # 
     ack = client.post(f"/monitor/cases/{case_id}/acknowledge", headers=h, follow_redirects=False)
     assert ack.status_code == 303
     assert client.get(f"/api/v1/cases/{case_id}", headers=h).json()["status"] == "acknowledged"
+
+
+def test_out_of_range_ids_are_client_errors_not_500(client, as_user) -> None:  # type: ignore[no-untyped-def]
+    h = as_user("rita")
+    for path in (
+        "/api/v1/cases/9223372036854775808",
+        "/api/v1/rules/99999999999",
+        "/api/v1/cases/0",
+        "/monitor/cases/9223372036854775808",
+    ):
+        assert client.get(path, headers=h).status_code in (404, 422), path
+    assert client.get("/api/v1/cases/2147483647", headers=h).status_code == 404
+    assert client.post("/api/v1/events", json={"not": "a list"}, headers=h).status_code == 422

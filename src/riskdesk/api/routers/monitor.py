@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Body, Depends, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Body, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
@@ -24,6 +24,8 @@ Intake = Annotated[User, Depends(require_roles("risk_manager", "analyst"))]
 Workers = Annotated[User, Depends(require_roles("risk_manager", "analyst", "sales"))]
 RiskManagers = Annotated[User, Depends(require_roles("risk_manager"))]
 MAX_BATCH = 5000
+CaseId = Annotated[int, Path(ge=1, le=2_147_483_647)]
+VersionNo = Annotated[int, Path(ge=1, le=2_147_483_647)]
 
 
 def _send_notifications(request: Request) -> None:
@@ -125,7 +127,7 @@ def get_cases(
 def get_case(
     session: DbSession,
     user: CurrentUser,
-    case_id: int,
+    case_id: CaseId,
     lang: Annotated[str, Query(pattern="^(en|zh)$")] = "en",
 ) -> dict[str, Any]:
     return repo.case_detail(session, _visible_case(session, user, case_id), lang)
@@ -140,7 +142,7 @@ def _act(fn: Any, session: Session, *args: Any, **kw: Any) -> dict[str, Any]:
 
 
 @router.post("/cases/{case_id}/acknowledge", summary="Acknowledge a case")
-def ack_case(session: DbSession, user: Workers, case_id: int) -> dict[str, Any]:
+def ack_case(session: DbSession, user: Workers, case_id: CaseId) -> dict[str, Any]:
     _visible_case(session, user, case_id)
     return _act(repo.acknowledge_case, session, case_id, actor=user.username)
 
@@ -151,7 +153,7 @@ class CommentIn(BaseModel):
 
 @router.post("/cases/{case_id}/comments", status_code=201, summary="Comment on a case")
 def comment_case(
-    session: DbSession, user: Workers, case_id: int, body: CommentIn
+    session: DbSession, user: Workers, case_id: CaseId, body: CommentIn
 ) -> dict[str, Any]:
     _visible_case(session, user, case_id)
     return _act(repo.comment_case, session, case_id, body.body, actor=user.username)
@@ -163,7 +165,9 @@ class ResolveIn(BaseModel):
 
 
 @router.post("/cases/{case_id}/resolve", summary="Resolve a case with an outcome")
-def resolve_case(session: DbSession, user: Intake, case_id: int, body: ResolveIn) -> dict[str, Any]:
+def resolve_case(
+    session: DbSession, user: Intake, case_id: CaseId, body: ResolveIn
+) -> dict[str, Any]:
     _visible_case(session, user, case_id)
     return _act(
         repo.resolve_case, session, case_id, body.outcome, actor=user.username, reason=body.reason
@@ -189,7 +193,7 @@ def get_rules(session: DbSession, user: CurrentUser) -> dict[str, Any]:
 
 
 @router.get("/rules/{version}", summary="One rule set version with its rules")
-def get_rule_set(session: DbSession, user: CurrentUser, version: int) -> dict[str, Any]:
+def get_rule_set(session: DbSession, user: CurrentUser, version: VersionNo) -> dict[str, Any]:
     repo.ensure_default_rules(session)
     try:
         return repo.rule_set_dict(repo.get_rule_set(session, version), with_body=True)
@@ -214,7 +218,7 @@ def post_rules(
 
 
 @router.post("/rules/{version}/dry-run", summary="Replay the stored history with a version")
-def dry_run(session: DbSession, user: RiskManagers, version: int) -> dict[str, Any]:
+def dry_run(session: DbSession, user: RiskManagers, version: VersionNo) -> dict[str, Any]:
     try:
         rs = repo.get_rule_set(session, version)
     except repo.MonitorError as exc:
@@ -228,7 +232,7 @@ def dry_run(session: DbSession, user: RiskManagers, version: int) -> dict[str, A
 def publish(
     session: DbSession,
     user: RiskManagers,
-    version: int,
+    version: VersionNo,
     reason: Annotated[str | None, Query(max_length=500)] = None,
 ) -> dict[str, Any]:
     try:

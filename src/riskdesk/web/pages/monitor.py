@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from riskdesk.api.deps import CurrentUser, DbSession, require_roles
 from riskdesk.api.errors import ApiError
-from riskdesk.api.routers.monitor import _owner_filter, _visible_case
+from riskdesk.api.routers.monitor import CaseId, _owner_filter, _visible_case
 from riskdesk.monitor.cases import OUTCOMES
 from riskdesk.store import monitor_repo as repo
 from riskdesk.store.models import User
@@ -45,7 +45,7 @@ def inbox(request: Request, session: DbSession, user: CurrentUser) -> Response:
 
 
 @router.get("/cases/{case_id}")
-def case_page(request: Request, session: DbSession, user: CurrentUser, case_id: int) -> Response:
+def case_page(request: Request, session: DbSession, user: CurrentUser, case_id: CaseId) -> Response:
     lang = request_lang(request)
     case = _visible_case(session, user, case_id)
     detail = repo.case_detail(session, case, lang)
@@ -74,14 +74,14 @@ def _do(fn, session, case_id: int, *args, **kw) -> RedirectResponse:  # type: ig
 
 
 @router.post("/cases/{case_id}/acknowledge")
-def acknowledge(session: DbSession, user: Workers, case_id: int) -> Response:
+def acknowledge(session: DbSession, user: Workers, case_id: CaseId) -> Response:
     _visible_case(session, user, case_id)
     return _do(repo.acknowledge_case, session, case_id, actor=user.username)
 
 
 @router.post("/cases/{case_id}/comment")
 def comment(
-    session: DbSession, user: Workers, case_id: int, body: Annotated[str, Form(max_length=5000)]
+    session: DbSession, user: Workers, case_id: CaseId, body: Annotated[str, Form(max_length=5000)]
 ) -> Response:
     _visible_case(session, user, case_id)
     return _do(repo.comment_case, session, case_id, body, actor=user.username)
@@ -91,7 +91,7 @@ def comment(
 def resolve(
     session: DbSession,
     user: Resolvers,
-    case_id: int,
+    case_id: CaseId,
     outcome: Annotated[str, Form()],
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
