@@ -26,7 +26,6 @@ import tempfile
 import time
 import uuid
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
