@@ -498,6 +498,38 @@ def current_limit(
     return session.scalar(q)
 
 
+def _limits_for(
+    session: Session, customer_id: int, key: str, *, lock: bool
+) -> tuple[CreditLimit | None, CreditLimit | None]:
+    """The customer's and its group's limits in force, in one statement (locked when asked)."""
+    q = select(CreditLimit).where(
+        CreditLimit.status == "active",
+        or_(
+            CreditLimit.customer_id == customer_id,
+            and_(CreditLimit.customer_id.is_(None), CreditLimit.group_key == key),
+        ),
+    )
+    if lock:
+        q = q.with_for_update()
+    mine: CreditLimit | None = None
+    group: CreditLimit | None = None
+    for row in session.scalars(q.order_by(CreditLimit.id)):
+        if row.customer_id is not None:
+            mine = row  # the newest active one wins
+        else:
+            group = row
+    return mine, group
+
+
+def _settings(session: Session) -> tuple[ControlConfig, dict[str, Any] | None]:
+    """The control configuration and the portfolio snapshot, in one statement."""
+    rows = {
+        r.key: r.value
+        for r in session.scalars(select(Setting).where(Setting.key.in_((CONFIG_KEY, SNAPSHOT_KEY))))
+    }
+    return ControlConfig.from_json(rows.get(CONFIG_KEY)), rows.get(SNAPSHOT_KEY)
+
+
 def current_group_limit(session: Session, key: str, *, lock: bool = False) -> CreditLimit | None:
     q = (
         select(CreditLimit)
@@ -825,12 +857,12 @@ def evaluate_order(
     cfg: ControlConfig,
     *,
     lock: bool = False,
+    snap_in: dict[str, Any] | None = None,
 ) -> tuple[CheckResult, dict[str, Any], Decimal | None, str]:
     """Gather the context of an order and run the ladder (no writes)."""
-    lim = current_limit(session, customer.id, on, lock=lock)
-    lim_ccy = lim.currency if lim is not None else cfg.limits.currency
     key = group_key(customer.id, customer.parent_id, customer.group_code)
-    glim = current_group_limit(session, key, lock=lock)
+    lim, glim = _limits_for(session, customer.id, key, lock=lock)
+    lim_ccy = lim.currency if lim is not None else cfg.limits.currency
     ids = group_of(session, customer)[1] if glim is not None else [customer.id]
     docs = load_docs(session, ids, on)
     mine = docs[customer.id]
@@ -868,7 +900,7 @@ def evaluate_order(
     )
     avoid = rule_for(rating.grade if rating else None, avoidance_table(session))
     conc_info: list[ConcentrationInfo] = []
-    snap = _snapshot(session)
+    snap = snap_in if snap_in is not None else _snapshot(session)
     rules = (
         session.scalars(select(ConcentrationLimit).where(ConcentrationLimit.active.is_(True))).all()
         if snap
@@ -974,8 +1006,10 @@ def run_order_check(
             c = find_customer(s, customer)
             if c is None:
                 raise ControlError(f"no customer {customer!r}")
-            cfg = load_config(s)
-            result, figures, amount_lc, lim_ccy = evaluate_order(s, c, amt, ccy, on, cfg, lock=True)
+            cfg, snap = _settings(s)
+            result, figures, amount_lc, lim_ccy = evaluate_order(
+                s, c, amt, ccy, on, cfg, lock=True, snap_in=snap or {}
+            )
             out = {
                 **result.as_dict(),
                 "customer_id": c.id,
