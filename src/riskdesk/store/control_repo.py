@@ -114,6 +114,23 @@ def save_config(session: Session, data: dict[str, Any], actor: str) -> ControlCo
     return cfg
 
 
+AVOIDANCE_CACHE_SECONDS = 60.0
+_avoidance_cache: dict[str, tuple[float, list[AvoidanceRule]]] = {}
+
+
+def cached_avoidance_table(session: Session) -> list[AvoidanceRule]:
+    """:func:`avoidance_table`, re-read at most once a minute per database (order-check path)."""
+    bind = session.get_bind()
+    key = str(getattr(bind, "url", id(bind)))
+    now = time.monotonic()
+    hit = _avoidance_cache.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    table = avoidance_table(session)
+    _avoidance_cache[key] = (now + AVOIDANCE_CACHE_SECONDS, table)
+    return table
+
+
 def avoidance_table(session: Session) -> list[AvoidanceRule]:
     rows = session.scalars(select(AvoidanceRuleRow).order_by(AvoidanceRuleRow.grade_from)).all()
     if not rows:
@@ -898,7 +915,7 @@ def evaluate_order(
         )
         .limit(1)
     )
-    avoid = rule_for(rating.grade if rating else None, avoidance_table(session))
+    avoid = rule_for(rating.grade if rating else None, cached_avoidance_table(session))
     conc_info: list[ConcentrationInfo] = []
     snap = snap_in if snap_in is not None else _snapshot(session)
     rules = (
