@@ -17,7 +17,9 @@ setup: $(STAMP)
 
 # Debian's Chromium drives the browser tests; nothing downloads a browser of its own.
 browser-deps:
-	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "warning: could not install chromium; browser tests will be skipped"
+	@test -x /usr/bin/chromium && fc-list :lang=zh | grep -q . || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null) || \
+	  echo "warning: could not install chromium / a Chinese font; browser tests will be skipped"
 
 services:
 	@bash .ci/services.sh
