@@ -90,3 +90,24 @@ def test_risk_sources_are_listed_and_added_by_risk_managers_only(
         ).all()
     eng.dispose()
     assert actions == ["rita"]
+
+
+def test_huge_offset_is_a_422_not_a_500(sqlite_url: str) -> None:
+    from fastapi.testclient import TestClient
+
+    from riskdesk.api.app import create_app
+    from riskdesk.store.db import make_engine
+    from riskdesk.store.users import add_user, create_token
+
+    eng = make_engine(sqlite_url)
+    with session_scope(eng) as s:
+        add_user(s, "ana", "analyst", "secret-pass-1")
+        token = create_token(s, "ana").token
+    client = TestClient(create_app(sqlite_url))
+    res = client.get(
+        "/api/v1/risk-events",
+        params={"offset": 2**63},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert res.status_code == 422
+    assert res.headers["content-type"].startswith("application/problem+json")

@@ -8,7 +8,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import ValidationError
 
-from riskdesk.api.deps import CurrentUser, DbSession, can_see, require_roles, visible_customer
+from riskdesk.api.deps import (
+    MAX_ID,
+    CurrentUser,
+    DbSession,
+    can_see,
+    require_roles,
+    visible_customer,
+)
 from riskdesk.api.errors import ApiError
 from riskdesk.domain.enums import Role
 from riskdesk.identify.catalogue import CatalogueError, SourceDef, check_manifestation_codes
@@ -45,7 +52,7 @@ def customer_risk_events(
     user: CurrentUser,
     status: Annotated[StatusQ, Query(description="open, closed or all")] = "all",
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> dict[str, Any]:
     c = visible_customer(session, user, customer_id)
     f = EventFilter(customer_id=c.id, open=None if status == "all" else status == "open")
@@ -70,7 +77,7 @@ def risk_events(
         date | None, Query(description="Events opened on or before this date.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> dict[str, Any]:
     if date_from and date_to and date_from > date_to:
         raise ApiError(422, "Invalid date range", "date_from is after date_to", field="date_from")
