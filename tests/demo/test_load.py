@@ -77,3 +77,20 @@ def test_load_then_reset_replaces_everything(engine):
     assert {"customers", "invoices", "payment_allocations", "demo_truth", "fx_rates"} <= set(names)
     assert not {"users", "audit_log", "api_tokens", "app_settings", "alembic_version"} & set(names)
     assert names.index("payment_allocations") < names.index("payments") < names.index("customers")
+
+
+def test_indexes_are_back_after_a_load(engine):
+    from sqlalchemy import inspect
+
+    def index_names() -> set[str]:
+        insp = inspect(engine)
+        return {
+            ix["name"] or ""
+            for table in ("orders", "invoices", "payments", "external_signals")
+            for ix in insp.get_indexes(table)
+        }
+
+    before = index_names()
+    assert "ix_orders_customer_date" in before
+    load_portfolio(engine, generate("manufacturer", 25, seed=9))
+    assert index_names() == before

@@ -173,18 +173,31 @@ def _sqlite_column(arr: pa.ChunkedArray | pa.Array) -> list[Any]:
 
 
 def drop_secondary_indexes(conn: Connection, table_name: str) -> list[str]:
-    """SQLite: drop the table's own (non-automatic) indexes; returns the DDL to recreate them.
+    """Drop the table's plain indexes (not those of primary keys or unique constraints).
 
-    A big load is faster without them, and building each index once afterwards is cheaper
-    than keeping it up to date row by row. Other databases: nothing is dropped.
+    Returns the DDL to recreate them with :func:`create_indexes`. A big load is faster without
+    them: building each index once afterwards is cheaper than keeping it up to date row by row.
+    SQLite and PostgreSQL; both drop and recreate inside the caller's transaction.
     """
-    if conn.dialect.name != "sqlite":
+    if conn.dialect.name == "sqlite":
+        rows = conn.exec_driver_sql(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
+            "AND sql IS NOT NULL",
+            (table_name,),
+        ).all()
+    elif conn.dialect.name == "postgresql":
+        rows = conn.execute(
+            text(
+                "SELECT i.indexname, i.indexdef FROM pg_indexes i "
+                "JOIN pg_class c ON c.relname = i.indexname "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = i.schemaname "
+                "WHERE i.tablename = :t AND i.schemaname = current_schema() "
+                "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = c.oid)"
+            ),
+            {"t": table_name},
+        ).all()
+    else:
         return []
-    rows = conn.exec_driver_sql(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
-        "AND sql IS NOT NULL",
-        (table_name,),
-    ).all()
     for name, _ in rows:
         conn.exec_driver_sql(f'DROP INDEX "{name}"')
     return [str(ddl) for _, ddl in rows]
