@@ -41,11 +41,17 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
+        if ":memory:" not in url and url not in ("sqlite://", "sqlite+pysqlite://"):
+            # enough connections for the web server's worker threads (40), so a burst queues
+            # on SQLite's write lock instead of failing on the pool
+            kwargs.setdefault("pool_size", 20)
+            kwargs.setdefault("max_overflow", 30)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 30)
     return create_engine(url, **kwargs)
 
 

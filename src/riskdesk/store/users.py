@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -18,6 +19,7 @@ from riskdesk.store.models import ApiToken, User
 from riskdesk.store.types import utcnow
 
 _hasher = PasswordHasher()
+TOKEN_TOUCH_INTERVAL = timedelta(minutes=5)
 TOKEN_PREFIX = "rdk_"  # noqa: S105 - a public marker, not a secret
 
 
@@ -143,7 +145,11 @@ def user_for_token(session: Session, token: str) -> User | None:
     user = session.get(User, row.user_id)
     if user is None or not user.active:
         return None
-    row.last_used_at = utcnow()
+    now = utcnow()
+    # Record use at most every few minutes: a write per request would serialise every API call
+    # behind SQLite's single writer (and cost a row update per call on PostgreSQL).
+    if row.last_used_at is None or now - row.last_used_at > TOKEN_TOUCH_INTERVAL:
+        row.last_used_at = now
     return user
 
 
