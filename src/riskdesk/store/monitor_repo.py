@@ -198,7 +198,7 @@ def load_fx(session: Session) -> FxFn:
     return fx
 
 
-def _customer_info(c: Customer | None) -> dict[str, Any]:
+def _customer_info(c: Any) -> dict[str, Any]:
     if c is None:
         return {}
     return {
@@ -211,15 +211,31 @@ def _customer_info(c: Customer | None) -> dict[str, Any]:
     }
 
 
-def _customers(session: Session, refs: Sequence[str]) -> dict[str, Customer]:
-    out: dict[str, Customer] = {}
+_CUSTOMER_COLS = (
+    Customer.id,
+    Customer.external_id,
+    Customer.name,
+    Customer.currency,
+    Customer.industry,
+    Customer.region,
+    Customer.country,
+    Customer.status,
+    Customer.owner,
+)
+
+
+def _customers(session: Session, refs: Sequence[str]) -> dict[str, Any]:
+    """The batch's customers by external id, as light read-only rows (attribute access like
+    a ``Customer``: id, external_id, name, currency, industry, region, country, status,
+    owner) — no ORM identity-map work per customer."""
+    out: dict[str, Any] = {}
     for chunk in _chunks(list(refs)):
-        for c in session.scalars(select(Customer).where(Customer.external_id.in_(chunk))):
+        for c in session.execute(select(*_CUSTOMER_COLS).where(Customer.external_id.in_(chunk))):
             out[c.external_id] = c
     return out
 
 
-def _ratings(session: Session, customers: Iterable[Customer]) -> dict[int, dict[str, Any]]:
+def _ratings(session: Session, customers: Iterable[Any]) -> dict[int, dict[str, Any]]:
     """The rating in force per customer id, as the ``rating.*`` rule fields."""
     from riskdesk.store.ratings import current_ratings
 
@@ -229,7 +245,7 @@ def _ratings(session: Session, customers: Iterable[Customer]) -> dict[int, dict[
     return {cid: {"grade": r.grade, "pd": r.pd} for cid, r in current_ratings(session, ids).items()}
 
 
-def _rating_of(ratings: dict[int, dict[str, Any]], c: Customer | None) -> dict[str, Any]:
+def _rating_of(ratings: dict[int, dict[str, Any]], c: Any) -> dict[str, Any]:
     return ratings.get(c.id, {}) if c is not None else {}
 
 
@@ -275,11 +291,13 @@ class IngestResult:
 class _Live:
     row: Any  # a CustomerState or a row with book, features, events_count
     ref: str
-    customer: Customer | None
+    customer: Any  # a customer row (see _customers) or None
     book: dict[str, Any]
     prev: dict[str, float] | None
     n: int = 0
     dirty: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
+    rating: dict[str, Any] = field(default_factory=dict)
 
 
 def ingest(
@@ -350,7 +368,15 @@ def ingest(
             else:
                 cur = cust.currency if cust is not None else (_first_currency(ev) or "EUR")
                 book, prev = new_book(cur), None
-            lv = _Live(row, ev.customer_id, cust, book, prev)
+            lv = _Live(
+                row,
+                ev.customer_id,
+                cust,
+                book,
+                prev,
+                info=_customer_info(cust),
+                rating=_rating_of(ratings, cust),
+            )
             live[ev.customer_id] = lv
         try:
             st: Step = step_event(
@@ -359,8 +385,8 @@ def ingest(
                 lv.prev,
                 engine,
                 fx=fx_fn,
-                customer=_customer_info(lv.customer),
-                rating=_rating_of(ratings, lv.customer),
+                customer=lv.info,
+                rating=lv.rating,
             )
         except StateError as exc:
             res.rejected.append(
@@ -461,7 +487,7 @@ def _save_states(session: Session, lives: Iterable[_Live], now: datetime) -> Non
 # --------------------------------------------------------------------------- alerts and cases
 
 
-def _default_assignee(session: Session, customer: Customer | None) -> str | None:
+def _default_assignee(session: Session, customer: Any) -> str | None:
     if customer is not None and customer.owner:
         return customer.owner
     for role in ("analyst", "risk_manager"):
@@ -492,7 +518,7 @@ class _AlertContext:
         self._alerts: dict[tuple[str, str], Alert] = {}
         self._cases: dict[str, Case] = {}
         self._snoozes: dict[str, list[tuple[str, date]]] = {}
-        self._created: list[tuple[Alert, Customer | None, Case]] = []
+        self._created: list[tuple[Alert, Any, Case]] = []
         self._opened: list[Case] = []
 
     def subs(self) -> list[Subscription]:
@@ -527,7 +553,7 @@ class _AlertContext:
     def raise_hits(
         self,
         ref: str,
-        customer: Customer | None,
+        customer: Any,
         hits: list[tuple[Hit, dict[str, Any]]],
         event_id: str | None,
         on: date | None,
@@ -634,7 +660,7 @@ class _AlertContext:
             self.s.flush()
         self._created = []
 
-    def _case_for(self, ref: str, customer: Customer | None, severity: str) -> Case:
+    def _case_for(self, ref: str, customer: Any, severity: str) -> Case:
         s = self.s
         case = self._cases.get(ref)
         if case is None:
@@ -661,14 +687,14 @@ class _AlertContext:
 
     _fallback: str | None | bool = False
 
-    def _assignee(self, customer: Customer | None) -> str | None:
+    def _assignee(self, customer: Any) -> str | None:
         if customer is not None and customer.owner:
             return customer.owner
         if self._fallback is False:
             self._fallback = _default_assignee(self.s, None)
         return self._fallback if isinstance(self._fallback, str) else None
 
-    def _notify(self, alert: Alert, customer: Customer | None) -> None:
+    def _notify(self, alert: Alert, customer: Any) -> None:
         rule = self.engine.rule(alert.rule_id)
         title = rule.title if rule else POINTS_TITLE
         playbook = rule.playbook if rule else (self.engine.body.points_playbook or {})
