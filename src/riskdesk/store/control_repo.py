@@ -538,15 +538,6 @@ def _limits_for(
     return mine, group
 
 
-def _settings(session: Session) -> tuple[ControlConfig, dict[str, Any] | None]:
-    """The control configuration and the portfolio snapshot, in one statement."""
-    rows = {
-        r.key: r.value
-        for r in session.scalars(select(Setting).where(Setting.key.in_((CONFIG_KEY, SNAPSHOT_KEY))))
-    }
-    return ControlConfig.from_json(rows.get(CONFIG_KEY)), rows.get(SNAPSHOT_KEY)
-
-
 def current_group_limit(session: Session, key: str, *, lock: bool = False) -> CreditLimit | None:
     q = (
         select(CreditLimit)
@@ -917,12 +908,12 @@ def evaluate_order(
     )
     avoid = rule_for(rating.grade if rating else None, cached_avoidance_table(session))
     conc_info: list[ConcentrationInfo] = []
-    snap = snap_in if snap_in is not None else _snapshot(session)
-    rules = (
-        session.scalars(select(ConcentrationLimit).where(ConcentrationLimit.active.is_(True))).all()
-        if snap
-        else []
-    )
+    # The rules first: the snapshot is a large JSON document (Lorenz curve …) and is only
+    # read and parsed when some concentration rule is in force.
+    rules = session.scalars(
+        select(ConcentrationLimit).where(ConcentrationLimit.active.is_(True))
+    ).all()
+    snap = (snap_in if snap_in is not None else _snapshot(session)) if rules else None
     if (
         snap
         and rules
@@ -1023,10 +1014,8 @@ def run_order_check(
             c = find_customer(s, customer)
             if c is None:
                 raise ControlError(f"no customer {customer!r}")
-            cfg, snap = _settings(s)
-            result, figures, amount_lc, lim_ccy = evaluate_order(
-                s, c, amt, ccy, on, cfg, lock=True, snap_in=snap or {}
-            )
+            cfg = load_config(s)
+            result, figures, amount_lc, lim_ccy = evaluate_order(s, c, amt, ccy, on, cfg, lock=True)
             out = {
                 **result.as_dict(),
                 "customer_id": c.id,
