@@ -210,13 +210,17 @@ def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(min=1, max=64, help="Worker processes (one per CPU core is a good start)."),
+    ] = 1,
 ) -> None:
     """Run the web application and REST API."""
     from riskdesk.web.server import serve as run
 
     engine(ctx)  # create or upgrade the schema first
     console.print(f"riskdesk on http://{host}:{port}/  (API docs: /docs)")
-    run(db_url(ctx), host=host, port=port)
+    run(db_url(ctx), host=host, port=port, workers=workers)
 
 
 def register(app: typer.Typer) -> None:
