@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from riskdesk.api.deps import restrict_customers
 from riskdesk.domain.money import FxTable, MissingRate
+from riskdesk.store.customers import customer_dict
 from riskdesk.store.models import (
     AuditEntry,
     Base,
@@ -411,29 +412,6 @@ def contract_dict(c: Contract) -> dict[str, Any]:
         "min_volume_period": c.min_volume_period,
         "clauses": list(c.clauses or []),
         "status": c.status,
-    }
-
-
-def customer_dict(c: Customer) -> dict[str, Any]:
-    return {
-        "id": c.id,
-        "external_id": c.external_id,
-        "name": c.name,
-        "legal_id": c.legal_id,
-        "group_code": c.group_code,
-        "parent_id": c.parent_id,
-        "industry": c.industry,
-        "region": c.region,
-        "country": c.country,
-        "currency": c.currency,
-        "revenue": c.revenue,
-        "employees": c.employees,
-        "founded_on": c.founded_on,
-        "market_share": c.market_share,
-        "owner": c.owner,
-        "status": c.status,
-        "crm_id": c.crm_id,
-        "erp_id": c.erp_id,
     }
 
 

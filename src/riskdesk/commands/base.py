@@ -9,34 +9,12 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from riskdesk.commands._common import JsonOpt, console, db_url, emit, engine, fail
+from riskdesk.store.customers import customer_dict, find_customer
 from riskdesk.store.db import migrate, session_scope
 from riskdesk.store.models import Contract, Customer, Invoice, Order, Payment
 from riskdesk.store.users import ensure_first_admin
 
 customers_app = typer.Typer(help="List and show customers.", no_args_is_help=True)
-
-
-def customer_dict(c: Customer) -> dict[str, Any]:
-    return {
-        "id": c.id,
-        "external_id": c.external_id,
-        "name": c.name,
-        "legal_id": c.legal_id,
-        "group_code": c.group_code,
-        "parent_id": c.parent_id,
-        "industry": c.industry,
-        "region": c.region,
-        "country": c.country,
-        "currency": c.currency,
-        "revenue": c.revenue,
-        "employees": c.employees,
-        "founded_on": c.founded_on,
-        "market_share": c.market_share,
-        "owner": c.owner,
-        "status": c.status,
-        "crm_id": c.crm_id,
-        "erp_id": c.erp_id,
-    }
 
 
 def init(ctx: typer.Context, as_json: JsonOpt = False) -> None:
@@ -132,14 +110,6 @@ def customers_show(
             )
         }
     emit(out, as_json, None)
-
-
-def find_customer(s: Any, key: str) -> Customer | None:
-    """A customer by external code, or by internal id when ``key`` is all digits."""
-    c = s.scalar(select(Customer).where(Customer.external_id == key))
-    if c is None and key.isdigit():
-        c = s.get(Customer, int(key))
-    return c
 
 
 def register(app: typer.Typer) -> None:

@@ -19,11 +19,11 @@ from sqlalchemy import text
 from riskdesk.analytics.frames import load_frames
 from riskdesk.analytics.steps.identify import run_identification
 from riskdesk.commands._common import JsonOpt, console, emit, engine, err_console, fail
-from riskdesk.commands.base import find_customer
 from riskdesk.domain.events import SEVERITY_RANK
 from riskdesk.identify.catalogue import CatalogueError, parse_sources
 from riskdesk.identify.config import IdentifyConfig
 from riskdesk.identify.evaluate import evaluate
+from riskdesk.store.customers import find_customer
 from riskdesk.store.db import session_scope
 from riskdesk.store.risk_events import (
     EventFilter,

@@ -17,8 +17,8 @@ from riskdesk.assess.expert import BUILTIN_SOURCES, AssessmentError, Judgement
 from riskdesk.assess.rating import RatingError
 from riskdesk.assess.scale import grade_info
 from riskdesk.commands._common import JsonOpt, console, emit, engine, fail
-from riskdesk.commands.base import find_customer
 from riskdesk.store import ratings as repo
+from riskdesk.store.customers import find_customer
 from riskdesk.store.db import session_scope
 from riskdesk.store.models import Customer
 from riskdesk.store.users import get_user
