@@ -502,6 +502,26 @@ def _default_assignee(session: Session, customer: Any) -> str | None:
     return None
 
 
+@dataclass(slots=True)
+class _AlertRec:
+    """An open alert as the intake sees it (a light record instead of an ORM ``Alert``: the
+    batch's alerts are read, updated and inserted with Core statements)."""
+
+    id: int | None
+    customer_ref: str
+    rule_id: str
+    severity: str
+    hits: int
+    case_id: int | None
+    first_seen: datetime
+    customer_id: int | None = None
+    rule_set_version: int | None = None
+    points: int = 0
+    last_seen: datetime | None = None
+    event_id: str | None = None
+    details: dict[str, Any] | None = None
+
+
 class _AlertContext:
     """Raises alerts for a batch: open alerts, cases and snoozes of the batch's customers are
     read once; new alerts are written in bulk and summarised in one audit entry."""
@@ -515,10 +535,11 @@ class _AlertContext:
         self.updated = 0
         self._subs: list[Subscription] | None = None
         self._loaded: set[str] = set()
-        self._alerts: dict[tuple[str, str], Alert] = {}
+        self._alerts: dict[tuple[str, str], _AlertRec] = {}
+        self._touched: dict[int, _AlertRec] = {}
         self._cases: dict[str, Case] = {}
         self._snoozes: dict[str, list[tuple[str, date]]] = {}
-        self._created: list[tuple[Alert, Any, Case]] = []
+        self._created: list[tuple[_AlertRec, Any, Case]] = []
         self._opened: list[Case] = []
 
     def subs(self) -> list[Subscription]:
@@ -538,10 +559,18 @@ class _AlertContext:
             return
         s = self.s
         for chunk in _chunks(todo):
-            for a in s.scalars(
-                select(Alert).where(Alert.customer_ref.in_(chunk), Alert.status == "open")
+            for a in s.execute(
+                select(
+                    Alert.id,
+                    Alert.customer_ref,
+                    Alert.rule_id,
+                    Alert.severity,
+                    Alert.hits,
+                    Alert.case_id,
+                    Alert.first_seen,
+                ).where(Alert.customer_ref.in_(chunk), Alert.status == "open")
             ):
-                self._alerts[(a.customer_ref, a.rule_id)] = a
+                self._alerts[(a.customer_ref, a.rule_id)] = _AlertRec(*a)
             for c in s.scalars(
                 select(Case).where(Case.customer_ref.in_(chunk), Case.status != "resolved")
             ):
@@ -582,20 +611,23 @@ class _AlertContext:
                 ):
                     alert.severity = hit.severity.value
                     self._case_for(ref, customer, hit.severity.value)
+                if alert.id is not None:
+                    self._touched[alert.id] = alert
                 self.updated += 1
                 continue
             case = self._case_for(ref, customer, hit.severity.value)
-            alert = Alert(
+            alert = _AlertRec(
+                id=None,
                 customer_ref=ref,
-                customer_id=customer.id if customer is not None else None,
                 rule_id=hit.rule_id,
-                rule_set_version=self.engine.version,
                 severity=hit.severity.value,
-                points=hit.points,
-                status="open",
-                first_seen=self.now,
-                last_seen=self.now,
                 hits=1,
+                case_id=None,
+                first_seen=self.now,
+                customer_id=customer.id if customer is not None else None,
+                rule_set_version=self.engine.version,
+                points=hit.points,
+                last_seen=self.now,
                 event_id=event_id,
                 details=details,
             )
@@ -604,14 +636,66 @@ class _AlertContext:
             self.new += 1
 
     def finish(self) -> None:
-        """Flush new alerts, write one audit entry for them and queue their notifications."""
+        """Write the updated and new alerts (one executemany each), one audit entry for the new
+        ones and queue their notifications."""
+        t: Any = Alert.__table__
+        if self._touched:
+            stmt = (
+                update(t)
+                .where(t.c.id == bindparam("b_id"))
+                .values(
+                    hits=bindparam("b_hits"),
+                    last_seen=bindparam("b_last_seen"),
+                    event_id=bindparam("b_event_id"),
+                    details=bindparam("b_details"),
+                    severity=bindparam("b_severity"),
+                )
+            )
+            self.s.execute(
+                stmt,
+                [
+                    {
+                        "b_id": a.id,
+                        "b_hits": a.hits,
+                        "b_last_seen": a.last_seen,
+                        "b_event_id": a.event_id,
+                        "b_details": a.details,
+                        "b_severity": a.severity,
+                    }
+                    for a in self._touched.values()
+                ],
+            )
+            self._touched = {}
+            # ORM copies of these alerts the caller may hold are now out of date
+            for obj in list(self.s.identity_map.values()):
+                if isinstance(obj, Alert):
+                    self.s.expire(obj)
         if not self._created:
             return
         self.s.flush()  # the new cases get their ids
+        rows = []
         for a, _, case in self._created:
             a.case_id = case.id
-        self.s.add_all([a for a, _, _ in self._created])
-        self.s.flush()
+            rows.append(
+                {
+                    "customer_ref": a.customer_ref,
+                    "customer_id": a.customer_id,
+                    "rule_id": a.rule_id,
+                    "rule_set_version": a.rule_set_version,
+                    "severity": a.severity,
+                    "points": a.points,
+                    "status": "open",
+                    "case_id": a.case_id,
+                    "first_seen": a.first_seen,
+                    "last_seen": a.last_seen,
+                    "hits": a.hits,
+                    "event_id": a.event_id,
+                    "details": a.details,
+                }
+            )
+        ids = self.s.execute(insert(t).returning(t.c.id, sort_by_parameter_order=True), rows)
+        for (a, _, _), new_id in zip(self._created, ids.scalars().all(), strict=True):
+            a.id = new_id
         if self._opened:
             record(
                 self.s,
@@ -694,7 +778,7 @@ class _AlertContext:
             self._fallback = _default_assignee(self.s, None)
         return self._fallback if isinstance(self._fallback, str) else None
 
-    def _notify(self, alert: Alert, customer: Any) -> None:
+    def _notify(self, alert: _AlertRec, customer: Any) -> None:
         rule = self.engine.rule(alert.rule_id)
         title = rule.title if rule else POINTS_TITLE
         playbook = rule.playbook if rule else (self.engine.body.points_playbook or {})
