@@ -18,7 +18,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Date, Engine, and_, bindparam, or_, select, text, update
+from sqlalchemy import Date, Engine, and_, bindparam, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from riskdesk.control import concentration as conc
@@ -986,6 +986,10 @@ def evaluate_order(
     return result, figures, amount_lc, lim_ccy
 
 
+_INSERT_CHECK = insert(OrderCheck.__table__).returning(OrderCheck.__table__.c.id)
+_INSERT_RESERVATION = insert(Reservation.__table__).returning(Reservation.__table__.c.id)
+
+
 def run_order_check(
     engine: Engine,
     customer: str | int,
@@ -1030,26 +1034,42 @@ def run_order_check(
                 "reservation_id": None,
             }
             if record_check:
-                chk = OrderCheck(
-                    customer_id=c.id,
-                    order_ref=order_ref,
-                    placed_by=placed_by,
-                    amount=amt,
-                    currency=ccy,
-                    amount_limit_ccy=amount_lc,
-                    limit_currency=lim_ccy,
-                    decision=result.decision,
-                    reasons=jsonable(out["reasons"]),
-                    figures=jsonable({k: v for k, v in figures.items() if k != "exposure"}),
-                    status=_STATUS[result.decision],
-                    checked_by=checked_by,
-                )
-                s.add(chk)
-                s.flush()
-                out["check_id"] = chk.id
+                # Core INSERT … RETURNING: no ORM unit of work on the hot path
+                conn = s.connection()
+                now = utcnow()
+                chk_id = conn.execute(
+                    _INSERT_CHECK,
+                    {
+                        "customer_id": c.id,
+                        "order_ref": order_ref,
+                        "placed_by": placed_by,
+                        "amount": amt,
+                        "currency": ccy,
+                        "amount_limit_ccy": amount_lc,
+                        "limit_currency": lim_ccy,
+                        "decision": result.decision,
+                        "reasons": jsonable(out["reasons"]),
+                        "figures": jsonable({k: v for k, v in figures.items() if k != "exposure"}),
+                        "status": _STATUS[result.decision],
+                        "checked_by": checked_by,
+                        "created_at": now,
+                    },
+                ).scalar_one()
+                out["check_id"] = chk_id
                 if result.reserves and amount_lc is not None:
-                    res = _reserve(s, chk, amount_lc, lim_ccy, on, cfg)
-                    out["reservation_id"] = res.id
+                    out["reservation_id"] = conn.execute(
+                        _INSERT_RESERVATION,
+                        {
+                            "order_check_id": chk_id,
+                            "customer_id": c.id,
+                            "order_ref": order_ref,
+                            "amount": amount_lc,
+                            "currency": lim_ccy,
+                            "status": "active",
+                            "expires_on": on + timedelta(days=cfg.ladder.reservation_days),
+                            "created_at": now,
+                        },
+                    ).scalar_one()
             s.commit()
         except BaseException:
             s.rollback()
