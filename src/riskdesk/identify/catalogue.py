@@ -69,8 +69,9 @@ BUILTIN_SOURCES: tuple[RiskSource, ...] = (
                 "index_drop",
                 "Market index falling",
                 "市场指数下跌",
-                "A market index of the customer's industry or region fell beyond the threshold.",
-                "客户所在行业或地区的市场指数跌幅超过阈值。",
+                "A market index of the customer's industry or region fell beyond the threshold; "
+                "context (low) unless the customer shows its own symptoms or a material exposure.",
+                "客户所在行业或地区的市场指数跌幅超过阈值；客户自身无异常且敞口不大时仅作背景（低）。",
             ),
         ),
     ),
@@ -231,8 +232,9 @@ BUILTIN_SOURCES: tuple[RiskSource, ...] = (
                 "bureau_drop",
                 "Bureau score drop",
                 "征信评分下降",
-                "The customer's credit bureau score dropped against its recent best.",
-                "客户的征信评分较近期最高值明显下降。",
+                "The customer's credit bureau score fell well below its mean of the past year; "
+                "medium once confirmed by a second score or a fall into the risk band.",
+                "客户的征信评分明显低于过去一年的平均值；连续两次确认或跌入风险区间时为中等。",
             ),
             _m(
                 "external",

@@ -87,6 +87,12 @@ class DemandConfig(_Section):
     window_days: int = Field(182, ge=7, description="Recent window compared to last year.")
     drop_ratio: float = Field(0.5, gt=0, lt=1, description="Fall that counts as a drop.")
     drop_medium_ratio: float = Field(0.9, gt=0, le=1, description="Fall that makes it medium.")
+    persistence_days: int = Field(
+        30,
+        ge=0,
+        description="A medium drop must also have been a drop in the window ending this many "
+        "days earlier (two consecutive monthly readings); 0 = one reading is enough.",
+    )
     min_baseline_orders: int = Field(6, ge=1, description="Orders last year in the window.")
     significance: float = Field(
         0.05,
@@ -110,6 +116,34 @@ class MarketConfig(_Section):
     medium_ratio: float = Field(0.20, gt=0, lt=1, description="Fall that makes it medium.")
     high_ratio: float = Field(0.35, gt=0, lt=1, description="Fall that makes it high.")
     stale_days: int = Field(120, ge=1, description="Ignore index values older than this.")
+    context_severity: str = Field(
+        "low",
+        description="A market drop is portfolio context: for a customer whose own behaviour is "
+        "clean and whose exposure is not material, its severity is capped at this level.",
+    )
+    material_exposure: float = Field(
+        1_000_000.0,
+        ge=0,
+        description="Open invoice balance (in exposure_currency) from which a customer keeps the "
+        "index's own severity even without a symptom of its own (0 = every exposed customer).",
+    )
+    exposure_currency: str = Field("EUR", min_length=3, max_length=3)
+    min_symptoms: int = Field(
+        1,
+        ge=1,
+        description="Distinct own symptoms (combine.symptoms) a customer needs for a market "
+        "drop to keep the index's severity.",
+    )
+    symptom_severity: str = Field(
+        "medium",
+        description="Least severity of an own symptom that counts for min_symptoms: a symptom "
+        "we grade as noise (low) does not turn context into a warning.",
+    )
+
+    @field_validator("context_severity", "symptom_severity")
+    @classmethod
+    def _severity(cls, v: str) -> str:
+        return Severity.parse(v).value
 
 
 class ExternalConfig(_Section):
@@ -118,8 +152,59 @@ class ExternalConfig(_Section):
         0.15, gt=0, lt=1, description="Fall of the latest score from the mean of the year before."
     )
     bureau_min_scores: int = Field(2, ge=1, description="Earlier scores needed for the mean.")
-    bureau_high_ratio: float = Field(0.30, gt=0, lt=1)
+    bureau_high_ratio: float = Field(
+        0.30, gt=0, lt=1, description="Fall that makes a confirmed drop high (else medium)."
+    )
+    bureau_min_points: float = Field(
+        10.0,
+        ge=0,
+        description="The fall must also be this many score points (a 5-point dip at 80 is noise).",
+    )
+    bureau_risk_score: float = Field(
+        50.0,
+        description="Score at or below which the bureau itself rates a company risky: a drop "
+        "to this level is confirmed at once (set from your bureau's scale).",
+    )
+    bureau_persistence: int = Field(
+        2,
+        ge=1,
+        description="Consecutive scores that must all be below the reference by bureau_drop_ratio "
+        "to confirm a drop above the risk score; a single low reading is low severity.",
+    )
     legal_days: int = Field(180, ge=1, description="A legal event counts this long.")
+
+
+SYMPTOMS = [
+    "credit.overdue_31_60",
+    "credit.overdue_61_90",
+    "credit.overdue_90_plus",
+    "credit.partial_payment",
+    "credit.payment_worsening",
+    "contract.terms_broken",
+    "contract.disputes",
+    "contract.min_volume_missed",
+    "demand.volume_drop",
+    "demand.silent",
+    "external.bureau_drop",
+    "external.legal_event",
+]
+
+
+class CombineConfig(_Section):
+    """How events of the same customer grade each other."""
+
+    symptoms: list[str] = Field(
+        default_factory=lambda: list(SYMPTOMS),
+        description="Manifestations that are a customer-level symptom (the customer's own "
+        "behaviour): they lift a market event from context to warning and count for "
+        "escalation. 1–30 days overdue, expiring contracts and order spikes are not symptoms.",
+    )
+    escalate_sources: int = Field(
+        3,
+        ge=2,
+        description="When symptoms from this many independent sources (credit, contract, "
+        "demand, external) coincide for a customer, each low symptom becomes medium.",
+    )
 
 
 class IdentifyConfig(_Section):
@@ -130,6 +215,7 @@ class IdentifyConfig(_Section):
     demand: DemandConfig = Field(default_factory=DemandConfig)
     market: MarketConfig = Field(default_factory=MarketConfig)
     external: ExternalConfig = Field(default_factory=ExternalConfig)
+    combine: CombineConfig = Field(default_factory=CombineConfig)
 
     @classmethod
     def merged(cls, *overrides: dict[str, Any] | None) -> IdentifyConfig:

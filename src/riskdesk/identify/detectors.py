@@ -59,6 +59,8 @@ def lookup(keys: pd.Series, values: pd.Series) -> pd.Series:
 def _jsonable(v: Any) -> Any:
     if isinstance(v, pd.Timestamp):
         return v.date().isoformat()
+    if isinstance(v, np.bool_):
+        return bool(v)
     if isinstance(v, np.integer):
         return int(v)
     if isinstance(v, float | np.floating):
@@ -551,13 +553,14 @@ def detect_contract_breaches(
 # --- demand ------------------------------------------------------------------------------
 
 
-def _volume_drop(ctx: Context, cfg: IdentifyConfig) -> pd.DataFrame:
-    d = cfg.demand
-    o = ctx.orders
+def _drops(o: pd.DataFrame, end: pd.Timestamp, d: Any) -> pd.DataFrame:
+    """Customers whose orders in the window ending ``end`` fell against the same window a
+    year earlier (significantly for their own order rate)."""
     w = pd.Timedelta(days=d.window_days)
     year = pd.Timedelta(days=364)  # 52 weeks: the same weekdays last year
-    cur = o[o["order_date"] > ctx.ts - w].groupby("customer_id")["amount_cc"].agg(["sum", "count"])
-    lo, hi = ctx.ts - year - w, ctx.ts - year
+    recent = o[(o["order_date"] > end - w) & (o["order_date"] <= end)]
+    cur = recent.groupby("customer_id")["amount_cc"].agg(["sum", "count"])
+    lo, hi = end - year - w, end - year
     base = o[(o["order_date"] > lo) & (o["order_date"] <= hi)]
     b = base.groupby("customer_id")["amount_cc"].agg(["sum", "count"])
     m = b.join(cur, lsuffix="_base", rsuffix="_cur", how="left").fillna(0.0)
@@ -565,8 +568,21 @@ def _volume_drop(ctx: Context, cfg: IdentifyConfig) -> pd.DataFrame:
     m["ratio"] = m["sum_cur"] / m["sum_base"]
     # as few orders as now, if the customer still ordered at last year's rate
     m["p_value"] = poisson.cdf(m["count_cur"], m["count_base"])
-    m = m[(m["ratio"] < 1.0 - d.drop_ratio) & (m["p_value"] <= d.significance)].reset_index()
-    sev = np.where(m["ratio"] <= 1.0 - d.drop_medium_ratio, "medium", "low")
+    return m[(m["ratio"] < 1.0 - d.drop_ratio) & (m["p_value"] <= d.significance)]
+
+
+def _volume_drop(ctx: Context, cfg: IdentifyConfig) -> pd.DataFrame:
+    d = cfg.demand
+    o = ctx.orders
+    w = pd.Timedelta(days=d.window_days)
+    year = pd.Timedelta(days=364)
+    lo, hi = ctx.ts - year - w, ctx.ts - year
+    m = _drops(o, ctx.ts, d).reset_index()
+    # one window can catch a lumpy customer between two big orders: a medium drop must also
+    # have been a drop `persistence_days` earlier
+    earlier = _drops(o, ctx.ts - pd.Timedelta(days=d.persistence_days), d)
+    m["persistent"] = m["customer_id"].isin(earlier.index) | (d.persistence_days == 0)
+    sev = np.where((m["ratio"] <= 1.0 - d.drop_medium_ratio) & m["persistent"], "medium", "low")
     m["currency"] = m["customer_id"].map(ctx.customer_ccy)
     m["window_start"] = ctx.ts - w + DAY
     m["baseline_start"] = lo + DAY
@@ -580,6 +596,7 @@ def _volume_drop(ctx: Context, cfg: IdentifyConfig) -> pd.DataFrame:
             "baseline_orders": "count_base",
             "ratio": "ratio",
             "p_value": "p_value",
+            "persistent": "persistent",
             "currency": "currency",
             "window_start": "window_start",
             "baseline_start": "baseline_start",
@@ -761,6 +778,14 @@ def _bureau(ctx: Context, cfg: IdentifyConfig) -> pd.DataFrame:
     ].sort_values(["customer_id", "signal_date"], kind="stable")
     if s.empty:
         return empty_events()
+    # the highest of the last `persistence` scores: all of them must be below the line
+    recent_max = (
+        s.groupby("customer_id")["value"]
+        .rolling(x.bureau_persistence, min_periods=x.bureau_persistence)
+        .max()
+        .groupby(level=0)
+        .last()
+    )
     g = s.groupby("customer_id").agg(
         latest=("value", "last"),
         latest_id=("signal_id", "last"),
@@ -773,8 +798,14 @@ def _bureau(ctx: Context, cfg: IdentifyConfig) -> pd.DataFrame:
     g["reference"] = (g["total"] - g["latest"]) / g["n"]
     g = g[g["reference"] > 0]
     g["drop"] = 1.0 - g["latest"] / g["reference"]
-    g = g[g["drop"] >= x.bureau_drop_ratio].reset_index()
-    sev = np.where(g["drop"] >= x.bureau_high_ratio, "high", "medium")
+    g["points"] = g["reference"] - g["latest"]
+    g = g[(g["drop"] >= x.bureau_drop_ratio) & (g["points"] >= x.bureau_min_points)]
+    g = g.reset_index()
+    line = g["reference"] * (1.0 - x.bureau_drop_ratio)
+    g["persistent"] = lookup(g["customer_id"], recent_max).le(line).fillna(False).astype(bool)
+    g["at_risk_level"] = g["latest"] <= x.bureau_risk_score
+    confirmed = g["persistent"] | g["at_risk_level"]
+    sev = np.where(~confirmed, "low", np.where(g["drop"] >= x.bureau_high_ratio, "high", "medium"))
     ev = ctx.evidence(
         g,
         {
@@ -784,11 +815,17 @@ def _bureau(ctx: Context, cfg: IdentifyConfig) -> pd.DataFrame:
             "reference_score": "reference",
             "reference_scores": "n",
             "drop": "drop",
+            "drop_points": "points",
+            "persistent": "persistent",
+            "at_risk_level": "at_risk_level",
         },
     )
     if ctx.with_evidence:
         for e, dr in zip(ev, g["drop"].round(4).tolist(), strict=True):
             e["drop"] = dr
+        for e in ev:
+            e["persistent"] = bool(e["persistent"])
+            e["at_risk_level"] = bool(e["at_risk_level"])
     return ctx.events(g, "external", "external.bureau_drop", sev, g["latest_date"], "customer", ev)
 
 
@@ -849,6 +886,62 @@ def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return out.drop_duplicates(["customer_id", "manifestation", "subject"]).reset_index(drop=True)
 
 
+def grade(events: pd.DataFrame, ctx: Context, cfg: IdentifyConfig) -> pd.DataFrame:
+    """Grade each customer's events against each other (the severity a credit manager gives).
+
+    * escalation: when symptoms (``combine.symptoms``) from ``combine.escalate_sources``
+      independent sources coincide for a customer, each of its low symptoms becomes medium;
+    * a market drop is portfolio context: for a customer with no symptom of its own and an
+      exposure below ``market.material_exposure`` it is capped at ``market.context_severity``.
+
+    The reason of a changed severity is written to the event's evidence (``graded``).
+    """
+    if events.empty:
+        return events
+    out = events.copy()
+    rank = out["severity"].map(SEVERITY_RANK).astype("int64")
+    reasons = pd.Series([None] * len(out), index=out.index, dtype=object)
+    is_symptom = out["manifestation"].isin(cfg.combine.symptoms)
+    sym = out[is_symptom]
+    n_sources = sym.groupby("customer_id")["source"].nunique()
+    many = out["customer_id"].map(n_sources).fillna(0) >= cfg.combine.escalate_sources
+    up = is_symptom & many & (rank == SEVERITY_RANK["low"])
+    rank = rank.where(~up, SEVERITY_RANK["medium"])
+    reasons[up] = "escalated: symptoms from several sources"
+
+    market = out["source"] == "market"
+    if market.any():
+        mc = cfg.market
+        exp = ctx.exposure
+        exp_ids = pd.Series(exp.index.to_numpy())
+        in_ccy = pd.Series(
+            convert(
+                exp.to_numpy(),
+                exp_ids.map(ctx.customer_ccy).to_numpy(),
+                np.full(len(exp), mc.exposure_currency),
+                ctx.ts,
+                ctx.rates,
+            ),
+            index=exp.index,
+        )
+        material = out["customer_id"].map(in_ccy).fillna(0.0) >= mc.material_exposure
+        strong = sym[rank[is_symptom] >= SEVERITY_RANK[mc.symptom_severity]]
+        n_own = strong.groupby("customer_id")["manifestation"].nunique()
+        own = out["customer_id"].map(n_own).fillna(0) >= mc.min_symptoms
+        cap = SEVERITY_RANK[mc.context_severity]
+        capped = market & ~own & ~material & (rank > cap)
+        rank = rank.where(~capped, cap)
+        reasons[capped] = "context: no symptom of the customer's own, exposure not material"
+    out["severity"] = np.array(_BY_RANK, dtype=object)[rank.to_numpy()]
+    if ctx.with_evidence:
+        evidence = [
+            e if r is None else {**(e or {}), "graded": r}
+            for e, r in zip(out["evidence"], reasons, strict=True)
+        ]
+        out["evidence"] = pd.Series(evidence, index=out.index, dtype=object)
+    return out
+
+
 def detect_all(
     frames: Frames,
     as_of: date,
@@ -856,9 +949,9 @@ def detect_all(
     *,
     with_evidence: bool = True,
 ) -> pd.DataFrame:
-    """Run every detector once over the portfolio as of ``as_of``."""
+    """Run every detector once over the portfolio as of ``as_of``, then :func:`grade` them."""
     ctx, cfg = Context(frames, as_of, with_evidence), config or IdentifyConfig()
-    return _concat([d(ctx, cfg) for d in _ALL])
+    return grade(_concat([d(ctx, cfg) for d in _ALL]), ctx, cfg)
 
 
 def to_events(df: pd.DataFrame) -> list[RiskEvent]:
