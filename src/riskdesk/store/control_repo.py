@@ -274,6 +274,11 @@ _DOC_SQL = {
         f"WHERE {{ids_i}} AND i.issue_date <= :on AND i.status NOT IN {_OPEN_INV}",
         {"amount": Amount(), "paid": Amount(), "due_date": Date()},
     ),
+    "invoices_only": (
+        "SELECT i.id, i.customer_id, i.amount, i.currency, i.due_date, i.status FROM invoices i "
+        f"WHERE {{ids_i}} AND i.issue_date <= :on AND i.status NOT IN {_OPEN_INV}",
+        {"amount": Amount(), "due_date": Date()},
+    ),
     "credits": (
         "SELECT id, customer_id, invoice_id, amount, currency FROM credit_notes "
         "WHERE {ids} AND issue_date <= :on",
@@ -298,6 +303,16 @@ _DOC_SQL = {
         {"amount": Amount(), "cover_pct": Rate()},
     ),
 }
+
+
+_ALLOC_STMT = (
+    text(
+        "SELECT a.invoice_id, a.amount FROM payment_allocations a "
+        "JOIN payments p ON p.id = a.payment_id "
+        "WHERE a.invoice_id IN :inv AND p.payment_date <= :on"
+    ).bindparams(bindparam("on", type_=Date()), bindparam("inv", expanding=True)),
+    {"amount": Amount()},
+)
 
 
 @lru_cache(maxsize=4)
@@ -386,12 +401,24 @@ def load_docs(session: Session, customer_ids: Sequence[int] | None, on: date) ->
         else:
             credited[r["invoice_id"]] += r["amount"]
     invs: dict[int, dict[str, Any]] = {}
-    for r in rows("invoices"):
-        inv = invs.get(r["id"])
-        if inv is None:
-            inv = invs[r["id"]] = {**r, "paid_sum": Decimal(0)}
-        if r["paid"] is not None:
-            inv["paid_sum"] += r["paid"]
+    if customer_ids is None:
+        for r in rows("invoices"):
+            inv = invs.get(r["id"])
+            if inv is None:
+                inv = invs[r["id"]] = {**r, "paid_sum": Decimal(0)}
+            if r["paid"] is not None:
+                inv["paid_sum"] += r["paid"]
+    else:
+        # One customer (or group): the invoices first, then their allocations by invoice id.
+        # A join over all allocations lets PostgreSQL pick a hash join over the whole table
+        # when statistics are missing (≈ 60 ms per check on the demo); explicit ids keep
+        # every plan on the ``invoice_id`` index.
+        for r in rows("invoices_only"):
+            invs[r["id"]] = {**r, "paid_sum": Decimal(0)}
+        if invs:
+            alloc, _types = _ALLOC_STMT
+            for iid, paid in conn.execute(alloc, {"on": on, "inv": list(invs)}):
+                invs[iid]["paid_sum"] += _money(paid)
     for iid, r in invs.items():
         out[r["customer_id"]].invoices.append(
             InvoiceDoc(
