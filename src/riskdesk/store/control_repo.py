@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Date, Engine, and_, bindparam, insert, or_, select, text, update
+from sqlalchemy import Date, Engine, Table, and_, bindparam, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from riskdesk.control import concentration as conc
@@ -1017,8 +1017,10 @@ def evaluate_order(
     return result, figures, amount_lc, lim_ccy
 
 
-_INSERT_CHECK = insert(OrderCheck.__table__).returning(OrderCheck.__table__.c.id)
-_INSERT_RESERVATION = insert(Reservation.__table__).returning(Reservation.__table__.c.id)
+_CHECKS = cast(Table, OrderCheck.__table__)
+_RESERVATIONS = cast(Table, Reservation.__table__)
+_INSERT_CHECK = insert(_CHECKS).returning(_CHECKS.c.id)
+_INSERT_RESERVATION = insert(_RESERVATIONS).returning(_RESERVATIONS.c.id)
 
 
 def run_order_check(
