@@ -113,6 +113,10 @@ def _load(
             if progress is not None:
                 progress(name, rows)
     create_indexes(conn, indexes)
+    if conn.dialect.name == "postgresql":
+        # Fresh statistics, so the planner uses the indexes even where autovacuum is off.
+        for name in LOAD_ORDER:
+            conn.exec_driver_sql(f'ANALYZE "{name}"')
     if check_fks:
         for name in LOAD_ORDER:
             bad = conn.exec_driver_sql(f'PRAGMA foreign_key_check("{name}")').first()
