@@ -107,10 +107,14 @@ AMOUNT_LIMIT = Decimal(10) ** 16
 RATE_LIMIT = Decimal(10) ** 12
 
 
+NON_TRADE_CURRENCIES = frozenset({"XXX", "XTS"})
+"""ISO 4217's own codes for "no currency" and "testing": never valid on a business document."""
+
+
 @lru_cache(maxsize=1)
 def currencies() -> frozenset[str]:
-    """ISO 4217 currency codes (from Babel's CLDR data)."""
-    return frozenset(c for c in list_currencies() if c not in {"XXX", "XTS"})
+    """ISO 4217 currency codes (from Babel's CLDR data), without the non-trade codes."""
+    return frozenset(list_currencies()) - NON_TRADE_CURRENCIES
 
 
 @lru_cache(maxsize=1)
