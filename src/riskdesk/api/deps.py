@@ -22,10 +22,10 @@ from sqlalchemy.orm import Session
 from riskdesk.api.errors import ApiError
 from riskdesk.domain.enums import Role
 from riskdesk.store.models import Customer, User
+from riskdesk.store.types import MAX_ID
 from riskdesk.store.users import user_for_token
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-MAX_ID = 2**31 - 1
 """Largest integer primary key (PostgreSQL ``integer``); larger ids cannot exist."""
 
 

@@ -57,6 +57,7 @@ from riskdesk.control.limits import (
 )
 from riskdesk.domain.money import FxTable, MissingRate, to_decimal
 from riskdesk.store.audit import record
+from riskdesk.store.customers import find_customer
 from riskdesk.store.models import (
     AvoidanceRuleRow,
     BlocklistEntry,
@@ -75,7 +76,7 @@ from riskdesk.store.models import (
     Setting,
     User,
 )
-from riskdesk.store.types import Amount, Rate, utcnow
+from riskdesk.store.types import MAX_ID, Amount, Rate, utcnow
 
 CONFIG_KEY = "control"
 SNAPSHOT_KEY = "control.snapshot"
@@ -152,22 +153,8 @@ def avoidance_table(session: Session) -> list[AvoidanceRule]:
 # ------------------------------------------------------------------ look-ups
 
 
-MAX_ID = 2**31 - 1
-"""Ids are INTEGER columns (32-bit on PostgreSQL)."""
-
-
 def _valid_id(i: int) -> bool:
     return 0 < i <= MAX_ID
-
-
-def find_customer(session: Session, key: str | int) -> Customer | None:
-    """A customer by internal id or external code."""
-    if isinstance(key, int):
-        return session.get(Customer, key) if _valid_id(key) else None
-    c = session.scalar(select(Customer).where(Customer.external_id == key))
-    if c is None and key.isdigit() and _valid_id(int(key)):
-        c = session.get(Customer, int(key))
-    return c
 
 
 @lru_cache(maxsize=1)

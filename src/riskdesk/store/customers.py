@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from riskdesk.store.models import Customer
+from riskdesk.store.types import MAX_ID
 
 
 def customer_dict(c: Customer) -> dict[str, Any]:
@@ -35,9 +36,11 @@ def customer_dict(c: Customer) -> dict[str, Any]:
 
 
 def find_customer(session: Session, key: str | int) -> Customer | None:
-    """A customer by external code, or by internal id when ``key`` is all digits."""
-    key = str(key)
+    """A customer by internal id (an ``int``), or by external code, falling back to the
+    internal id when a string ``key`` is all digits and no code matches."""
+    if isinstance(key, int):
+        return session.get(Customer, key) if 0 < key <= MAX_ID else None
     c = session.scalar(select(Customer).where(Customer.external_id == key))
-    if c is None and key.isdigit() and int(key) < 2**31:
+    if c is None and key.isdigit() and 0 < int(key) <= MAX_ID:
         c = session.get(Customer, int(key))
     return c

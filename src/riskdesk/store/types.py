@@ -12,6 +12,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 CENT = Decimal("0.01")
+MAX_ID = 2**31 - 1
+"""Ids are INTEGER columns (32-bit on PostgreSQL): larger ids cannot exist."""
 
 
 class Amount(TypeDecorator[Decimal]):

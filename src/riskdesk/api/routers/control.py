@@ -18,10 +18,10 @@ from riskdesk.control.limits import ApprovalRefused
 from riskdesk.domain.money import MissingRate
 from riskdesk.store import control_repo as repo
 from riskdesk.store.models import LimitRequest, OrderCheck, User
+from riskdesk.store.types import MAX_ID
 
 router = APIRouter(tags=["control"])
 
-MAX_ID = 2**31 - 1
 """Ids are INTEGER columns (32-bit on PostgreSQL): larger ones cannot exist."""
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 

@@ -14,10 +14,13 @@ from riskdesk.api.errors import ApiError
 from riskdesk.control.limits import ApprovalRefused
 from riskdesk.store import control_repo as repo
 from riskdesk.store.models import CreditLimit, Customer, LimitRequest
+from riskdesk.store.types import MAX_ID
 from riskdesk.web.i18n import t
 from riskdesk.web.nav import NavItem
 from riskdesk.web.panels.control import customer_summary, exposure_table, lorenz_figure
 from riskdesk.web.templating import render, request_lang
+
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 router = APIRouter(prefix="/control", include_in_schema=False)
 NAV = [
@@ -60,7 +63,7 @@ def _names(session: Any, ids: set[int]) -> dict[int, Customer]:
 @router.get("/customers/{customer_id}")
 def customer_page(
     request: Request,
-    customer_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    customer_id: IdPath,
     session: DbSession,
     user: CurrentUser,
 ) -> Response:
@@ -127,7 +130,7 @@ def _hold(
 @router.post("/holds/{check_id}/release")
 def release(
     request: Request,
-    check_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    check_id: IdPath,
     session: DbSession,
     user: CurrentUser,
     reason: Annotated[str, Form()] = "",
@@ -138,7 +141,7 @@ def release(
 @router.post("/holds/{check_id}/reject")
 def reject(
     request: Request,
-    check_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    check_id: IdPath,
     session: DbSession,
     user: CurrentUser,
     reason: Annotated[str, Form()] = "",
@@ -196,7 +199,7 @@ def _decide(
 @router.post("/requests/{rid}/approve")
 def approve(
     request: Request,
-    rid: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    rid: IdPath,
     session: DbSession,
     user: CurrentUser,
     reason: Annotated[str, Form()] = "",
@@ -207,7 +210,7 @@ def approve(
 @router.post("/requests/{rid}/reject")
 def reject_request(
     request: Request,
-    rid: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    rid: IdPath,
     session: DbSession,
     user: CurrentUser,
     reason: Annotated[str, Form()] = "",
