@@ -3,7 +3,7 @@
 ``db_url`` is parametrised over SQLite and PostgreSQL: a test that takes it runs on both.
 Each test gets an empty, fully migrated database. PostgreSQL is 127.0.0.1:5432 (trust auth);
 set ``RISKDESK_TEST_PG`` to point elsewhere. When PostgreSQL cannot be reached the PostgreSQL
-variants are skipped, unless ``RISKDESK_REQUIRE_PG=1`` (CI sets it), where they fail.
+variants are skipped, unless ``RISKDESK_REQUIRE_SERVICES=1`` (CI sets it), where they fail.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ def _pg_available() -> bool:
 @pytest.fixture(scope="session")
 def pg_server() -> bool:
     ok = _pg_available()
-    if not ok and os.environ.get("RISKDESK_REQUIRE_PG") == "1":
-        pytest.fail("PostgreSQL is required (RISKDESK_REQUIRE_PG=1) but not reachable")
+    if not ok and os.environ.get("RISKDESK_REQUIRE_SERVICES") == "1":
+        pytest.fail("PostgreSQL is required (RISKDESK_REQUIRE_SERVICES=1, set by .ci/run) but not reachable")
     return ok
 
 

@@ -74,7 +74,7 @@ def test_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
     engine: Engine, db_url: str
 ) -> None:
     if not _nats_up():
-        if os.environ.get("RISKDESK_REQUIRE_PG") == "1":  # CI: the services must all be up
+        if os.environ.get("RISKDESK_REQUIRE_SERVICES") == "1":  # CI: the services must all be up
             pytest.fail("NATS is required in CI but not reachable on 127.0.0.1:4222")
         pytest.skip("NATS not reachable on 127.0.0.1:4222")
     hist = _history_module()
