@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -126,3 +127,52 @@ def fmt_date(value: Any, lang: str = "en", style: str = "medium") -> str:
     if isinstance(value, date):
         return format_date(value, format=style, locale=locale(lang))
     return str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# readable codes: industries, regions (``i18n/codes.json``) and ISO 3166 countries (Babel/CLDR)
+
+CODE_KINDS = ("industry", "region", "country")
+
+
+def code_key(kind: str, code: str) -> str:
+    """The catalogue key of a code: ``code.<kind>.<code>`` with the code lower-cased and spaces,
+    ``-`` and ``.`` folded to ``_`` (``East China`` and ``EAST_CHINA`` share one label)."""
+    return f"code.{kind}." + re.sub(r"[\s\-.]+", "_", code.strip().lower())
+
+
+def country_name(code: str, lang: str = "en") -> str:
+    """The ISO 3166 alpha-2 ``code``'s name in ``lang`` (CLDR), or the code when unknown."""
+    up = code.strip().upper()
+    if len(up) != 2 or not up.isalpha():
+        return code
+    name = locale(lang).territories.get(up)
+    return str(name) if name else code
+
+
+def code_label(kind: str, code: str | None, lang: str = "en") -> str:
+    """A readable label for an industry / region / country code; unknown codes stay as they are
+    and an empty code is an empty string."""
+    if code is None or not str(code).strip():
+        return ""
+    code = str(code)
+    if kind == "country":
+        return country_name(code, lang)
+    key = code_key(kind, code)
+    entry = catalogue().get(key)
+    if entry is None:
+        return code
+    return entry.get(normalise_lang(lang)) or entry.get("en") or code
+
+
+def code_labels(kind: str, codes: list[str | None], lang: str = "en") -> list[str]:
+    """Labels for ``codes`` (for chart categories): distinct codes always get distinct labels,
+    ``(code)`` is appended where two codes would share one; empty codes are ``common.unknown``."""
+    labels = [code_label(kind, c, lang) or t("common.unknown", lang) for c in codes]
+    owners: dict[str, set[str | None]] = {}
+    for code, label in zip(codes, labels, strict=True):
+        owners.setdefault(label, set()).add(code)
+    return [
+        f"{label} ({code})" if len(owners[label]) > 1 and code else label
+        for code, label in zip(codes, labels, strict=True)
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -19,6 +20,7 @@ from riskdesk.api.queries import (
     today,
 )
 from riskdesk.domain.enums import Role
+from riskdesk.web.i18n import code_label
 from riskdesk.web.pages.home import ageing_chart
 from riskdesk.web.panels import collect_customer_panels
 from riskdesk.web.templating import render, request_lang
@@ -46,6 +48,7 @@ def customers_page(
     f = CustomerFilter(
         industry or None, region or None, owner or None, status or None, rating or None, q or None
     )
+    lang = request_lang(request)
     total, rows = list_customers(session, user, f, sort, limit, offset)
     grades = current_grades(session, [c.id for c in rows])
     params = {
@@ -86,6 +89,7 @@ def customers_page(
             "next_link": link(offset=offset + limit) if offset + limit < total else None,
             "sort_link": sort_link,
             "page_sizes": PAGE_SIZES,
+            "label": partial(code_label, lang=lang),
         },
     )
 
@@ -106,5 +110,6 @@ def customer_page(
             "c": d,
             "chart": chart,
             "panels": collect_customer_panels(session, customer, lang),
+            "label": partial(code_label, lang=lang),
         },
     )

@@ -12,7 +12,7 @@ from riskdesk.api.deps import CurrentUser, DbSession
 from riskdesk.api.queries import BUCKETS, portfolio, today
 from riskdesk.config import get_settings
 from riskdesk.web.charts import plot_div, style
-from riskdesk.web.i18n import fmt_money, t
+from riskdesk.web.i18n import code_labels, fmt_money, t
 from riskdesk.web.panels import collect_dashboard_panels
 from riskdesk.web.templating import render, request_lang
 
@@ -43,8 +43,12 @@ def ageing_chart(ageing: dict[str, Any], currency: str, lang: str, title_key: st
     return plot_div(style(fig))
 
 
-def _label(value: str | None, lang: str) -> str:
-    return value if value else t("common.unknown", lang)
+def _codes(
+    kind: str, pairs: list[tuple[str | None, Any]], lang: str
+) -> tuple[list[str], list[str]]:
+    """Readable labels for the codes of ``pairs`` and the codes themselves (shown on hover)."""
+    codes = [k for k, _ in pairs]
+    return code_labels(kind, codes, lang), [k or "–" for k in codes]
 
 
 @router.get("/")
@@ -56,13 +60,15 @@ def dashboard(request: Request, session: DbSession, user: CurrentUser) -> Respon
     charts: dict[str, str] = {}
     if p["customers"]:
         ind = p["by_industry"][:12]
+        labels, codes = _codes("industry", ind, lang)
         fig = go.Figure(
             go.Bar(
                 x=[n for _, n in ind][::-1],
-                y=[_label(k, lang) for k, _ in ind][::-1],
+                y=labels[::-1],
+                customdata=codes[::-1],
                 orientation="h",
                 marker_color="#2563eb",
-                hovertemplate="%{y}: %{x}<extra></extra>",
+                hovertemplate="%{y} [%{customdata}]: %{x}<extra></extra>",
             )
         )
         fig.update_layout(
@@ -76,13 +82,15 @@ def dashboard(request: Request, session: DbSession, user: CurrentUser) -> Respon
         )
         charts["industry"] = plot_div(style(fig))
         reg = p["by_region"]
+        labels, codes = _codes("region", reg, lang)
         fig = go.Figure(
             go.Pie(
-                labels=[_label(k, lang) for k, _ in reg],
+                labels=labels,
                 values=[n for _, n in reg],
+                customdata=codes,
                 hole=0.45,
                 textinfo="label+percent",
-                hovertemplate="%{label}: %{value}<extra></extra>",
+                hovertemplate="%{label} [%{customdata}]: %{value}<extra></extra>",
             )
         )
         fig.update_layout(title={"text": t("dashboard.by_region", lang), "x": 0})
@@ -92,13 +100,15 @@ def dashboard(request: Request, session: DbSession, user: CurrentUser) -> Respon
         )
         exp = p["exposure_by_industry"][:12]
         if exp:
+            labels, codes = _codes("industry", exp, lang)
             fig = go.Figure(
                 go.Bar(
                     x=[float(v) for _, v in exp][::-1],
-                    y=[_label(k, lang) for k, _ in exp][::-1],
+                    y=labels[::-1],
+                    customdata=codes[::-1],
                     orientation="h",
                     marker_color="#f59e0b",
-                    hovertemplate="%{y}: %{x:,.0f}<extra></extra>",
+                    hovertemplate="%{y} [%{customdata}]: %{x:,.0f}<extra></extra>",
                 )
             )
             fig.update_layout(
