@@ -11,13 +11,16 @@ to ``monitor_deliveries`` (an outbox) in the same transaction and sent after the
 from __future__ import annotations
 
 import math
+import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+import orjson
+from sqlalchemy import event as sa_event
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from riskdesk.domain.money import FxTable
@@ -287,17 +290,145 @@ class IngestResult:
         self.rule_set_version = other.rule_set_version or self.rule_set_version
 
 
-@dataclass
+@dataclass(slots=True)
 class _Live:
-    row: Any  # a CustomerState or a row with book, features, events_count
     ref: str
     customer: Any  # a customer row (see _customers) or None
     book: dict[str, Any]
     prev: dict[str, float] | None
+    count: int | None  # events_count stored before this batch; None: no row yet
     n: int = 0
     dirty: bool = False
     info: dict[str, Any] = field(default_factory=dict)
     rating: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- book cache
+#
+# The intake process keeps the customer books it wrote in memory between batches, so a batch
+# does not read and JSON-decode them again. The database stays the source of truth: every
+# write of a state row sets a new random ``stamp``, and a cached book is used only while the
+# stored stamp is the one written with it (checked in the batch's read, which fetches no
+# JSON). A book is taken out of the cache while a batch works on it and put back only after
+# the transaction commits; a failed commit leaves nothing behind (the next batch reloads it).
+# Another process writing the row (another worker, the clock, the batch step) changes the
+# stamp, so the next batch here reloads that book.
+
+BOOK_CACHE_MAX = 50_000
+"""Books kept per database (least recently written dropped first)."""
+_PENDING = "riskdesk.monitor.books"
+
+
+@dataclass(slots=True)
+class _Cached:
+    stamp: int
+    book: dict[str, Any]
+    prev: dict[str, float] | None
+    count: int
+
+
+_BOOKS: dict[str, dict[str, _Cached]] = {}
+
+
+def _db_key(session: Session) -> str:
+    bind: Any = session.get_bind()
+    return str(bind.url)
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _books_committed(session: Session) -> None:
+    pend = session.info.pop(_PENDING, None)
+    if not pend:
+        return
+    key, entries = pend
+    cache = _BOOKS.setdefault(key, {})
+    for ref, ent in entries.items():
+        cache.pop(ref, None)  # re-insert at the end: most recently written
+        cache[ref] = ent
+    while len(cache) > BOOK_CACHE_MAX:
+        del cache[next(iter(cache))]
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _books_rolled_back(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def clear_book_cache() -> None:
+    """Forget every cached book (they are reloaded from the database when next needed)."""
+    _BOOKS.clear()
+
+
+def _new_stamp() -> int:
+    return secrets.randbits(62) + 1
+
+
+class _Raw:
+    """Plain DBAPI ``executemany`` for the intake's hot writes (no per-row SQLAlchemy bind
+    processing): placeholders, timestamps and dates in the form each dialect stores them,
+    JSON encoded once with orjson (the same text the JSON columns hold)."""
+
+    def __init__(self, session: Session) -> None:
+        self.conn = session.connection()
+        self.sqlite = self.conn.dialect.name == "sqlite"
+        self.ph = "?" if self.conn.dialect.paramstyle == "qmark" else "%s"
+
+    def ts(self, value: datetime) -> Any:
+        if self.sqlite:
+            return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return value
+
+    def day(self, value: date | None) -> Any:
+        if value is None:
+            return None
+        return value.isoformat() if self.sqlite else value
+
+    def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            self.conn.exec_driver_sql(sql.replace("?", self.ph), rows)
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _load_lives(
+    session: Session, refs: Sequence[str]
+) -> tuple[dict[str, Any], dict[str, _Cached | Any]]:
+    """The state rows' stamps for ``refs`` and, per existing row, its book: from the cache when
+    its stamp matches the stored one, otherwise read (and decoded) from the table."""
+    key = _db_key(session)
+    pend = session.info.get(_PENDING)
+    pending: dict[str, _Cached] = pend[1] if pend and pend[0] == key else {}
+    cache = _BOOKS.get(key, {})
+    t: Any = CustomerState.__table__
+    found: dict[str, _Cached | Any] = {}
+    stamps: dict[str, Any] = {}
+    need: list[str] = []
+    for chunk in _chunks(list(refs)):
+        for r in session.execute(
+            select(t.c.customer_ref, t.c.stamp, t.c.events_count).where(t.c.customer_ref.in_(chunk))
+        ):
+            stamps[r.customer_ref] = r
+    for ref in refs:
+        ent = pending.get(ref) or cache.pop(ref, None)
+        row = stamps.get(ref)
+        if row is None:
+            continue  # no row (a cached copy, if any, belonged to a database since reset)
+        if ent is not None and row.stamp is not None and ent.stamp == row.stamp:
+            found[ref] = ent
+        else:
+            need.append(ref)
+    for chunk in _chunks(need):
+        for r in session.execute(
+            select(t.c.customer_ref, t.c.book, t.c.features, t.c.events_count).where(
+                t.c.customer_ref.in_(chunk)
+            )
+        ):
+            found[r.customer_ref] = _Cached(
+                0, r.book, _features_from_json(r.features), r.events_count or 0
+            )
+    return stamps, found
 
 
 def ingest(
@@ -322,12 +453,9 @@ def ingest(
             res.rejected.append({"index": first_index + i, "event_id": eid, "reason": str(exc)})
     ids = [ev.event_id for _, ev in parsed]
     seen: set[str] = set()
+    pe: Any = ProcessedEvent.__table__
     for chunk in _chunks(ids):
-        seen.update(
-            session.scalars(
-                select(ProcessedEvent.event_id).where(ProcessedEvent.event_id.in_(chunk))
-            )
-        )
+        seen.update(session.scalars(select(pe.c.event_id).where(pe.c.event_id.in_(chunk))))
     fresh: list[tuple[int, Event]] = []
     for i, ev in parsed:
         if ev.event_id in seen:
@@ -339,44 +467,28 @@ def ingest(
     if not fresh:
         return res
     refs = sorted({ev.customer_id for _, ev in fresh})
-    rows: dict[str, Any] = {}
-    for chunk in _chunks(refs):
-        for r in session.execute(
-            select(
-                CustomerState.customer_ref,
-                CustomerState.book,
-                CustomerState.features,
-                CustomerState.events_count,
-            ).where(CustomerState.customer_ref.in_(chunk))
-        ):
-            rows[r.customer_ref] = r
+    _, found = _load_lives(session, refs)
     customers = _customers(session, refs)
     ratings = _ratings(session, customers.values())
     fx_fn: FxFn = fx or _same_or_lookup(session)
     live: dict[str, _Live] = {}
-    records: list[dict[str, Any]] = []
-    pending_hits: list[tuple[_Live, Event, list[tuple[Hit, dict[str, Any]]]]] = []
+    raw = _Raw(session)
     now = utcnow()
+    now_db = raw.ts(now)
+    records: list[tuple[Any, ...]] = []
+    pending_hits: list[tuple[_Live, Event, list[tuple[Hit, dict[str, Any]]]]] = []
     for i, ev in fresh:
         lv = live.get(ev.customer_id)
         if lv is None:
-            row = rows.get(ev.customer_id)
+            ent = found.get(ev.customer_id)
             cust = customers.get(ev.customer_id)
-            if row is not None:
-                book = row.book
-                prev = _features_from_json(row.features)
+            if ent is not None:
+                lv = _Live(ev.customer_id, cust, ent.book, ent.prev, ent.count)
             else:
                 cur = cust.currency if cust is not None else (_first_currency(ev) or "EUR")
-                book, prev = new_book(cur), None
-            lv = _Live(
-                row,
-                ev.customer_id,
-                cust,
-                book,
-                prev,
-                info=_customer_info(cust),
-                rating=_rating_of(ratings, cust),
-            )
+                lv = _Live(ev.customer_id, cust, new_book(cur), None, None)
+            lv.info = _customer_info(cust)
+            lv.rating = _rating_of(ratings, cust)
             live[ev.customer_id] = lv
         try:
             st: Step = step_event(
@@ -398,20 +510,31 @@ def ingest(
         lv.dirty = True
         res.accepted += 1
         records.append(
-            {
-                "event_id": ev.event_id,
-                "customer_ref": ev.customer_id,
-                "event_type": ev.type,
-                "event_time": ev.event_time,
-                "received_at": now,
-                "body": ev.to_dict(),
-            }
+            (
+                ev.event_id,
+                ev.customer_id,
+                ev.type,
+                raw.ts(ev.event_time),
+                now_db,
+                _dumps(ev.to_dict()),
+            )
         )
         if st.hits:
             pending_hits.append((lv, ev, st.hits))
-    if records:
-        session.execute(_insert(ProcessedEvent), records)
-    _save_states(session, live.values(), now)
+    raw.many(
+        "INSERT INTO monitor_events (event_id, customer_ref, event_type, event_time, "
+        "received_at, body) VALUES (?, ?, ?, ?, ?, ?)",
+        records,
+    )
+    written = _save_states(session, live.values(), now)
+    key = _db_key(session)
+    pend = session.info.get(_PENDING)
+    if pend is None or pend[0] != key:
+        pend = (key, {})
+        session.info[_PENDING] = pend
+    entries: dict[str, _Cached] = pend[1]
+    for lv, stamp in written:
+        entries[lv.ref] = _Cached(stamp, lv.book, lv.prev, lv.count or 0)
     if pending_hits and engine is not None:
         ctx = _AlertContext(session, engine, now, actor)
         ctx.preload(lv.ref for lv, _, _ in pending_hits)
@@ -421,12 +544,6 @@ def ingest(
         res.alerts_new += ctx.new
         res.alerts_updated += ctx.updated
     return res
-
-
-def _insert(model: Any) -> Any:
-    """A Core INSERT on the model's table (executemany, no ORM bookkeeping)."""
-    table: Any = model.__table__
-    return insert(table)
 
 
 def _same_or_lookup(session: Session) -> FxFn:
@@ -443,45 +560,68 @@ def _same_or_lookup(session: Session) -> FxFn:
     return fx
 
 
-def _save_states(session: Session, lives: Iterable[_Live], now: datetime) -> None:
-    new_rows: list[dict[str, Any]] = []
-    upd_rows: list[dict[str, Any]] = []
+_STATE_COLS = (
+    "customer_id",
+    "as_of",
+    "book",
+    "features",
+    "open_invoice_balance",
+    "overdue_balance",
+    "max_days_overdue",
+    "events_count",
+    "updated_at",
+    "stamp",
+)
+_STATE_INSERT = (
+    f"INSERT INTO monitor_customer_state (customer_ref, {', '.join(_STATE_COLS)}) "
+    f"VALUES (?, {', '.join('?' for _ in _STATE_COLS)})"
+)
+_STATE_UPDATE = (
+    f"UPDATE monitor_customer_state SET {', '.join(c + ' = ?' for c in _STATE_COLS)} "
+    "WHERE customer_ref = ?"
+)
+
+
+def _save_states(
+    session: Session, lives: Iterable[_Live], now: datetime
+) -> list[tuple[_Live, int]]:
+    """Write the changed states (one executemany each for new and existing rows), each with a
+    new stamp; the live records' ``count`` becomes the stored events count. Returns the
+    written records with their stamps."""
+    raw = _Raw(session)
+    now_db = raw.ts(now)
+    new_rows: list[tuple[Any, ...]] = []
+    upd_rows: list[tuple[Any, ...]] = []
+    written: list[tuple[_Live, int]] = []
     for lv in lives:
         if not lv.dirty:
             continue
         feats = lv.prev or {}
-        vals = {
-            "customer_ref": lv.ref,
-            "customer_id": lv.customer.id if lv.customer is not None else None,
-            "as_of": book_date(lv.book),
-            "book": lv.book,
-            "features": _jsonable_features(feats),
-            "open_invoice_balance": feats.get("open_invoice_balance", 0.0),
-            "overdue_balance": feats.get("overdue_balance", 0.0),
-            "max_days_overdue": feats.get("max_days_overdue", 0.0),
-            "updated_at": now,
-        }
-        if lv.row is None:
-            vals["events_count"] = lv.n
-            new_rows.append(vals)
-        else:
-            vals["events_count"] = (lv.row.events_count or 0) + lv.n
-            upd_rows.append(vals)
-        lv.dirty = False
-    if new_rows:
-        session.execute(_insert(CustomerState), new_rows)
-    if upd_rows:
-        t: Any = CustomerState.__table__
-        stmt = (
-            update(t)
-            .where(t.c.customer_ref == bindparam("ref"))
-            .values({k: bindparam("v_" + k) for k in upd_rows[0] if k != "customer_ref"})
+        stamp = _new_stamp()
+        count = (lv.count or 0) + lv.n
+        vals = (
+            lv.customer.id if lv.customer is not None else None,
+            raw.day(book_date(lv.book)),
+            _dumps(lv.book),
+            _dumps(_jsonable_features(feats)),
+            feats.get("open_invoice_balance", 0.0),
+            feats.get("overdue_balance", 0.0),
+            feats.get("max_days_overdue", 0.0),
+            count,
+            now_db,
+            stamp,
         )
-        params = [
-            {("ref" if k == "customer_ref" else "v_" + k): v for k, v in vals.items()}
-            for vals in upd_rows
-        ]
-        session.execute(stmt, params)
+        if lv.count is None:
+            new_rows.append((lv.ref, *vals))
+        else:
+            upd_rows.append((*vals, lv.ref))
+        lv.count = count
+        lv.n = 0
+        lv.dirty = False
+        written.append((lv, stamp))
+    raw.many(_STATE_INSERT, new_rows)
+    raw.many(_STATE_UPDATE, upd_rows)
+    return written
 
 
 # --------------------------------------------------------------------------- alerts and cases
@@ -522,9 +662,37 @@ class _AlertRec:
     details: dict[str, Any] | None = None
 
 
+@dataclass(slots=True)
+class _CaseRec:
+    """An unresolved case as the intake sees it (read, updated and inserted with Core)."""
+
+    id: int | None
+    customer_ref: str
+    customer_id: int | None
+    status: str
+    severity: str
+    assignee: str | None
+    opened_at: datetime
+    sla_due_at: datetime | None
+    escalation_level: int = 0
+
+
+_CASE_COLS = (
+    "id",
+    "customer_ref",
+    "customer_id",
+    "status",
+    "severity",
+    "assignee",
+    "opened_at",
+    "sla_due_at",
+    "escalation_level",
+)
+
+
 class _AlertContext:
     """Raises alerts for a batch: open alerts, cases and snoozes of the batch's customers are
-    read once; new alerts are written in bulk and summarised in one audit entry."""
+    read once; new alerts and cases are written in bulk and summarised in one audit entry."""
 
     def __init__(self, session: Session, engine: Engine, now: datetime, actor: str) -> None:
         self.s = session
@@ -537,10 +705,11 @@ class _AlertContext:
         self._loaded: set[str] = set()
         self._alerts: dict[tuple[str, str], _AlertRec] = {}
         self._touched: dict[int, _AlertRec] = {}
-        self._cases: dict[str, Case] = {}
+        self._cases: dict[str, _CaseRec] = {}
+        self._cases_touched: dict[int, _CaseRec] = {}
         self._snoozes: dict[str, list[tuple[str, date]]] = {}
-        self._created: list[tuple[_AlertRec, Any, Case]] = []
-        self._opened: list[Case] = []
+        self._created: list[tuple[_AlertRec, Any, _CaseRec]] = []
+        self._opened: list[_CaseRec] = []
 
     def subs(self) -> list[Subscription]:
         if self._subs is None:
@@ -558,6 +727,8 @@ class _AlertContext:
         if not todo:
             return
         s = self.s
+        ct: Any = Case.__table__
+        st: Any = Snooze.__table__
         for chunk in _chunks(todo):
             for a in s.execute(
                 select(
@@ -571,11 +742,17 @@ class _AlertContext:
                 ).where(Alert.customer_ref.in_(chunk), Alert.status == "open")
             ):
                 self._alerts[(a.customer_ref, a.rule_id)] = _AlertRec(*a)
-            for c in s.scalars(
-                select(Case).where(Case.customer_ref.in_(chunk), Case.status != "resolved")
+            for c in s.execute(
+                select(*(ct.c[k] for k in _CASE_COLS))
+                .where(ct.c.customer_ref.in_(chunk), ct.c.status != "resolved")
+                .order_by(ct.c.id)
             ):
-                self._cases.setdefault(c.customer_ref, c)
-            for sn in s.scalars(select(Snooze).where(Snooze.customer_ref.in_(chunk))):
+                self._cases.setdefault(c.customer_ref, _CaseRec(*c))
+            for sn in s.execute(
+                select(st.c.customer_ref, st.c.rule_id, st.c.until).where(
+                    st.c.customer_ref.in_(chunk)
+                )
+            ):
                 self._snoozes.setdefault(sn.customer_ref, []).append((sn.rule_id, sn.until))
         self._loaded.update(todo)
 
@@ -587,9 +764,11 @@ class _AlertContext:
         event_id: str | None,
         on: date | None,
     ) -> None:
-        self.preload([ref])
+        if ref not in self._loaded:
+            self.preload([ref])
         today = on or self.now.date()
-        snoozed = {r for r, until in self._snoozes.get(ref, []) if until >= today}
+        snoozes = self._snoozes.get(ref)
+        snoozed = {r for r, until in snoozes if until >= today} if snoozes else ()
         for hit, scope in hits:
             if hit.rule_id in snoozed:
                 continue
@@ -636,66 +815,109 @@ class _AlertContext:
             self.new += 1
 
     def finish(self) -> None:
-        """Write the updated and new alerts (one executemany each), one audit entry for the new
-        ones and queue their notifications."""
-        t: Any = Alert.__table__
+        """Write the updated and new cases and alerts (one executemany each), one audit entry
+        for the new ones and queue their notifications."""
+        raw = _Raw(self.s)
+        now_db = raw.ts(self.now)
         if self._touched:
-            stmt = (
-                update(t)
-                .where(t.c.id == bindparam("b_id"))
-                .values(
-                    hits=bindparam("b_hits"),
-                    last_seen=bindparam("b_last_seen"),
-                    event_id=bindparam("b_event_id"),
-                    details=bindparam("b_details"),
-                    severity=bindparam("b_severity"),
-                )
-            )
-            self.s.execute(
-                stmt,
+            raw.many(
+                "UPDATE monitor_alerts SET hits = ?, last_seen = ?, event_id = ?, details = ?, "
+                "severity = ? WHERE id = ?",
                 [
-                    {
-                        "b_id": a.id,
-                        "b_hits": a.hits,
-                        "b_last_seen": a.last_seen,
-                        "b_event_id": a.event_id,
-                        "b_details": a.details,
-                        "b_severity": a.severity,
-                    }
+                    (
+                        a.hits,
+                        now_db if a.last_seen is self.now else raw.ts(a.last_seen or self.now),
+                        a.event_id,
+                        _dumps(a.details),
+                        a.severity,
+                        a.id,
+                    )
                     for a in self._touched.values()
                 ],
             )
             self._touched = {}
-            # ORM copies of these alerts the caller may hold are now out of date
-            for obj in list(self.s.identity_map.values()):
-                if isinstance(obj, Alert):
-                    self.s.expire(obj)
+        if self._cases_touched:
+            raw.many(
+                "UPDATE monitor_cases SET severity = ?, sla_due_at = ? WHERE id = ?",
+                [
+                    (c.severity, None if c.sla_due_at is None else raw.ts(c.sla_due_at), c.id)
+                    for c in self._cases_touched.values()
+                ],
+            )
+            self._cases_touched = {}
+        # ORM copies of these alerts and cases the caller may hold are now out of date
+        for obj in list(self.s.identity_map.values()):
+            if isinstance(obj, Alert | Case):
+                self.s.expire(obj)
         if not self._created:
             return
-        self.s.flush()  # the new cases get their ids
-        rows = []
+        if self._opened:
+            raw.many(
+                "INSERT INTO monitor_cases (customer_ref, customer_id, status, severity, "
+                "assignee, opened_at, sla_due_at, escalation_level) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        c.customer_ref,
+                        c.customer_id,
+                        c.status,
+                        c.severity,
+                        c.assignee,
+                        raw.ts(c.opened_at),
+                        None if c.sla_due_at is None else raw.ts(c.sla_due_at),
+                        c.escalation_level,
+                    )
+                    for c in self._opened
+                ],
+            )
+            # the new cases are the only unresolved ones of their customers (a customer with
+            # one already had it reused): read their ids back in one query
+            ct: Any = Case.__table__
+            by_ref = {c.customer_ref: c for c in self._opened}
+            for chunk in _chunks(sorted(by_ref)):
+                for cid, cref in self.s.execute(
+                    select(ct.c.id, ct.c.customer_ref).where(
+                        ct.c.customer_ref.in_(chunk), ct.c.status != "resolved"
+                    )
+                ):
+                    by_ref[cref].id = cid
         for a, _, case in self._created:
             a.case_id = case.id
-            rows.append(
-                {
-                    "customer_ref": a.customer_ref,
-                    "customer_id": a.customer_id,
-                    "rule_id": a.rule_id,
-                    "rule_set_version": a.rule_set_version,
-                    "severity": a.severity,
-                    "points": a.points,
-                    "status": "open",
-                    "case_id": a.case_id,
-                    "first_seen": a.first_seen,
-                    "last_seen": a.last_seen,
-                    "hits": a.hits,
-                    "event_id": a.event_id,
-                    "details": a.details,
-                }
-            )
-        ids = self.s.execute(insert(t).returning(t.c.id, sort_by_parameter_order=True), rows)
-        for (a, _, _), new_id in zip(self._created, ids.scalars().all(), strict=True):
-            a.id = new_id
+        raw.many(
+            "INSERT INTO monitor_alerts (customer_ref, customer_id, rule_id, rule_set_version, "
+            "severity, points, status, case_id, first_seen, last_seen, hits, event_id, details) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    a.customer_ref,
+                    a.customer_id,
+                    a.rule_id,
+                    a.rule_set_version,
+                    a.severity,
+                    a.points,
+                    "open",
+                    a.case_id,
+                    now_db if a.first_seen is self.now else raw.ts(a.first_seen),
+                    now_db if a.last_seen is self.now else raw.ts(a.last_seen or self.now),
+                    a.hits,
+                    a.event_id,
+                    _dumps(a.details),
+                )
+                for a, _, _ in self._created
+            ],
+        )
+        # an open alert is unique per (customer, rule): read the new ids back in one query
+        at: Any = Alert.__table__
+        by_key = {(a.customer_ref, a.rule_id): a for a, _, _ in self._created}
+        for chunk in _chunks(sorted({a.customer_ref for a, _, _ in self._created})):
+            for aid, aref, arule in self.s.execute(
+                select(at.c.id, at.c.customer_ref, at.c.rule_id).where(
+                    at.c.customer_ref.in_(chunk), at.c.status == "open"
+                )
+            ):
+                rec = by_key.get((aref, arule))
+                if rec is not None:
+                    rec.id = aid
         if self._opened:
             record(
                 self.s,
@@ -744,11 +966,11 @@ class _AlertContext:
             self.s.flush()
         self._created = []
 
-    def _case_for(self, ref: str, customer: Any, severity: str) -> Case:
-        s = self.s
+    def _case_for(self, ref: str, customer: Any, severity: str) -> _CaseRec:
         case = self._cases.get(ref)
         if case is None:
-            case = Case(
+            case = _CaseRec(
+                id=None,
                 customer_ref=ref,
                 customer_id=customer.id if customer is not None else None,
                 status="open",
@@ -758,7 +980,6 @@ class _AlertContext:
                 sla_due_at=sla_due(self.now, severity),
                 escalation_level=0,
             )
-            s.add(case)
             self._cases[ref] = case
             self._opened.append(case)
         elif severity_at_least(severity, case.severity) and severity != case.severity:
@@ -767,6 +988,8 @@ class _AlertContext:
                 due = sla_due(case.opened_at, severity)
                 if case.sla_due_at is None or due < case.sla_due_at:
                     case.sla_due_at = due
+            if case.id is not None:
+                self._cases_touched[case.id] = case
         return case
 
     _fallback: str | None | bool = False
@@ -1087,7 +1310,7 @@ def clock_tick(
         if st is None:
             continue
         aged += 1
-        lv = _Live(row, row.customer_ref, cust, row.book, st.features, 0, True)
+        lv = _Live(row.customer_ref, cust, row.book, st.features, row.events_count or 0, 0, True)
         lives.append(lv)
         if st.hits and ctx is not None:
             ctx.raise_hits(row.customer_ref, cust, st.hits, None, as_of)

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Date,
     Float,
@@ -53,6 +54,9 @@ class CustomerState(Base):
     max_days_overdue: Mapped[float] = mapped_column(Float, default=0.0)
     events_count: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    stamp: Mapped[int | None] = mapped_column(BigInteger)
+    """A random number written with every change of the row (None: unknown). An intake process
+    that keeps the book in memory reuses it only while the stored stamp is the one it wrote."""
 
 
 class RuleSet(Base):
