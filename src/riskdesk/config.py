@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     smtp_port: int = 25
     smtp_from: str = "riskdesk@localhost"
     import_batch_size: int = 5000
+    import_max_upload_mb: int = Field(
+        default=50, ge=1, description="Largest file accepted by POST /api/v1/imports/{kind}."
+    )
 
 
 @lru_cache(maxsize=1)
