@@ -23,7 +23,7 @@ from riskdesk.api.errors import ApiError
 from riskdesk.domain.enums import Role
 from riskdesk.store.models import Customer, User
 from riskdesk.store.types import MAX_ID
-from riskdesk.store.users import user_for_token
+from riskdesk.store.users import TokenUser, cached_token_user, token_user
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 """Largest integer primary key (PostgreSQL ``integer``); larger ids cannot exist."""
@@ -73,7 +73,12 @@ def session_user(request: Request, session: Session) -> User | None:
     token = bearer_token(request)
     user: User | None = None
     if token is not None:
-        user = user_for_token(session, token)
+        cached, user = token_user(session, token)
+        if cached is not None and user is None:
+            # token known from the in-process cache: the user row is still read, so a
+            # deactivation takes effect at once on every endpoint but the order check
+            found = session.get(User, cached.id)
+            user = found if found is not None and found.active else None
     elif "session" in request.scope:
         uid = request.session.get("user_id")
         if isinstance(uid, int):
@@ -87,7 +92,21 @@ def session_user(request: Request, session: Session) -> User | None:
     return user
 
 
-def is_read_only(user: User) -> bool:
+def cached_bearer_user(request: Request) -> TokenUser | None:
+    """The bearer token's user from the in-process auth cache, without any database read
+    (None: not cached, expired, no bearer token — take the normal path). Used by the order
+    check; see ``riskdesk.store.users`` for how long an entry lives and what empties it."""
+    token = bearer_token(request)
+    if token is None:
+        return None
+    state = request.app.state
+    db = getattr(state, "auth_db_key", None)
+    if db is None:
+        db = state.auth_db_key = str(state.engine.url)
+    return cached_token_user(db, token)
+
+
+def is_read_only(user: User | TokenUser) -> bool:
     """An auditor reads everything and changes nothing."""
     return user.role == Role.AUDITOR.value
 

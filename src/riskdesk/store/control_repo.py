@@ -6,6 +6,7 @@ The business rules live in :mod:`riskdesk.control`; this module only reads and w
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 import weakref
@@ -18,7 +19,19 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Date, Engine, Table, and_, bindparam, insert, or_, select, text, update
+from sqlalchemy import (
+    Connection,
+    Date,
+    Engine,
+    Table,
+    and_,
+    bindparam,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from riskdesk.control import concentration as conc
@@ -57,7 +70,7 @@ from riskdesk.control.limits import (
 )
 from riskdesk.domain.money import FxTable, MissingRate, to_decimal
 from riskdesk.store.audit import record
-from riskdesk.store.customers import find_customer
+from riskdesk.store.customers import find_customer  # noqa: F401 - used as repo.find_customer
 from riskdesk.store.models import (
     AvoidanceRuleRow,
     BlocklistEntry,
@@ -72,6 +85,7 @@ from riskdesk.store.models import (
     LimitRequest,
     Order,
     OrderCheck,
+    Rating,
     Reservation,
     Setting,
     User,
@@ -86,12 +100,33 @@ class ControlError(ValueError):
     """Bad input for a control operation (unknown customer, bad amount, wrong state …)."""
 
 
+class UnknownCustomer(ControlError):
+    """No such customer (or one the caller may not see): the API answers 404."""
+
+
 # ------------------------------------------------------------------ configuration
 
 
 def load_config(session: Session) -> ControlConfig:
     row = session.get(Setting, CONFIG_KEY)
     return ControlConfig.from_json(row.value if row is not None else None)
+
+
+_SETTINGS = cast(Table, Setting.__table__)
+_CONFIG_SQL = select(_SETTINGS.c.value).where(_SETTINGS.c.key == CONFIG_KEY)
+_config_cache: list[tuple[Any, ControlConfig]] = []
+
+
+def config_on(conn: Connection) -> ControlConfig:
+    """:func:`load_config` through a Core read; the parsed config is reused while the stored
+    value is unchanged (compared on every call, so a change applies at once everywhere)."""
+    raw = conn.execute(_CONFIG_SQL).scalar()
+    hit = _config_cache[0] if _config_cache else None
+    if hit is not None and hit[0] == raw:
+        return hit[1]
+    cfg = ControlConfig.from_json(raw)
+    _config_cache[:] = [(copy.deepcopy(raw), cfg)]
+    return cfg
 
 
 def save_config(session: Session, data: dict[str, Any], actor: str) -> ControlConfig:
@@ -177,7 +212,7 @@ def get_rating(session: Session, customer_id: int, on: date) -> RatingInfo | Non
     """The customer's current rating; falls back to the latest assessment, else unrated."""
     current_rating, latest_assessment = _rating_sources()
     if current_rating is not None:
-        r = current_rating(session, customer_id, on)
+        r = _current_rating_core(session, customer_id, on)
         if r is not None:
             return RatingInfo(int(r.grade), float(r.pd), r.valid_until, "rating")
     a = latest_assessment(session, customer_id) if latest_assessment is not None else None
@@ -186,6 +221,42 @@ def get_rating(session: Session, customer_id: int, on: date) -> RatingInfo | Non
             int(a.grade), getattr(a, "pd", None), getattr(a, "valid_until", None), "assessment"
         )
     return None
+
+
+_RATINGS = cast(Table, Rating.__table__)
+_RATING_SQL = (
+    select(
+        *(
+            _RATINGS.c[n]
+            for n in (
+                "id",
+                "customer_id",
+                "base_source",
+                "base_grade",
+                "base_pd",
+                "qualitative_notches",
+                "override_notches",
+                "override_expires",
+                "final_grade",
+                "final_pd",
+                "valid_until",
+                "approved_at",
+            )
+        )
+    )
+    .where(_RATINGS.c.customer_id == bindparam("cid"), _RATINGS.c.status == "approved")
+    .order_by(_RATINGS.c.approved_at.desc(), _RATINGS.c.id.desc())
+    .limit(1)
+)
+
+
+def _current_rating_core(session: Session, customer_id: int, on: date) -> Any:
+    """``ratings.current_rating`` read as one Core row (no ORM object, no ``inputs`` JSON);
+    the effective grade is computed by the rating stage's own ``_current_from_row``."""
+    from riskdesk.store.ratings import _current_from_row
+
+    row = session.connection().execute(_RATING_SQL, {"cid": customer_id}).first()
+    return _current_from_row(row, on) if row is not None else None  # type: ignore[arg-type]
 
 
 FX_CACHE_SECONDS = 60.0
@@ -874,9 +945,78 @@ def _snapshot(session: Session) -> dict[str, Any] | None:
     return row.value if row is not None else None
 
 
+_CUSTOMERS = cast(Table, Customer.__table__)
+_CUSTOMER_COLS = [
+    _CUSTOMERS.c[n]
+    for n in (
+        "id",
+        "external_id",
+        "parent_id",
+        "group_code",
+        "legal_id",
+        "industry",
+        "region",
+        "country",
+        "currency",
+        "owner",
+        "status",
+    )
+]
+_CUSTOMER_BY_ID = select(*_CUSTOMER_COLS).where(_CUSTOMERS.c.id == bindparam("id"))
+_CUSTOMER_BY_CODE = select(*_CUSTOMER_COLS).where(_CUSTOMERS.c.external_id == bindparam("code"))
+
+
+def customer_row(conn: Connection, key: str | int) -> Any:
+    """:func:`find_customer` as one light Core row (the columns the order check needs)."""
+    if isinstance(key, int):
+        return conn.execute(_CUSTOMER_BY_ID, {"id": key}).first() if _valid_id(key) else None
+    row = conn.execute(_CUSTOMER_BY_CODE, {"code": key}).first()
+    if row is None and key.isdigit() and _valid_id(int(key)):
+        row = conn.execute(_CUSTOMER_BY_ID, {"id": int(key)}).first()
+    return row
+
+
+_LIMITS = cast(Table, CreditLimit.__table__)
+_LIMITS_SQL = (
+    select(
+        _LIMITS.c.id,
+        _LIMITS.c.customer_id,
+        _LIMITS.c.amount,
+        _LIMITS.c.currency,
+        _LIMITS.c.valid_until,
+        _LIMITS.c.sub_limits,
+    )
+    .where(
+        _LIMITS.c.status == "active",
+        or_(
+            _LIMITS.c.customer_id == bindparam("cid"),
+            and_(_LIMITS.c.customer_id.is_(None), _LIMITS.c.group_key == bindparam("key")),
+        ),
+    )
+    .order_by(_LIMITS.c.id)
+)
+_LIMITS_SQL_LOCKED = _LIMITS_SQL.with_for_update()
+_BLOCKLIST = cast(Table, BlocklistEntry.__table__)
+_BLOCK_SQL = (
+    select(_BLOCKLIST.c.reason)
+    .where(
+        _BLOCKLIST.c.active.is_(True),
+        or_(
+            _BLOCKLIST.c.customer_id == bindparam("cid"),
+            and_(_BLOCKLIST.c.legal_id.is_not(None), _BLOCKLIST.c.legal_id == bindparam("legal")),
+        ),
+    )
+    .limit(1)
+)
+_CONC = cast(Table, ConcentrationLimit.__table__)
+_CONC_SQL = select(_CONC.c.dimension, _CONC.c.key, _CONC.c.max_share).where(
+    _CONC.c.active.is_(True)
+)
+
+
 def evaluate_order(
     session: Session,
-    customer: Customer,
+    customer: Any,
     amount: Decimal,
     currency: str,
     on: date,
@@ -885,9 +1025,20 @@ def evaluate_order(
     lock: bool = False,
     snap_in: dict[str, Any] | None = None,
 ) -> tuple[CheckResult, dict[str, Any], Decimal | None, str]:
-    """Gather the context of an order and run the ladder (no writes)."""
+    """Gather the context of an order and run the ladder (no writes).
+
+    ``customer`` is a :class:`Customer` or a :func:`customer_row`. Every read is a Core
+    statement built once per process (this is the order check's hot path)."""
+    conn = session.connection()
     key = group_key(customer.id, customer.parent_id, customer.group_code)
-    lim, glim = _limits_for(session, customer.id, key, lock=lock)
+    lim = glim = None
+    for row in conn.execute(
+        _LIMITS_SQL_LOCKED if lock else _LIMITS_SQL, {"cid": customer.id, "key": key}
+    ):
+        if row.customer_id is not None:
+            lim = row  # the newest active one wins
+        else:
+            glim = row
     lim_ccy = lim.currency if lim is not None else cfg.limits.currency
     ids = group_of(session, customer)[1] if glim is not None else [customer.id]
     docs = load_docs(session, ids, on)
@@ -910,27 +1061,12 @@ def evaluate_order(
     except MissingRate as exc:
         missing, amount_lc, exp, gexp = str(exc), None, None, None
     rating = get_rating(session, customer.id, on)
-    block = session.scalar(
-        select(BlocklistEntry.reason)
-        .where(
-            BlocklistEntry.active.is_(True),
-            or_(
-                BlocklistEntry.customer_id == customer.id,
-                and_(
-                    BlocklistEntry.legal_id.is_not(None),
-                    BlocklistEntry.legal_id == customer.legal_id,
-                ),
-            ),
-        )
-        .limit(1)
-    )
+    block = conn.execute(_BLOCK_SQL, {"cid": customer.id, "legal": customer.legal_id}).scalar()
     avoid = rule_for(rating.grade if rating else None, cached_avoidance_table(session))
     conc_info: list[ConcentrationInfo] = []
     # The rules first: the snapshot is a large JSON document (Lorenz curve …) and is only
     # read and parsed when some concentration rule is in force.
-    rules = session.scalars(
-        select(ConcentrationLimit).where(ConcentrationLimit.active.is_(True))
-    ).all()
+    rules = conn.execute(_CONC_SQL).all()
     snap = (snap_in if snap_in is not None else _snapshot(session)) if rules else None
     if (
         snap
@@ -1021,8 +1157,12 @@ def run_order_check(
     checked_by: str | None = None,
     on: date | None = None,
     record_check: bool = True,
+    visible_to: str | None = None,
 ) -> dict[str, Any]:
     """Check one order in its own transaction and record it.
+
+    ``visible_to``: a sales user's name; a customer owned by someone else is reported as
+    unknown (:class:`UnknownCustomer`), as the API does for customers a user may not see.
 
     The transaction first takes the customer's lock (PostgreSQL: its limit rows
     ``FOR UPDATE``; SQLite: ``BEGIN IMMEDIATE``), so concurrent checks see each other's
@@ -1035,10 +1175,11 @@ def run_order_check(
     with _process_lock(engine), Session(engine, expire_on_commit=False) as s:
         _lock(s)
         try:
-            c = find_customer(s, customer)
-            if c is None:
-                raise ControlError(f"no customer {customer!r}")
-            cfg = load_config(s)
+            conn = s.connection()
+            c = customer_row(conn, customer)
+            if c is None or (visible_to is not None and c.owner != visible_to):
+                raise UnknownCustomer(f"no customer {customer!r}")
+            cfg = config_on(conn)
             result, figures, amount_lc, lim_ccy = evaluate_order(s, c, amt, ccy, on, cfg, lock=True)
             out = {
                 **result.as_dict(),
@@ -1055,7 +1196,6 @@ def run_order_check(
             }
             if record_check:
                 # Core INSERT … RETURNING: no ORM unit of work on the hot path
-                conn = s.connection()
                 now = utcnow()
                 chk_id = conn.execute(
                     _INSERT_CHECK,

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, event, func, inspect, select
 from sqlalchemy.orm import Session
 
 from riskdesk.domain.enums import Role
@@ -134,23 +137,138 @@ def create_token(
     return IssuedToken(row.id, username, token, row.prefix)
 
 
-def user_for_token(session: Session, token: str) -> User | None:
+def _token_and_user(session: Session, token: str) -> tuple[ApiToken | None, User | None]:
     row = session.scalar(
         select(ApiToken).where(
             ApiToken.token_hash == _token_hash(token), ApiToken.revoked.is_(False)
         )
     )
     if row is None:
-        return None
+        return None, None
     user = session.get(User, row.user_id)
     if user is None or not user.active:
-        return None
+        return None, None
     now = utcnow()
     # Record use at most every few minutes: a write per request would serialise every API call
     # behind SQLite's single writer (and cost a row update per call on PostgreSQL).
     if row.last_used_at is None or now - row.last_used_at > TOKEN_TOUCH_INTERVAL:
         row.last_used_at = now
-    return user
+    return row, user
+
+
+def user_for_token(session: Session, token: str) -> User | None:
+    return _token_and_user(session, token)[1]
+
+
+# ------------------------------------------------------------------ auth cache
+#
+# A bearer token's user is remembered in this process for AUTH_CACHE_SECONDS, so a hot endpoint
+# (the order check) authenticates without a database read. Safety:
+# * any ORM change in this process that revokes or deletes a token, or deactivates, deletes,
+#   renames or re-roles a user, empties the cache at flush and again at commit, so it takes
+#   effect at once here; other processes notice within AUTH_CACHE_SECONDS;
+# * an entry never outlives the moment its token's ``last_used_at`` is due to be touched
+#   (TOKEN_TOUCH_INTERVAL): the next request then takes the database path and records the use;
+# * entries are keyed by database and the token's SHA-256, never by the token itself.
+
+AUTH_CACHE_SECONDS = 5.0
+AUTH_CACHE_MAX = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUser:
+    """What the cache keeps of a token's user (enough for role and visibility checks)."""
+
+    id: int
+    username: str
+    role: str
+    full_name: str | None
+    language: str | None
+
+
+_auth_cache: dict[tuple[str, str], tuple[float, TokenUser]] = {}
+_auth_guard = threading.Lock()
+_auth_generation = 0
+
+
+def forget_cached_tokens() -> None:
+    """Empty the token cache of this process (a token or user changed)."""
+    global _auth_generation
+    with _auth_guard:
+        _auth_generation += 1
+        _auth_cache.clear()
+
+
+def _db_key(session_or_engine: Any) -> str:
+    bind = (
+        session_or_engine.get_bind()
+        if isinstance(session_or_engine, Session)
+        else session_or_engine
+    )
+    return str(getattr(bind, "url", id(bind)))
+
+
+def cached_token_user(db: str, token: str) -> TokenUser | None:
+    """The cached user of ``token`` in database ``db`` (an engine URL string), or None."""
+    hit = _auth_cache.get((db, _token_hash(token)))
+    if hit is None:
+        return None
+    if hit[0] <= time.monotonic():
+        _auth_cache.pop((db, _token_hash(token)), None)
+        return None
+    return hit[1]
+
+
+def token_user(session: Session, token: str) -> tuple[TokenUser | None, User | None]:
+    """The user of ``token``: from the cache (no ORM object, second item None) or from the
+    database through :func:`user_for_token` (which records the use), then cached."""
+    db = _db_key(session)
+    hit = cached_token_user(db, token)
+    if hit is not None:
+        return hit, None
+    generation = _auth_generation
+    row, user = _token_and_user(session, token)
+    if user is None or row is None:
+        return None, None
+    tu = TokenUser(user.id, user.username, user.role, user.full_name, user.language)
+    touched = row.last_used_at or utcnow()
+    until_touch = (touched + TOKEN_TOUCH_INTERVAL - utcnow()).total_seconds()
+    expires = time.monotonic() + min(AUTH_CACHE_SECONDS, until_touch)
+    with _auth_guard:
+        # a change committed while we read must not be overwritten by what we read
+        if generation == _auth_generation and until_touch > 0:
+            if len(_auth_cache) >= AUTH_CACHE_MAX:
+                _auth_cache.clear()
+            _auth_cache[(db, _token_hash(token))] = (expires, tu)
+    return tu, user
+
+
+_WATCHED = {User: ("active", "role", "username"), ApiToken: ("revoked", "token_hash", "user_id")}
+
+
+@event.listens_for(Session, "after_flush")
+def _auth_changes_flushed(session: Session, _ctx: Any) -> None:
+    changed = any(isinstance(o, tuple(_WATCHED)) for o in session.deleted)
+    if not changed:
+        for obj in session.dirty:
+            attrs = _WATCHED.get(type(obj))
+            if attrs and any(inspect(obj).attrs[a].history.has_changes() for a in attrs):
+                changed = True
+                break
+    if changed:
+        session.info["riskdesk_auth_changed"] = True
+        forget_cached_tokens()
+
+
+@event.listens_for(Session, "after_commit")
+def _auth_changes_committed(session: Session) -> None:
+    if session.info.pop("riskdesk_auth_changed", False):
+        forget_cached_tokens()
+
+
+@event.listens_for(Session, "after_rollback")
+def _auth_changes_rolled_back(session: Session) -> None:
+    session.info.pop("riskdesk_auth_changed", None)
 
 
 def ensure_first_admin(engine: Engine) -> tuple[str, str] | None:
