@@ -427,3 +427,112 @@ def test_ids_out_of_range_are_unknown_not_errors(engine: Engine) -> None:
         ):
             with pytest.raises(repo.ControlError):
                 call()
+
+
+def test_one_customer_document_read_matches_the_batch_read(engine: Engine) -> None:
+    """The order check's single UNION read gives the same documents as the batch read."""
+    with session_scope(engine) as s:
+        c = customer(s)
+        other = customer(s, "C2")
+        for cust in (c, other):
+            for n, status in enumerate(("open", "shipped", "invoiced", "cancelled")):
+                s.add(
+                    Order(
+                        external_id=f"O{cust.id}-{n}",
+                        customer_id=cust.id,
+                        order_date=TODAY - timedelta(days=n),
+                        amount=D("100.10") + n,
+                        currency="EUR",
+                        status=status,
+                    )
+                )
+        invs = []
+        for n in range(3):
+            inv = Invoice(
+                external_id=f"I{n}",
+                customer_id=c.id,
+                issue_date=TODAY - timedelta(days=60 - n),
+                due_date=TODAY - timedelta(days=30 - 20 * n),
+                amount=D("500.05"),
+                currency="EUR",
+            )
+            s.add(inv)
+            invs.append(inv)
+        s.flush()
+        early = Payment(
+            external_id="P1",
+            customer_id=c.id,
+            payment_date=TODAY - timedelta(days=5),
+            amount=D("300"),
+            currency="EUR",
+        )
+        late = Payment(
+            external_id="P2",
+            customer_id=c.id,
+            payment_date=TODAY + timedelta(days=5),
+            amount=D("100"),
+            currency="EUR",
+        )
+        s.add_all([early, late])
+        s.flush()
+        s.add(PaymentAllocation(payment_id=early.id, invoice_id=invs[0].id, amount=D("200.01")))
+        s.add(PaymentAllocation(payment_id=early.id, invoice_id=invs[1].id, amount=D("99.99")))
+        s.add(PaymentAllocation(payment_id=late.id, invoice_id=invs[1].id, amount=D("100")))
+        s.add(
+            CreditNote(
+                external_id="CN1",
+                customer_id=c.id,
+                invoice_id=invs[2].id,
+                issue_date=TODAY,
+                amount=D("50"),
+                currency="EUR",
+            )
+        )
+        s.add(
+            CreditNote(
+                external_id="CN2", customer_id=c.id, issue_date=TODAY, amount=D("7"), currency="EUR"
+            )
+        )
+        pol = repo.add_policy(
+            s,
+            insurer="Atradius",
+            policy_no="P-1",
+            currency="EUR",
+            cover_pct="0.9",
+            actor="t",
+            valid_from=TODAY - timedelta(days=10),
+        )
+        repo.set_insured_limit(
+            s,
+            policy_id=pol.id,
+            customer_id=c.id,
+            amount="400",
+            actor="t",
+            valid_from=TODAY - timedelta(days=10),
+        )
+        repo.add_collateral(
+            s,
+            customer_id=c.id,
+            kind="guarantee",
+            amount="150",
+            currency="EUR",
+            actor="t",
+            valid_from=TODAY - timedelta(days=10),
+        )
+        cid = c.id
+        rate(s, cid, 2)
+        repo.set_limit(s, customer_id=cid, amount="100000", currency="EUR", actor="t")
+    out = repo.run_order_check(engine, cid, "10", "EUR", order_ref="NEW-1")
+    assert out["reservation_id"] is not None, out["decision"]
+    with session_scope(engine) as s:
+        for on in (TODAY - timedelta(days=3), TODAY, TODAY + timedelta(days=10)):
+            one = repo.load_docs(s, [cid], on)[cid]
+            every = repo.load_docs(s, None, on)[cid]
+            for name in ("orders", "invoices", "reservations", "credits", "covers"):
+                mine, theirs = getattr(one, name), getattr(every, name)
+                assert sorted(mine, key=lambda d: d.id) == sorted(theirs, key=lambda d: d.id), name
+            assert one.covers == every.covers  # guarantees before insurance or not: same order
+            assert [r.id for r in one.reservations] == [out["reservation_id"]]
+        e = repo.customer_exposure(s, s.get(Customer, cid), TODAY, "EUR")
+        assert e.components["reserved"].amount == D("10.00")
+        assert e.insured.amount > 0 and e.guaranteed.amount == D("150.00")

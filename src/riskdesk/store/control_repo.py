@@ -374,6 +374,77 @@ _PAID_BY_SQL = text("SELECT id FROM payments WHERE id IN :pids AND payment_date 
 )
 
 
+# One customer's (or group's) documents in one round trip: every branch is an index-bound read
+# on ``customer_id``; the allocations follow by invoice id (see ``_ALLOC_SQL``).
+_DOCS_UNION_SQL = text(
+    "SELECT 'o' AS k, id, customer_id, CAST(NULL AS INTEGER) AS ref, amount, currency, status, "
+    "CAST(NULL AS DATE) AS due_date, CAST(NULL AS NUMERIC) AS pct FROM orders "
+    "WHERE customer_id IN :ids AND order_date <= :on AND status IN ('open', 'shipped') "
+    "UNION ALL SELECT 'i', i.id, i.customer_id, NULL, i.amount, i.currency, i.status, "
+    "i.due_date, NULL FROM invoices i "
+    f"WHERE i.customer_id IN :ids AND i.issue_date <= :on AND i.status NOT IN {_OPEN_INV} "
+    "UNION ALL SELECT 'c', id, customer_id, invoice_id, amount, currency, NULL, NULL, NULL "
+    "FROM credit_notes WHERE customer_id IN :ids AND issue_date <= :on "
+    "UNION ALL SELECT 'r', r.id, r.customer_id, NULL, r.amount, r.currency, NULL, NULL, NULL "
+    "FROM control_reservations r "
+    "WHERE r.customer_id IN :ids AND r.status = 'active' AND r.expires_on >= :on AND NOT EXISTS "
+    "(SELECT 1 FROM orders o WHERE o.external_id = r.order_ref "
+    "AND o.customer_id = r.customer_id) "
+    "UNION ALL SELECT 'l', l.id, l.customer_id, NULL, l.amount, l.currency, 'insurance', NULL, "
+    "p.cover_pct FROM control_insured_limits l "
+    "JOIN control_insurance_policies p ON p.id = l.policy_id "
+    "WHERE l.customer_id IN :ids AND l.status = 'active' AND p.status = 'active' "
+    "AND l.valid_from <= :on AND (l.valid_until IS NULL OR l.valid_until >= :on) "
+    "AND (p.valid_until IS NULL OR p.valid_until >= :on) "
+    "UNION ALL SELECT 'g', c.id, c.customer_id, NULL, c.amount, c.currency, c.kind, NULL, NULL "
+    "FROM control_collateral c WHERE c.customer_id IN :ids AND c.status = 'active' "
+    "AND c.valid_from <= :on AND (c.valid_until IS NULL OR c.valid_until >= :on)"
+).bindparams(bindparam("on", type_=Date()), bindparam("ids", expanding=True))
+
+
+def _load_docs_for(session: Session, customer_ids: Sequence[int], on: date) -> dict[int, Docs]:
+    """:func:`load_docs` for given customers: one UNION ALL statement, then allocations."""
+    conn = session.connection()
+    out: dict[int, Docs] = defaultdict(lambda: Docs([], [], [], [], []))
+    credited: dict[int, Decimal] = defaultdict(Decimal)
+    invs: dict[int, list[Any]] = {}
+    covers: list[tuple[Any, ...]] = []
+    for k, did, cid, ref, amount, ccy, status, due, pct in conn.execute(
+        _DOCS_UNION_SQL, {"ids": list(customer_ids), "on": on}
+    ):
+        if k == "o":
+            out[cid].orders.append(OrderDoc(did, _money(amount), ccy, status))
+        elif k == "i":
+            invs[did] = [cid, _money(amount), ccy, _day(due), status, Decimal(0)]
+        elif k == "c":
+            if ref is None:
+                out[cid].credits.append(ReservationDoc(did, _money(amount), ccy))
+            else:
+                credited[ref] += _money(amount)
+        elif k == "r":
+            out[cid].reservations.append(ReservationDoc(did, _money(amount), ccy))
+        else:  # insurance ('l') and guarantees / letters of credit ('g'), in that order
+            covers.append((k, cid, did, status, amount, ccy, pct))
+    if invs:
+        allocs = conn.execute(_ALLOC_SQL, {"inv": list(invs)}).all()
+        if allocs:
+            counted = set(
+                conn.scalars(_PAID_BY_SQL, {"on": on, "pids": list({a[1] for a in allocs})})
+            )
+            for iid, pid, paid in allocs:
+                if pid in counted:
+                    invs[iid][5] += _money(paid)
+    for iid, (cid, amount, ccy, due, status, paid) in invs.items():
+        out[cid].invoices.append(
+            InvoiceDoc(iid, amount, ccy, due, paid, credited.get(iid, Decimal(0)), status)
+        )
+    for _k, cid, did, kind, amount, ccy, pct in sorted(covers, key=lambda c: c[0] != "l"):
+        out[cid].covers.append(
+            CoverDoc(did, kind, _money(amount), ccy, _rate(pct) if pct is not None else Decimal(1))
+        )
+    return out
+
+
 @lru_cache(maxsize=4)
 def _doc_statements(filtered: bool) -> dict[str, Any]:
     """The document queries, built once (with or without a customer-id filter)."""
@@ -434,6 +505,8 @@ def load_docs(session: Session, customer_ids: Sequence[int] | None, on: date) ->
     Plain SQL built once per process (this is the order check's hot path); amounts come back
     as exact ``Decimal`` and payments count only when dated on or before ``on``.
     """
+    if customer_ids is not None:
+        return _load_docs_for(session, customer_ids, on)
     conn = session.connection()
     dialect = conn.dialect
     stmts = _doc_statements(customer_ids is not None)
