@@ -53,6 +53,8 @@ def login(
             status_code=401,
         )
     lang = user.language if user.language in LANGUAGES else request_lang(request)
+    # the admin page's "last login" is the latest of these
+    record(session, actor=user.username, action="user.login", entity="user", entity_id=user.id)
     request.session.clear()
     request.session["user_id"] = user.id
     request.session["lang"] = lang
