@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    exists,
     insert,
     or_,
     select,
@@ -120,7 +121,11 @@ _config_cache: list[tuple[Any, ControlConfig]] = []
 def config_on(conn: Connection) -> ControlConfig:
     """:func:`load_config` through a Core read; the parsed config is reused while the stored
     value is unchanged (compared on every call, so a change applies at once everywhere)."""
-    raw = conn.execute(_CONFIG_SQL).scalar()
+    return config_from(conn.execute(_CONFIG_SQL).scalar())
+
+
+def config_from(raw: Any) -> ControlConfig:
+    """The :class:`ControlConfig` of a stored value, parsed once per distinct value."""
     hit = _config_cache[0] if _config_cache else None
     if hit is not None and hit[0] == raw:
         return hit[1]
@@ -1035,12 +1040,41 @@ _CUSTOMER_COLS = [
         "status",
     )
 ]
-_CUSTOMER_BY_ID = select(*_CUSTOMER_COLS).where(_CUSTOMERS.c.id == bindparam("id"))
-_CUSTOMER_BY_CODE = select(*_CUSTOMER_COLS).where(_CUSTOMERS.c.external_id == bindparam("code"))
+_BLOCKLIST = cast(Table, BlocklistEntry.__table__)
+_CONC = cast(Table, ConcentrationLimit.__table__)
+# The customer row carries what the check needs besides it, in the same round trip: the stored
+# control configuration, the blocklist reason (by customer or legal id) and whether any
+# concentration rule is active.
+_HEAD_EXTRA = (
+    select(_SETTINGS.c.value)
+    .where(_SETTINGS.c.key == CONFIG_KEY)
+    .scalar_subquery()
+    .label("config_value"),
+    select(_BLOCKLIST.c.reason)
+    .where(
+        _BLOCKLIST.c.active.is_(True),
+        or_(
+            _BLOCKLIST.c.customer_id == _CUSTOMERS.c.id,
+            and_(
+                _BLOCKLIST.c.legal_id.is_not(None),
+                _BLOCKLIST.c.legal_id == _CUSTOMERS.c.legal_id,
+            ),
+        ),
+    )
+    .limit(1)
+    .scalar_subquery()
+    .label("blocklisted"),
+    exists(select(_CONC.c.id).where(_CONC.c.active.is_(True))).label("has_rules"),
+)
+_CUSTOMER_BY_ID = select(*_CUSTOMER_COLS, *_HEAD_EXTRA).where(_CUSTOMERS.c.id == bindparam("id"))
+_CUSTOMER_BY_CODE = select(*_CUSTOMER_COLS, *_HEAD_EXTRA).where(
+    _CUSTOMERS.c.external_id == bindparam("code")
+)
 
 
 def customer_row(conn: Connection, key: str | int) -> Any:
-    """:func:`find_customer` as one light Core row (the columns the order check needs)."""
+    """:func:`find_customer` as one light Core row: the columns the order check needs, plus
+    ``config_value``, ``blocklisted`` and ``has_rules`` (see ``_HEAD_EXTRA``)."""
     if isinstance(key, int):
         return conn.execute(_CUSTOMER_BY_ID, {"id": key}).first() if _valid_id(key) else None
     row = conn.execute(_CUSTOMER_BY_CODE, {"code": key}).first()
@@ -1069,7 +1103,6 @@ _LIMITS_SQL = (
     .order_by(_LIMITS.c.id)
 )
 _LIMITS_SQL_LOCKED = _LIMITS_SQL.with_for_update()
-_BLOCKLIST = cast(Table, BlocklistEntry.__table__)
 _BLOCK_SQL = (
     select(_BLOCKLIST.c.reason)
     .where(
@@ -1081,7 +1114,6 @@ _BLOCK_SQL = (
     )
     .limit(1)
 )
-_CONC = cast(Table, ConcentrationLimit.__table__)
 _CONC_SQL = select(_CONC.c.dimension, _CONC.c.key, _CONC.c.max_share).where(
     _CONC.c.active.is_(True)
 )
@@ -1134,12 +1166,16 @@ def evaluate_order(
     except MissingRate as exc:
         missing, amount_lc, exp, gexp = str(exc), None, None, None
     rating = get_rating(session, customer.id, on)
-    block = conn.execute(_BLOCK_SQL, {"cid": customer.id, "legal": customer.legal_id}).scalar()
+    head = getattr(customer, "_fields", ())
+    if "blocklisted" in head:  # read with the customer row (customer_row)
+        block = customer.blocklisted
+    else:
+        block = conn.execute(_BLOCK_SQL, {"cid": customer.id, "legal": customer.legal_id}).scalar()
     avoid = rule_for(rating.grade if rating else None, cached_avoidance_table(session))
     conc_info: list[ConcentrationInfo] = []
     # The rules first: the snapshot is a large JSON document (Lorenz curve …) and is only
     # read and parsed when some concentration rule is in force.
-    rules = conn.execute(_CONC_SQL).all()
+    rules = conn.execute(_CONC_SQL).all() if "has_rules" not in head or customer.has_rules else []
     snap = (snap_in if snap_in is not None else _snapshot(session)) if rules else None
     if (
         snap
@@ -1252,7 +1288,7 @@ def run_order_check(
             c = customer_row(conn, customer)
             if c is None or (visible_to is not None and c.owner != visible_to):
                 raise UnknownCustomer(f"no customer {customer!r}")
-            cfg = config_on(conn)
+            cfg = config_from(c.config_value)
             result, figures, amount_lc, lim_ccy = evaluate_order(s, c, amt, ccy, on, cfg, lock=True)
             out = {
                 **result.as_dict(),
