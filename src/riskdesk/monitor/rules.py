@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -233,7 +234,7 @@ def _getter(name: str) -> Callable[[Scope], Any]:
 
     def get(scope: Scope) -> Any:
         v = scope.get(ns, empty).get(attr, _MISSING)
-        if isinstance(v, float) and v != v:  # NaN
+        if v != v:  # NaN (the only value not equal to itself among field values)
             return _MISSING
         return v
 
@@ -241,6 +242,8 @@ def _getter(name: str) -> Callable[[Scope], Any]:
 
 
 def _num(v: Any) -> float | None:
+    if type(v) is float:  # the common case: a feature value (NaN was already turned MISSING)
+        return v
     if v is _MISSING or v is None or isinstance(v, bool):
         return None
     try:
@@ -250,23 +253,44 @@ def _num(v: Any) -> float | None:
 
 
 _CMP: dict[str, Callable[[Any, Any], bool]] = {
-    ">": lambda a, b: a > b,
-    ">=": lambda a, b: a >= b,
-    "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b,
-    "==": lambda a, b: a == b,
-    "!=": lambda a, b: a != b,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
 }
 
 
 def compile_condition(c: Condition) -> Pred:
     """Turn a validated condition tree into a predicate over a scope (no eval)."""
     if c.all is not None:
-        parts = [compile_condition(x) for x in c.all]
-        return lambda s: all(p(s) for p in parts)
+        parts = tuple(compile_condition(x) for x in c.all)
+        if len(parts) == 1:
+            return parts[0]
+        if len(parts) == 2:
+            p0, p1 = parts
+            return lambda s: p0(s) and p1(s)
+
+        def all_(s: Scope) -> bool:
+            for p in parts:
+                if not p(s):
+                    return False
+            return True
+
+        return all_
     if c.any is not None:
-        parts = [compile_condition(x) for x in c.any]
-        return lambda s: any(p(s) for p in parts)
+        parts = tuple(compile_condition(x) for x in c.any)
+        if len(parts) == 1:
+            return parts[0]
+
+        def any_(s: Scope) -> bool:
+            for p in parts:
+                if p(s):
+                    return True
+            return False
+
+        return any_
     if c.not_ is not None:
         inner = compile_condition(c.not_)
         return lambda s: not inner(s)
@@ -293,8 +317,15 @@ def compile_condition(c: Condition) -> Pred:
         k = float(value)
 
         def cross(s: Scope) -> bool:
-            a, b = _num(get(s)), _num(get_prev(s))
-            return a is not None and a >= k and (b is None or b < k)
+            a = get(s)
+            if type(a) is not float:
+                a = _num(a)
+                if a is None:
+                    return False
+            if a < k:
+                return False
+            b = _num(get_prev(s))
+            return b is None or b < k
 
         return cross
     if op in ("in", "not_in"):
@@ -315,8 +346,12 @@ def compile_condition(c: Condition) -> Pred:
         k = float(value)
 
         def cmp_num(s: Scope) -> bool:
-            a = _num(get(s))
-            return a is not None and fn(a, k)
+            a = get(s)
+            if type(a) is not float:
+                a = _num(a)
+                if a is None:
+                    return False
+            return fn(a, k)
 
         return cmp_num
 

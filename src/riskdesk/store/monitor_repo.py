@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import event as sa_event
@@ -227,15 +227,31 @@ _CUSTOMER_COLS = (
 )
 
 
+class _CustomerRow(NamedTuple):
+    id: int
+    external_id: str
+    name: str
+    currency: str
+    industry: str | None
+    region: str | None
+    country: str | None
+    status: str | None
+    owner: str | None
+
+
 def _customers(session: Session, refs: Sequence[str]) -> dict[str, Any]:
     """The batch's customers by external id, as light read-only rows (attribute access like
     a ``Customer``: id, external_id, name, currency, industry, region, country, status,
-    owner) — no ORM identity-map work per customer."""
-    out: dict[str, Any] = {}
-    for chunk in _chunks(list(refs)):
-        for c in session.execute(select(*_CUSTOMER_COLS).where(Customer.external_id.in_(chunk))):
-            out[c.external_id] = c
-    return out
+    owner) — no ORM identity-map work per customer, plain DBAPI rows."""
+    raw = _Raw(session)
+    return {
+        r[1]: _CustomerRow(*r)
+        for r in raw.select_in(
+            "SELECT id, external_id, name, currency, industry, region, country, status, owner "
+            "FROM customers WHERE external_id IN ({marks})",
+            refs,
+        )
+    }
 
 
 def _ratings(session: Session, customers: Iterable[Any]) -> dict[int, dict[str, Any]]:
@@ -383,9 +399,52 @@ class _Raw:
             return None
         return value.isoformat() if self.sqlite else value
 
+    def cursor(self) -> Any:
+        """A DBAPI cursor on the session's connection (same transaction)."""
+        return self.conn.connection.cursor()
+
     def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         if rows:
-            self.conn.exec_driver_sql(sql.replace("?", self.ph), rows)
+            cur = self.cursor()
+            try:
+                cur.executemany(sql if self.ph == "?" else sql.replace("?", self.ph), rows)
+            finally:
+                cur.close()
+
+    def select_in(self, sql: str, items: Iterable[Any]) -> Iterator[tuple[Any, ...]]:
+        """Rows of ``sql`` whose ``{marks}`` stands for the placeholders of ``items`` (in
+        chunks). SQLAlchemy renders an expanding IN anew on every call (≈ 0.2 ms for 100
+        values); this costs a fraction of that."""
+        items = list(items)
+        if not items:
+            return
+        cur = self.cursor()
+        try:
+            for chunk in _chunks(items):
+                marks = ", ".join(self.ph for _ in chunk)
+                cur.execute(sql.format(marks=marks), tuple(chunk))
+                yield from cur.fetchall()
+        finally:
+            cur.close()
+
+    @staticmethod
+    def read_ts(value: Any) -> datetime | None:
+        """A stored timestamp as an aware UTC datetime (SQLite gives text)."""
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    @staticmethod
+    def read_day(value: Any) -> date | None:
+        if value is None or isinstance(value, date):
+            return value
+        return date.fromisoformat(str(value)[:10])
+
+    @staticmethod
+    def read_json(value: Any) -> Any:
+        return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
 def _dumps(value: Any) -> str:
@@ -401,33 +460,34 @@ def _load_lives(
     pend = session.info.get(_PENDING)
     pending: dict[str, _Cached] = pend[1] if pend and pend[0] == key else {}
     cache = _BOOKS.get(key, {})
-    t: Any = CustomerState.__table__
+    raw = _Raw(session)
     found: dict[str, _Cached | Any] = {}
-    stamps: dict[str, Any] = {}
     need: list[str] = []
-    for chunk in _chunks(list(refs)):
-        for r in session.execute(
-            select(t.c.customer_ref, t.c.stamp, t.c.events_count).where(t.c.customer_ref.in_(chunk))
-        ):
-            stamps[r.customer_ref] = r
+    stamps: dict[str, Any] = {
+        r[0]: r[1]
+        for r in raw.select_in(
+            "SELECT customer_ref, stamp, events_count FROM monitor_customer_state "
+            "WHERE customer_ref IN ({marks})",
+            refs,
+        )
+    }
     for ref in refs:
         ent = pending.get(ref) or cache.pop(ref, None)
-        row = stamps.get(ref)
-        if row is None:
+        if ref not in stamps:
             continue  # no row (a cached copy, if any, belonged to a database since reset)
-        if ent is not None and row.stamp is not None and ent.stamp == row.stamp:
+        stamp = stamps[ref]
+        if ent is not None and stamp is not None and ent.stamp == stamp:
             found[ref] = ent
         else:
             need.append(ref)
-    for chunk in _chunks(need):
-        for r in session.execute(
-            select(t.c.customer_ref, t.c.book, t.c.features, t.c.events_count).where(
-                t.c.customer_ref.in_(chunk)
-            )
-        ):
-            found[r.customer_ref] = _Cached(
-                0, r.book, _features_from_json(r.features), r.events_count or 0
-            )
+    for r in raw.select_in(
+        "SELECT customer_ref, book, features, events_count FROM monitor_customer_state "
+        "WHERE customer_ref IN ({marks})",
+        need,
+    ):
+        found[r[0]] = _Cached(
+            0, raw.read_json(r[1]), _features_from_json(raw.read_json(r[2])), r[3] or 0
+        )
     return stamps, found
 
 
@@ -441,8 +501,10 @@ def ingest(
 ) -> IngestResult:
     """Validate, de-duplicate and apply a batch of raw events in the caller's transaction."""
     res = IngestResult()
-    ensure_default_rules(session)
     engine = published_engine(session)
+    if engine is None:
+        ensure_default_rules(session)
+        engine = published_engine(session)
     res.rule_set_version = engine.version if engine else None
     parsed: list[tuple[int, Event]] = []
     for i, raw in enumerate(raws):
@@ -452,10 +514,13 @@ def ingest(
             eid = raw.get("event_id") if isinstance(raw, dict) else None
             res.rejected.append({"index": first_index + i, "event_id": eid, "reason": str(exc)})
     ids = [ev.event_id for _, ev in parsed]
-    seen: set[str] = set()
-    pe: Any = ProcessedEvent.__table__
-    for chunk in _chunks(ids):
-        seen.update(session.scalars(select(pe.c.event_id).where(pe.c.event_id.in_(chunk))))
+    raw = _Raw(session)
+    seen: set[str] = {
+        r[0]
+        for r in raw.select_in(
+            "SELECT event_id FROM monitor_events WHERE event_id IN ({marks})", ids
+        )
+    }
     fresh: list[tuple[int, Event]] = []
     for i, ev in parsed:
         if ev.event_id in seen:
@@ -472,7 +537,6 @@ def ingest(
     ratings = _ratings(session, customers.values())
     fx_fn: FxFn = fx or _same_or_lookup(session)
     live: dict[str, _Live] = {}
-    raw = _Raw(session)
     now = utcnow()
     now_db = raw.ts(now)
     records: list[tuple[Any, ...]] = []
@@ -653,7 +717,7 @@ class _AlertRec:
     severity: str
     hits: int
     case_id: int | None
-    first_seen: datetime
+    first_seen: datetime | None = None  # only set (and used) for a new alert
     customer_id: int | None = None
     rule_set_version: int | None = None
     points: int = 0
@@ -726,34 +790,42 @@ class _AlertContext:
         todo = sorted(set(refs) - self._loaded)
         if not todo:
             return
-        s = self.s
-        ct: Any = Case.__table__
-        st: Any = Snooze.__table__
-        for chunk in _chunks(todo):
-            for a in s.execute(
-                select(
-                    Alert.id,
-                    Alert.customer_ref,
-                    Alert.rule_id,
-                    Alert.severity,
-                    Alert.hits,
-                    Alert.case_id,
-                    Alert.first_seen,
-                ).where(Alert.customer_ref.in_(chunk), Alert.status == "open")
-            ):
-                self._alerts[(a.customer_ref, a.rule_id)] = _AlertRec(*a)
-            for c in s.execute(
-                select(*(ct.c[k] for k in _CASE_COLS))
-                .where(ct.c.customer_ref.in_(chunk), ct.c.status != "resolved")
-                .order_by(ct.c.id)
-            ):
-                self._cases.setdefault(c.customer_ref, _CaseRec(*c))
-            for sn in s.execute(
-                select(st.c.customer_ref, st.c.rule_id, st.c.until).where(
-                    st.c.customer_ref.in_(chunk)
+        raw = _Raw(self.s)
+        # ``status || ''`` keeps the planner on the customer_ref index: without statistics
+        # SQLite chose the status index, i.e. a scan of every open alert (1 ms per batch at
+        # 6,000 open alerts)
+        for aid, aref, arule, asev, ahits, acase in raw.select_in(
+            "SELECT id, customer_ref, rule_id, severity, hits, case_id FROM monitor_alerts "
+            "WHERE customer_ref IN ({marks}) AND status || '' = 'open'",
+            todo,
+        ):
+            self._alerts[(aref, arule)] = _AlertRec(aid, aref, arule, asev, ahits, acase)
+        for c in raw.select_in(
+            f"SELECT {', '.join(_CASE_COLS)} FROM monitor_cases "
+            "WHERE status != 'resolved' AND customer_ref IN ({marks}) ORDER BY id",
+            todo,
+        ):
+            cid, cref, ccust, cstatus, csev, cassignee, copened, csla, clevel = c
+            if cref not in self._cases:
+                self._cases[cref] = _CaseRec(
+                    cid,
+                    cref,
+                    ccust,
+                    cstatus,
+                    csev,
+                    cassignee,
+                    raw.read_ts(copened) or self.now,
+                    raw.read_ts(csla),
+                    clevel or 0,
                 )
-            ):
-                self._snoozes.setdefault(sn.customer_ref, []).append((sn.rule_id, sn.until))
+        for sref, srule, suntil in raw.select_in(
+            "SELECT customer_ref, rule_id, until FROM monitor_snoozes "
+            "WHERE customer_ref IN ({marks})",
+            todo,
+        ):
+            until = raw.read_day(suntil)
+            if until is not None:
+                self._snoozes.setdefault(sref, []).append((srule, until))
         self._loaded.update(todo)
 
     def raise_hits(
@@ -872,15 +944,13 @@ class _AlertContext:
             )
             # the new cases are the only unresolved ones of their customers (a customer with
             # one already had it reused): read their ids back in one query
-            ct: Any = Case.__table__
             by_ref = {c.customer_ref: c for c in self._opened}
-            for chunk in _chunks(sorted(by_ref)):
-                for cid, cref in self.s.execute(
-                    select(ct.c.id, ct.c.customer_ref).where(
-                        ct.c.customer_ref.in_(chunk), ct.c.status != "resolved"
-                    )
-                ):
-                    by_ref[cref].id = cid
+            for cid, cref in raw.select_in(
+                "SELECT id, customer_ref FROM monitor_cases "
+                "WHERE status != 'resolved' AND customer_ref IN ({marks})",
+                sorted(by_ref),
+            ):
+                by_ref[cref].id = cid
         for a, _, case in self._created:
             a.case_id = case.id
         raw.many(
@@ -897,7 +967,7 @@ class _AlertContext:
                     a.points,
                     "open",
                     a.case_id,
-                    now_db if a.first_seen is self.now else raw.ts(a.first_seen),
+                    now_db if a.first_seen is self.now else raw.ts(a.first_seen or self.now),
                     now_db if a.last_seen is self.now else raw.ts(a.last_seen or self.now),
                     a.hits,
                     a.event_id,
@@ -907,17 +977,15 @@ class _AlertContext:
             ],
         )
         # an open alert is unique per (customer, rule): read the new ids back in one query
-        at: Any = Alert.__table__
         by_key = {(a.customer_ref, a.rule_id): a for a, _, _ in self._created}
-        for chunk in _chunks(sorted({a.customer_ref for a, _, _ in self._created})):
-            for aid, aref, arule in self.s.execute(
-                select(at.c.id, at.c.customer_ref, at.c.rule_id).where(
-                    at.c.customer_ref.in_(chunk), at.c.status == "open"
-                )
-            ):
-                rec = by_key.get((aref, arule))
-                if rec is not None:
-                    rec.id = aid
+        for aid, aref, arule in raw.select_in(
+            "SELECT id, customer_ref, rule_id FROM monitor_alerts "
+            "WHERE customer_ref IN ({marks}) AND status || '' = 'open'",
+            sorted({a.customer_ref for a, _, _ in self._created}),
+        ):
+            rec = by_key.get((aref, arule))
+            if rec is not None:
+                rec.id = aid
         if self._opened:
             record(
                 self.s,
@@ -1016,7 +1084,7 @@ class _AlertContext:
             "title": dict(title),
             "playbook": dict(playbook),
             "event_id": alert.event_id,
-            "raised_at": alert.first_seen.isoformat(),
+            "raised_at": (alert.first_seen or self.now).isoformat(),
         }
         for sub in self.subs():
             if severity_at_least(alert.severity, sub.min_severity):
