@@ -29,6 +29,18 @@ _AMOUNT_DATE = {
 }
 
 
+_SCOPE_FIELDS = (
+    "currency",
+    "score",
+    "clause",
+    "code",
+    "value",
+    "disputed",
+    "invoice_id",
+    "order_id",
+)
+
+
 @dataclass
 class Step:
     """What one event (or clock tick) did to one customer."""
@@ -40,16 +52,17 @@ class Step:
 
 def event_scope(ev: Event, book: dict[str, Any], fx: FxFn) -> dict[str, Any]:
     """The ``event.*`` fields rules can read."""
-    p = ev.payload.model_dump(exclude_none=True)
+    p = ev.payload  # read attributes directly: the same values model_dump(exclude_none) gives
     out: dict[str, Any] = {"type": ev.type}
-    for k in ("currency", "score", "clause", "code", "value", "disputed", "invoice_id", "order_id"):
-        if k in p:
-            out[k] = p[k]
-    amount = p.get("amount")
+    for k in _SCOPE_FIELDS:
+        v = getattr(p, k, None)
+        if v is not None:
+            out[k] = v
+    amount = getattr(p, "amount", None)
     if amount is not None:
         out["amount"] = float(amount)
-        cur = p.get("currency") or book["cur"]
-        on = p.get(_AMOUNT_DATE.get(ev.type, ""), ev.event_time.date())
+        cur = getattr(p, "currency", None) or book["cur"]
+        on = getattr(p, _AMOUNT_DATE.get(ev.type, ""), None) or ev.event_time.date()
         try:
             out["amount_ccy"] = float(amount) * (
                 1.0 if cur == book["cur"] else float(fx(cur, book["cur"], on))

@@ -210,8 +210,11 @@ def features(book: dict[str, Any], as_of: date) -> dict[str, float]:
     for inv_id, (issue, due, amount, disp) in book["inv"].items():
         if issue > t:
             continue
-        paid = sum(a[1] for a in al.get(inv_id, ()) if a[0] <= t)
-        credited = sum(c[1] for c in cn.get(inv_id, ()) if c[0] <= t)
+        # (the same sums as before, skipped when an invoice has no allocation / credit note)
+        lst = al.get(inv_id)
+        paid = sum(a[1] for a in lst if a[0] <= t) if lst else 0
+        lst = cn.get(inv_id)
+        credited = sum(c[1] for c in lst if c[0] <= t) if lst else 0
         bal = amount - paid - credited
         if bal <= 0.0:
             continue
@@ -311,6 +314,8 @@ def overdue_crossings(
         if issue > t1:
             continue
         d0, d1 = t0 - due, t1 - due
+        if d1 < OVERDUE_MARKS[0] or d0 >= OVERDUE_MARKS[-1]:
+            continue  # no mark between the two dates (the common case)
         marks = [m for m in OVERDUE_MARKS if d0 < m <= d1]
         if not marks:
             continue
