@@ -39,6 +39,18 @@ _SCOPE_FIELDS = (
     "invoice_id",
     "order_id",
 )
+_FIELDS_OF: dict[type, tuple[str, ...]] = {}
+
+
+def _scope_fields(model: type) -> tuple[str, ...]:
+    """The payload fields an event scope copies (and ``amount``) that ``model`` has: asking
+    a pydantic model for an attribute it does not have is slow (``__getattr__`` raises)."""
+    got = _FIELDS_OF.get(model)
+    if got is None:
+        names = getattr(model, "model_fields", {})
+        got = tuple(k for k in (*_SCOPE_FIELDS, "amount") if k in names)
+        _FIELDS_OF[model] = got
+    return got
 
 
 @dataclass
@@ -53,16 +65,18 @@ class Step:
 def event_scope(ev: Event, book: dict[str, Any], fx: FxFn) -> dict[str, Any]:
     """The ``event.*`` fields rules can read."""
     p = ev.payload  # read attributes directly: the same values model_dump(exclude_none) gives
+    fields = _scope_fields(type(p))
     out: dict[str, Any] = {"type": ev.type}
-    for k in _SCOPE_FIELDS:
-        v = getattr(p, k, None)
-        if v is not None:
+    for k in fields:
+        v = getattr(p, k)
+        if v is not None and k != "amount":
             out[k] = v
-    amount = getattr(p, "amount", None)
+    amount = p.amount if "amount" in fields else None  # type: ignore[attr-defined]
     if amount is not None:
         out["amount"] = float(amount)
-        cur = getattr(p, "currency", None) or book["cur"]
-        on = getattr(p, _AMOUNT_DATE.get(ev.type, ""), None) or ev.event_time.date()
+        cur = (p.currency if "currency" in fields else None) or book["cur"]  # type: ignore[attr-defined]
+        day_field = _AMOUNT_DATE.get(ev.type)
+        on = (getattr(p, day_field) if day_field else None) or ev.event_time.date()
         try:
             out["amount_ccy"] = float(amount) * (
                 1.0 if cur == book["cur"] else float(fx(cur, book["cur"], on))
