@@ -7,6 +7,12 @@ Builds a demo database with ``riskdesk demo`` (unless ``--db`` points at one tha
 customers), starts uvicorn on 127.0.0.1 in a subprocess, and sends ``POST /api/v1/orders/check``
 at a fixed rate (open loop: latency is measured from each request's *scheduled* send time, so
 queueing delay counts). Loopback only; the loop is bounded by ``rate × seconds`` requests.
+
+The client is a small keep-alive HTTP/1.1 client on asyncio streams (uvloop when installed), so
+that on a 2-core machine it takes little CPU from the server; it reports its own CPU per
+request. The server's CPU seconds (process and worker children, from /proc) are reported per
+check for both phases. The server runs with ``--no-access-log`` (``riskdesk serve`` logs
+access by default) and ``--http/--loop auto``, i.e. httptools and uvloop (``uvicorn[standard]``).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any, cast
 
 import httpx
 from sqlalchemy import select
@@ -92,84 +99,188 @@ def wait_up(base: str, timeout: float = 60.0) -> None:
     raise SystemExit("server did not come up")
 
 
+class RawClient:
+    """A small HTTP/1.1 keep-alive client on asyncio streams (the benchmark's own cost must stay
+    well below the server's on a 2-core box; httpx costs about as much CPU as one check)."""
+
+    def __init__(self, host: str, port: int, token: str, max_connections: int = 64) -> None:
+        self.host, self.port, self.max = host, port, max_connections
+        self.head = (
+            "POST /api/v1/orders/check HTTP/1.1\r\n"
+            f"Host: {host}:{port}\r\nAuthorization: Bearer {token}\r\n"
+            "Content-Type: application/json\r\nContent-Length: "
+        ).encode()
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.opened = 0
+        self.freed = asyncio.Condition()
+
+    async def _take(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        async with self.freed:
+            while not self.idle and self.opened >= self.max:
+                await self.freed.wait()
+            if self.idle:
+                return self.idle.pop()
+            self.opened += 1
+        try:
+            return await asyncio.open_connection(self.host, self.port)
+        except OSError:
+            async with self.freed:
+                self.opened -= 1
+                self.freed.notify()
+            raise
+
+    async def _give(self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None) -> None:
+        async with self.freed:
+            if conn is None:
+                self.opened -= 1
+            else:
+                self.idle.append(conn)
+            self.freed.notify()
+
+    async def post(self, body: dict[str, object]) -> tuple[int, bytes]:
+        data = json.dumps(body).encode()
+        conn = await self._take()
+        try:
+            reader, writer = conn
+            writer.write(self.head + str(len(data)).encode() + b"\r\n\r\n" + data)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            payload = await reader.readexactly(length)
+        except BaseException:
+            conn[1].close()
+            await self._give(None)
+            raise
+        await self._give(conn)
+        return status, payload
+
+    async def close(self) -> None:
+        for _r, w in self.idle:
+            w.close()
+        self.idle.clear()
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its children (uvicorn workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # fields[1] is the parent pid; utime, stime are fields[11], fields[12]
+        if int(entry) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def _body(rnd: random.Random, ids: list[int], ref: str, as_of: str | None) -> dict[str, object]:
+    body: dict[str, object] = {
+        "customer_id": rnd.choice(ids),
+        "amount": f"{rnd.randint(10, 5000)}.00",
+        "currency": "EUR",
+        "order_ref": ref,
+    }
+    if as_of:
+        body["as_of"] = as_of
+    return body
+
+
 async def load(
-    base: str, token: str, ids: list[int], rate: float, seconds: float, as_of: str | None, seed: int
+    client: RawClient,
+    ids: list[int],
+    rate: float,
+    seconds: float,
+    as_of: str | None,
+    seed: int,
 ) -> tuple[list[float], Counter[str], int]:
+    """Open loop: request ``i`` is due at ``start + i / rate`` whatever happened before, and its
+    latency counts from that scheduled time (queueing in the client or the server counts)."""
     rnd = random.Random(seed)
     total = int(rate * seconds)
     lat: list[float] = []
     decisions: Counter[str] = Counter()
     errors = 0
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(
-        base_url=base, headers=headers, limits=limits, timeout=30
-    ) as client:
-        gate = asyncio.Semaphore(64)
 
-        async def one(i: int, scheduled: float) -> None:
-            nonlocal errors
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            body = {
-                "customer_id": rnd.choice(ids),
-                "amount": f"{rnd.randint(10, 5000)}.00",
-                "currency": "EUR",
-                "order_ref": f"bench-{seed}-{i}",
-            }
-            if as_of:
-                body["as_of"] = as_of
-            try:
-                async with gate:  # at most 64 in flight; the rest wait here, in order
-                    r = await client.post("/api/v1/orders/check", json=body)
-                done = time.perf_counter()
-                if r.status_code != 200:
-                    errors += 1
-                    return
-                decisions[r.json()["decision"]] += 1
-                lat.append((done - scheduled) * 1000)
-            except httpx.HTTPError:
-                errors += 1
+    async def one(i: int, scheduled: float) -> None:
+        nonlocal errors
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        try:
+            status, payload = await client.post(_body(rnd, ids, f"bench-{seed}-{i}", as_of))
+        except (OSError, asyncio.IncompleteReadError) as exc:
+            errors += 1
+            decisions[f"error: {type(exc).__name__}"] += 1
+            return
+        done = time.perf_counter()
+        if status != 200:
+            errors += 1
+            decisions[f"error: HTTP {status} {payload[:200].decode(errors='replace')}"] += 1
+            return
+        decisions[json.loads(payload)["decision"]] += 1
+        lat.append((done - scheduled) * 1000)
 
-        # warm-up (not measured)
-        for i in range(20):
-            await client.post(
-                "/api/v1/orders/check",
-                json={"customer_id": ids[i % len(ids)], "amount": "1.00", "currency": "EUR"},
-            )
-        start = time.perf_counter() + 0.2
-        tasks = [asyncio.create_task(one(i, start + i / rate)) for i in range(total)]
-        # bounded: whatever has not answered 30 s after the last send counts as a timeout
-        _done, pending = await asyncio.wait(tasks, timeout=seconds + 30.0)
-        for t in pending:
-            t.cancel()
-        errors += len(pending)
+    start = time.perf_counter() + 0.2
+    tasks = [asyncio.create_task(one(i, start + i / rate)) for i in range(total)]
+    # bounded: whatever has not answered 30 s after the last send counts as a timeout
+    _done, pending = await asyncio.wait(tasks, timeout=seconds + 30.0)
+    for t in pending:
+        t.cancel()
+    errors += len(pending)
     return lat, decisions, errors
 
 
 async def closed_loop(
-    base: str, token: str, ids: list[int], n: int, as_of: str | None, seed: int
+    client: RawClient, ids: list[int], n: int, as_of: str | None, seed: int
 ) -> list[float]:
     """``n`` requests one after another: the service time of one check, without queueing."""
     rnd = random.Random(seed + 1)
     out: list[float] = []
-    headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as client:
-        for i in range(n):
-            body = {
-                "customer_id": rnd.choice(ids),
-                "amount": f"{rnd.randint(10, 5000)}.00",
-                "currency": "EUR",
-                "order_ref": f"closed-{seed}-{i}",
-            }
-            if as_of:
-                body["as_of"] = as_of
-            t = time.perf_counter()
-            r = await client.post("/api/v1/orders/check", json=body)
-            if r.status_code == 200:
-                out.append((time.perf_counter() - t) * 1000)
+    for i in range(n):
+        body = _body(rnd, ids, f"closed-{seed}-{i}", as_of)
+        t = time.perf_counter()
+        status, _payload = await client.post(body)
+        if status == 200:
+            out.append((time.perf_counter() - t) * 1000)
     return out
+
+
+async def run_phases(
+    port: int, token: str, ids: list[int], args: argparse.Namespace, server_pid: int
+) -> dict[str, object]:
+    client = RawClient("127.0.0.1", port, token)
+    try:
+        for i in range(20):  # warm-up (not measured)
+            await client.post(
+                {"customer_id": ids[i % len(ids)], "amount": "1.00", "currency": "EUR"}
+            )
+        cpu0 = tree_cpu_seconds(server_pid)
+        closed = await closed_loop(client, ids, args.closed, args.as_of, args.seed)
+        cpu1, ccpu1 = tree_cpu_seconds(server_pid), time.process_time()
+        lat, decisions, errors = await load(
+            client, ids, args.rate, args.seconds, args.as_of, args.seed
+        )
+        cpu2, ccpu2 = tree_cpu_seconds(server_pid), time.process_time()
+    finally:
+        await client.close()
+    n_open = max(1, len(lat) + errors)
+    return {
+        "closed": closed,
+        "lat": lat,
+        "decisions": decisions,
+        "errors": errors,
+        "server_cpu_ms_per_check_closed": round((cpu1 - cpu0) * 1000 / max(1, len(closed)), 2),
+        "server_cpu_ms_per_check_open": round((cpu2 - cpu1) * 1000 / n_open, 2),
+        "client_cpu_ms_per_check_open": round((ccpu2 - ccpu1) * 1000 / n_open, 3),
+    }
 
 
 def pct(values: list[float], p: float) -> float:
@@ -178,6 +289,15 @@ def pct(values: list[float], p: float) -> float:
         return float("nan")
     k = min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))
     return s[k]
+
+
+def _run(coro: Any) -> Any:
+    """Run the client on uvloop when it is installed (cheaper per request), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
 
 
 def _sigterm(*_: object) -> None:
@@ -194,6 +314,10 @@ def main() -> None:
     ap.add_argument("--as-of", default="2026-09-30", help="order date sent with each check")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    ap.add_argument(
+        "--http", default="auto", help="uvicorn --http (auto: httptools when installed)"
+    )
+    ap.add_argument("--loop", default="auto", help="uvicorn --loop (auto: uvloop when installed)")
     ap.add_argument(
         "--closed",
         type=int,
@@ -222,6 +346,10 @@ def main() -> None:
             "--no-access-log",
             "--workers",
             str(args.workers),
+            "--http",
+            args.http,
+            "--loop",
+            args.loop,
         ],
         env=env,
         cwd=str(ROOT),
@@ -229,10 +357,7 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         wait_up(base)
-        closed = asyncio.run(closed_loop(base, token, ids, args.closed, args.as_of, args.seed))
-        lat, decisions, errors = asyncio.run(
-            load(base, token, ids, args.rate, args.seconds, args.as_of, args.seed)
-        )
+        res = _run(run_phases(port, token, ids, args, server.pid))
     finally:
         server.terminate()
         try:
@@ -240,6 +365,10 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+    closed = cast(list[float], res["closed"])
+    lat = cast(list[float], res["lat"])
+    errors = cast(int, res["errors"])
+    decisions = cast(Counter[str], res["decisions"])
     out = {
         "requests": len(lat) + errors,
         "errors_or_timeouts": errors,
@@ -257,6 +386,12 @@ def main() -> None:
             "p99": round(pct(closed, 99), 2),
             "n": len(closed),
         },
+        "server_cpu_ms_per_check": {
+            "one_at_a_time": res["server_cpu_ms_per_check_closed"],
+            "open_loop": res["server_cpu_ms_per_check_open"],
+        },
+        "client_cpu_ms_per_check": res["client_cpu_ms_per_check_open"],
+        "server": f"uvicorn --http {args.http} --loop {args.loop} --workers {args.workers}",
         "loadavg_1m": round(os.getloadavg()[0], 2),
     }
     print(json.dumps(out))
