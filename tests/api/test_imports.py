@@ -344,3 +344,38 @@ def test_credit_notes_spelt_with_a_dash_and_templates_import_cleanly(client, as_
 def test_uploaded_file_names_are_reduced_to_a_safe_base_name(name, safe):
     assert safe_filename(name) == safe
     assert re.fullmatch(r"[\w.\- ]+", safe_filename(name))
+
+
+def test_whatever_bytes_are_uploaded_the_answer_is_never_a_500(portfolio, as_user):
+    from fastapi.testclient import TestClient
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from riskdesk.api.app import create_app
+
+    headers = as_user("rita")
+    header = b"external_id,name,country,revenue,founded_on\n"
+    with TestClient(create_app(portfolio.url), raise_server_exceptions=False) as client:
+
+        @settings(
+            max_examples=40,
+            deadline=None,
+            suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        )
+        @given(
+            data=st.one_of(
+                st.binary(max_size=300),
+                st.binary(max_size=300).map(lambda b: header + b),
+                st.binary(max_size=300).map(lambda b: b"PK\x03\x04" + b),
+            ),
+            name=st.sampled_from(["a.csv", "a.xlsx", "a.tsv", "a.txt"]),
+        )
+        def check(data: bytes, name: str) -> None:
+            r = client.post(
+                "/api/v1/imports/customers?dry_run=true",
+                headers=headers,
+                files={"file": (name, data, "application/octet-stream")},
+            )
+            assert r.status_code in (200, 422), (data, r.text)
+
+        check()
