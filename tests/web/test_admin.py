@@ -234,3 +234,22 @@ def test_forms_without_the_csrf_token_are_refused(web, login, portfolio):
     r = web.post(f"/admin/users/{alice.id}/role", data={"role": "admin"})
     assert r.status_code == 403
     assert _user(portfolio.url, "alice").role == "sales"
+
+
+@pytest.mark.parametrize("template", ["admin/users.html", "imports/imports.html"])
+def test_every_text_of_the_page_exists_in_english_and_chinese(template):
+    from pathlib import Path
+
+    import riskdesk.web as web_pkg
+    from riskdesk.web.i18n import catalogue
+
+    source = (Path(web_pkg.__file__).parent / "templates" / template).read_text(encoding="utf-8")
+    keys = set(re.findall(r"t\('([a-z_.]+)'", source))
+    keys |= {f"admin.done.{d}" for d in ("role", "deactivated", "reactivated", "revoked")}
+    keys |= {"admin.secret.password", "admin.secret.token"}
+    assert len(keys) > 20
+    for key in keys:
+        if key.endswith("."):
+            continue  # a prefix completed at run time (role., imports.kind. …)
+        entry = catalogue().get(key)
+        assert entry and entry.get("en") and entry.get("zh"), key
