@@ -102,6 +102,7 @@ def test_creating_a_user_shows_the_generated_password_once(web, login, portfolio
     [
         ({"username": "rita", "role": "analyst"}, "User rita exists already."),
         ({"username": "bad name!", "role": "analyst"}, "A user name has 1 to 64"),
+        ({"username": "王丽", "role": "analyst"}, "A user name has 1 to 64"),
         ({"username": "newbie", "role": "emperor"}, "Unknown role."),
     ],
 )

@@ -9,6 +9,7 @@ password and a new token are shown once, in the response to the form that create
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -35,6 +36,8 @@ Admin = Annotated[User, Depends(require_roles(Role.ADMIN.value))]
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 ROLES = tuple(r.value for r in Role)
 DONE = frozenset({"role", "deactivated", "reactivated", "revoked"})
+USERNAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+"""The user names the API accepts too (``UserIn.username``)."""
 LOGIN_ACTION = "user.login"
 """Written by the login page; the latest one per user is the user's last login."""
 
@@ -156,7 +159,7 @@ def create_user(
     }
     name = username.strip()
     error: str | None = None
-    if not name or any(not (ch.isalnum() or ch in "_.@-") for ch in name):
+    if not USERNAME.fullmatch(name):
         error = t("admin.error.username", lang)
     elif role not in ROLES:
         error = t("admin.error.role", lang)
