@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import math
 import os
 import signal
@@ -19,7 +20,15 @@ from sqlalchemy import Engine, func, select
 
 from riskdesk.analytics.frames import load_frames
 from riskdesk.assess.features import CORE_STATE_FEATURES, core_state_features
-from riskdesk.connectors.events import delete_stream, partition_of, publish, read_jsonl
+from riskdesk.connectors.events import (
+    delete_stream,
+    durable_for,
+    parse_partitions,
+    partition_of,
+    publish,
+    read_jsonl,
+    split_partitions,
+)
 from riskdesk.store import monitor_repo
 from riskdesk.store.db import session_scope
 from riskdesk.store.models import Customer, CustomerState, ProcessedEvent
@@ -55,6 +64,19 @@ def test_partition_is_stable_and_spreads_customers() -> None:
     assert partition_of("MC0000001") == partition_of("MC0000001")
     parts = {partition_of(f"C{i}") for i in range(200)}
     assert parts == set(range(8))
+
+
+def test_partition_lists_and_groups() -> None:
+    assert parse_partitions("0-3") == [0, 1, 2, 3]
+    assert parse_partitions("5, 1,3-4") == [1, 3, 4, 5]
+    for bad in ("8", "3-1", "x", "", "-1"):
+        with pytest.raises(ValueError):
+            parse_partitions(bad)
+    groups = split_partitions(3)
+    assert sorted(p for g in groups for p in g) == list(range(8))  # disjoint and complete
+    assert all(groups) and len(groups) == 3
+    assert split_partitions(20) == [[p] for p in range(8)]
+    assert durable_for("w", 4) == "w-p4"
 
 
 def test_read_jsonl_reports_bad_lines(tmp_path: Path) -> None:
@@ -141,3 +163,44 @@ def test_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
                     assert got is None, (row.customer_ref, name)
                 else:
                     assert got == pytest.approx(want, rel=1e-9, abs=1e-6), (row.customer_ref, name)
+
+
+@pytest.mark.slow
+def test_two_worker_processes_split_the_partitions_and_apply_everything_once(
+    engine: Engine, db_url: str
+) -> None:
+    if not _nats_up():
+        if os.environ.get("RISKDESK_REQUIRE_SERVICES") == "1":
+            pytest.fail("NATS is required in CI but not reachable on 127.0.0.1:4222")
+        pytest.skip("NATS not reachable on 127.0.0.1:4222")
+    hist = _history_module()
+    h = hist.make_history(seed=29, n_customers=20)
+    total = len(h.events)
+    hist.write_customers(engine, h)
+    tag = uuid.uuid4().hex[:10]
+    stream, prefix = f"RDTEST_{tag}", f"rdtest.{tag}"
+    asyncio.run(publish(NATS, h.events, stream=stream, prefix=prefix))
+    cmd = [RISKDESK, "--db", db_url, "worker", "--url", NATS, "--stream", stream]
+    cmd += ["--prefix", prefix, "--durable", f"w{tag}", "--batch", "40", "--tick-seconds", "0"]
+    try:
+        run = subprocess.run(
+            cmd + ["--processes", "2", "--stop-when-idle", "3", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert run.returncode == 0, run.stderr[-2000:]
+        first = json.loads(run.stdout.strip().splitlines()[-1])
+        assert (first["accepted"], first["duplicates"]) == (total, 0), first
+        # replaying the stream through one all-partition consumer changes nothing
+        again = subprocess.run(
+            cmd + ["--stop-when-idle", "3", "--json"], capture_output=True, text=True, timeout=180
+        )
+        assert again.returncode == 0, again.stderr[-2000:]
+        second = json.loads(again.stdout.strip().splitlines()[-1])
+        assert (second["accepted"], second["duplicates"]) == (0, total), second
+    finally:
+        asyncio.run(delete_stream(NATS, stream))
+    assert _processed(engine) == total
+    with session_scope(engine) as s:
+        assert s.scalar(select(func.sum(CustomerState.events_count))) == total

@@ -170,15 +170,38 @@ def worker(
     stop_when_idle: Annotated[
         float | None, typer.Option(help="Exit after this many idle seconds.")
     ] = None,
+    partitions: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Consume only these partitions, e.g. 0-3 or 0,2,5 (of 0-"
+            f"{ev_conn.DEFAULT_PARTITIONS - 1}); one durable consumer <durable>-p<n> each."
+        ),
+    ] = None,
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=ev_conn.DEFAULT_PARTITIONS,
+            help="Worker processes, each over its own share of the partitions (1 per core).",
+        ),
+    ] = 1,
     as_json: JsonOpt = False,
 ) -> None:
     """Consume business events from NATS JetStream (ack after commit; idempotent)."""
     eng = engine(ctx)
+    nats_url = url or get_settings().nats_url
+    if partitions is not None and processes > 1:
+        raise fail("give --partitions or --processes, not both", 2, as_json)
     try:
-        stats = asyncio.run(
-            ev_conn.run_worker(
-                eng,
-                url or get_settings().nats_url,
+        parts = ev_conn.parse_partitions(partitions) if partitions is not None else None
+    except ValueError as exc:
+        raise fail(str(exc), 2, as_json) from None
+    try:
+        if processes > 1:
+            stats = ev_conn.run_worker_processes(
+                eng.url.render_as_string(hide_password=False),
+                nats_url,
+                processes,
                 stream=stream,
                 prefix=prefix,
                 durable=durable,
@@ -187,7 +210,21 @@ def worker(
                 tick_seconds=tick_seconds,
                 stop_when_idle=stop_when_idle,
             )
-        )
+        else:
+            stats = asyncio.run(
+                ev_conn.run_worker(
+                    eng,
+                    nats_url,
+                    stream=stream,
+                    prefix=prefix,
+                    durable=durable,
+                    batch=batch,
+                    ack_wait=ack_wait,
+                    tick_seconds=tick_seconds,
+                    stop_when_idle=stop_when_idle,
+                    partitions=parts,
+                )
+            )
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
     except OSError as exc:

@@ -5,6 +5,10 @@ all events of one customer go to one subject and stay in order. The worker pulls
 a durable consumer, applies each batch in one database transaction and acknowledges the
 messages only after the commit: a crash before the ack redelivers them, and the idempotent
 intake reports them as duplicates. Delivery is therefore at least once, effect exactly once.
+
+A worker may consume only some partitions (``partitions``): several workers, each with its own
+durable consumer over a disjoint set of partitions, use several cores, and each customer is
+still handled by one worker, in order (which also keeps that worker's in-memory books valid).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine
 
 from riskdesk.store import monitor_repo
@@ -102,6 +107,33 @@ def partition_of(customer_id: str, partitions: int = DEFAULT_PARTITIONS) -> int:
     return zlib.crc32(customer_id.encode()) % partitions
 
 
+def parse_partitions(spec: str, partitions: int = DEFAULT_PARTITIONS) -> list[int]:
+    """``"0-3"``, ``"0,2,5"`` or ``"1,4-6"`` → sorted partition numbers (each < ``partitions``)."""
+    out: set[int] = set()
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        lo, sep, hi = part.partition("-")
+        try:
+            a = int(lo)
+            b = int(hi) if sep else a
+        except ValueError:
+            raise ValueError(f"bad partition list {spec!r}: use e.g. 0-3 or 0,2,5") from None
+        if a > b or a < 0 or b >= partitions:
+            raise ValueError(f"partitions are 0 to {partitions - 1}; got {part!r}")
+        out.update(range(a, b + 1))
+    if not out:
+        raise ValueError("no partition given")
+    return sorted(out)
+
+
+def split_partitions(n: int, partitions: int = DEFAULT_PARTITIONS) -> list[list[int]]:
+    """``partitions`` partition numbers dealt round-robin into ``n`` non-empty groups."""
+    n = max(1, min(n, partitions))
+    return [list(range(i, partitions, n)) for i in range(n)]
+
+
 def subject_for(
     customer_id: str, prefix: str = DEFAULT_PREFIX, partitions: int = DEFAULT_PARTITIONS
 ) -> str:
@@ -140,7 +172,7 @@ async def publish(
             acks = [
                 js.publish(
                     subject_for(str(e.get("customer_id", "")), prefix, partitions),
-                    json.dumps(e, separators=(",", ":")).encode(),
+                    orjson.dumps(e),
                     headers={"Nats-Msg-Id": str(e.get("event_id", ""))},
                 )
                 for e in chunk
@@ -171,6 +203,8 @@ class WorkerStats:
     alerts_new: int = 0
     ticks: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    last_ids: list[str] = field(default_factory=list)
+    """Event ids of the last batch (for measuring latency)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -198,11 +232,13 @@ async def run_worker(
     notify: bool = True,
     on_batch: Callable[[WorkerStats], None] | None = None,
     log: Callable[[str], None] | None = None,
+    partitions: list[int] | None = None,
 ) -> WorkerStats:
     """Consume the stream until stopped (or idle for ``stop_when_idle`` seconds).
 
     A message not acknowledged within ``ack_wait`` seconds (the worker died after fetching it)
-    is delivered again."""
+    is delivered again. With ``partitions``, the durable consumer is created over those
+    partitions' subjects only (give each partition group its own ``durable``)."""
     import nats
     from nats.errors import TimeoutError as NatsTimeout
     from nats.js.api import ConsumerConfig
@@ -217,12 +253,20 @@ async def run_worker(
         for attempt in range(5):
             try:
                 await ensure_stream(js, stream, prefix)
-                sub = await js.pull_subscribe(
-                    f"{prefix}.>",
-                    durable=durable,
-                    stream=stream,
-                    config=ConsumerConfig(ack_wait=ack_wait, max_ack_pending=max(batch * 4, 1000)),
+                # all partitions: one consumer over ``prefix.>``; some partitions: one
+                # consumer per partition (``<durable>-p<n>``; one filter subject each, which
+                # every JetStream server version supports)
+                targets = (
+                    [(f"{prefix}.>", durable)]
+                    if not partitions
+                    else [(f"{prefix}.{p}", durable_for(durable, p)) for p in partitions]
                 )
+                subs = []
+                for subject, name in targets:
+                    config = ConsumerConfig(ack_wait=ack_wait, max_ack_pending=max(batch * 4, 1000))
+                    subs.append(
+                        await js.pull_subscribe(subject, durable=name, stream=stream, config=config)
+                    )
                 break
             except TimeoutError:
                 if attempt == 4:
@@ -230,6 +274,8 @@ async def run_worker(
                 await asyncio.sleep(1 + attempt)
         last_msg = time.monotonic()
         last_tick = 0.0
+        # one outstanding fetch per consumer; a batch is whatever the finished ones returned
+        fetching: dict[asyncio.Future[Any], Any] = {}
         while True:
             now = time.monotonic()
             if tick_seconds and now - last_tick >= tick_seconds:
@@ -237,10 +283,18 @@ async def run_worker(
                     monitor_repo.clock_tick(s, datetime.now(UTC).date(), actor="worker clock")
                 stats.ticks += 1
                 last_tick = now
-            try:
-                msgs = await sub.fetch(batch, timeout=1.0)
-            except (NatsTimeout, TimeoutError):
-                msgs = []
+            waiting = set(fetching.values())
+            for sub in subs:
+                if sub not in waiting:
+                    fetching[asyncio.ensure_future(sub.fetch(batch, timeout=1.0))] = sub
+            done, _ = await asyncio.wait(fetching, return_when=asyncio.FIRST_COMPLETED)
+            msgs = []
+            for fut in done:
+                del fetching[fut]
+                try:
+                    msgs += fut.result()
+                except (NatsTimeout, TimeoutError):
+                    pass
             if not msgs:
                 if stop_when_idle is not None and time.monotonic() - last_msg >= stop_when_idle:
                     break
@@ -249,16 +303,19 @@ async def run_worker(
             raws: list[Any] = []
             for m in msgs:
                 try:
-                    raws.append(json.loads(m.data))
-                except (json.JSONDecodeError, UnicodeDecodeError):
+                    raws.append(orjson.loads(m.data))
+                except ValueError:  # not JSON, or not UTF-8
                     raws.append(None)  # rejected by intake as not an object
             with session_scope(engine) as s:
                 res = monitor_repo.ingest(s, raws, actor="worker")
-            # acknowledge only after the commit
+            # acknowledge only after the commit (one after the other: an ack only queues a
+            # publish, and a task per message for a gather costs more than the acks)
             try:
-                await asyncio.gather(*(m.ack() for m in msgs))
+                for m in msgs:
+                    await m.ack()
             except TimeoutError:
                 say("acknowledgement timed out; the batch will be redelivered (and skipped)")
+            stats.last_ids = [r.get("event_id", "") if isinstance(r, dict) else "" for r in raws]
             stats.batches += 1
             stats.accepted += res.accepted
             stats.duplicates += res.duplicates
@@ -272,6 +329,75 @@ async def run_worker(
                 on_batch(stats)
             if max_events is not None and stats.accepted + stats.duplicates >= max_events:
                 break
+        # fetches still waiting: what they already took is unacknowledged and comes again
+        for fut in fetching:
+            fut.cancel()
+        if fetching:
+            await asyncio.wait(fetching)
     finally:
         await nc.close()
     return stats
+
+
+def durable_for(durable: str, partition: int) -> str:
+    """The durable consumer of one partition when a worker takes only some partitions (each
+    partition keeps its own position, so partitions can move between workers)."""
+    return f"{durable}-p{partition}"
+
+
+def _worker_process(db_url: str, nats_url: str, kwargs: dict[str, Any], out: Any) -> None:
+    """One worker process of :func:`run_worker_processes` (its own engine and book cache)."""
+    from riskdesk.store.db import make_engine
+
+    eng = make_engine(db_url)
+    try:
+        stats = asyncio.run(run_worker(eng, nats_url, **kwargs))
+        out.put(stats.as_dict())
+    except KeyboardInterrupt:
+        out.put(None)
+    finally:
+        eng.dispose()
+
+
+def run_worker_processes(
+    db_url: str,
+    nats_url: str,
+    processes: int,
+    *,
+    durable: str = "riskdesk-worker",
+    partitions: int = DEFAULT_PARTITIONS,
+    tick_seconds: float = 60.0,
+    **kwargs: Any,
+) -> WorkerStats:
+    """Run ``processes`` workers, each over its own group of partitions (dealt round-robin)
+    with its own durable consumer; only the first one runs the clock. Returns the summed
+    counts once all have stopped (``stop_when_idle`` / ``max_events`` apply per worker)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = []
+    for i, group in enumerate(split_partitions(processes, partitions)):
+        kw = dict(kwargs)
+        kw.update(
+            durable=durable,
+            partitions=group,
+            tick_seconds=tick_seconds if i == 0 else 0,
+        )
+        p = ctx.Process(target=_worker_process, args=(db_url, nats_url, kw, out), daemon=True)
+        p.start()
+        procs.append(p)
+    total = WorkerStats()
+    try:
+        for _ in procs:
+            d = out.get()
+            if d:
+                for k in ("batches", "accepted", "duplicates", "rejected", "alerts_new", "ticks"):
+                    setattr(total, k, getattr(total, k) + int(d[k]))
+        for p in procs:
+            p.join()
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+    return total
