@@ -114,15 +114,16 @@ class RawClient:
         self.opened = 0
         self.freed = asyncio.Condition()
 
-    async def _take(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _take(self) -> tuple[tuple[asyncio.StreamReader, asyncio.StreamWriter], bool]:
+        """A connection and whether it was idle in the pool (True) or opened now (False)."""
         async with self.freed:
             while not self.idle and self.opened >= self.max:
                 await self.freed.wait()
             if self.idle:
-                return self.idle.pop()
+                return self.idle.pop(), True
             self.opened += 1
         try:
-            return await asyncio.open_connection(self.host, self.port)
+            return await asyncio.open_connection(self.host, self.port), False
         except OSError:
             async with self.freed:
                 self.opened -= 1
@@ -139,11 +140,25 @@ class RawClient:
 
     async def post(self, body: dict[str, object]) -> tuple[int, bytes]:
         data = json.dumps(body).encode()
-        conn = await self._take()
+        request = self.head + str(len(data)).encode() + b"\r\n\r\n" + data
+        conn, reused = await self._take()
+        while True:
+            try:
+                conn[1].write(request)
+                head = await conn[0].readuntil(b"\r\n\r\n")
+                break
+            except (OSError, asyncio.IncompleteReadError) as exc:
+                conn[1].close()
+                partial = isinstance(exc, asyncio.IncompleteReadError) and exc.partial
+                if not reused or partial:
+                    await self._give(None)
+                    raise
+                # the server closed an idle keep-alive connection before reading the request
+                # (uvicorn's keep-alive timeout): send it once more on a fresh connection
+                reused = False
+                conn = await asyncio.open_connection(self.host, self.port)
         try:
-            reader, writer = conn
-            writer.write(self.head + str(len(data)).encode() + b"\r\n\r\n" + data)
-            head = await reader.readuntil(b"\r\n\r\n")
+            reader = conn[0]
             status = int(head[9:12])
             length = 0
             for line in head.split(b"\r\n"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 from fastapi.testclient import TestClient
 
@@ -173,3 +174,90 @@ def test_hostile_input_is_refused_not_crashed(
         json={"amount": "1e400", "currency": "EUR", "reason": "x"},
     )
     assert r.status_code == 422
+
+
+def _token_row(portfolio, user: str):  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from riskdesk.store.db import make_engine
+    from riskdesk.store.models import ApiToken
+    from riskdesk.store.users import _token_hash
+
+    eng = make_engine(portfolio.url)
+    table = ApiToken.__table__
+    return (
+        eng,
+        table,
+        select(table).where(table.c.token_hash == _token_hash(portfolio.tokens[user])),
+    )
+
+
+def test_order_check_auth_cache_expires_and_forgets_on_change(
+    client: TestClient,
+    portfolio,
+    as_user: Callable[[str], dict[str, str]],
+    as_of,
+    monkeypatch,  # type: ignore[no-untyped-def]
+) -> None:
+    """The token cache: a hit needs no database read (a revocation behind the application's
+    back shows after the TTL), a change through the application applies at once."""
+    from sqlalchemy import update
+
+    from riskdesk.store import users
+
+    users.forget_cached_tokens()
+    cid = portfolio.ids["C001"]
+    day = as_of.isoformat()
+    assert _check(client, as_user("alice"), cid, "1", as_of=day).status_code == 200  # cached now
+    eng, table, _q = _token_row(portfolio, "alice")
+    with eng.begin() as c:  # as another process would: raw SQL, this process is not told
+        c.execute(update(table).values(revoked=True))
+    assert _check(client, as_user("alice"), cid, "1", as_of=day).status_code == 200
+    later = users.time.monotonic() + users.AUTH_CACHE_SECONDS + 1
+    monkeypatch.setattr(users.time, "monotonic", lambda: later)
+    assert _check(client, as_user("alice"), cid, "1", as_of=day).status_code == 401
+    monkeypatch.undo()
+    with eng.begin() as c:
+        c.execute(update(table).values(revoked=False))
+    eng.dispose()
+    users.forget_cached_tokens()
+    # deactivated through the API: refused at once, although the token was cached
+    rita = as_user("rita")
+    assert _check(client, rita, cid, "1", as_of=day).status_code == 200
+    users_ = client.get(f"{API}/users", headers=as_user("root")).json()
+    rita_id = next(u["id"] for u in users_ if u["username"] == "rita")
+    r = client.post(f"{API}/users/{rita_id}/deactivate", headers=as_user("root"))
+    assert r.status_code == 200, r.text
+    assert _check(client, rita, cid, "1", as_of=day).status_code == 401
+
+
+def test_cached_token_still_records_its_use(
+    client: TestClient,
+    portfolio,
+    as_user: Callable[[str], dict[str, str]],
+    as_of,
+    monkeypatch,  # type: ignore[no-untyped-def]
+) -> None:
+    """A cache entry ends when the token's last use is due to be recorded again."""
+    from sqlalchemy import update
+
+    from riskdesk.store import users
+
+    users.forget_cached_tokens()
+    eng, table, q = _token_row(portfolio, "alice")
+    almost = users.utcnow() - users.TOKEN_TOUCH_INTERVAL + timedelta(seconds=1)
+    with eng.begin() as c:
+        c.execute(update(table).values(last_used_at=almost))
+    cid, day = portfolio.ids["C001"], as_of.isoformat()
+    assert _check(client, as_user("alice"), cid, "1", as_of=day).status_code == 200
+    with eng.connect() as c:
+        assert c.execute(q).one().last_used_at == almost  # used within the interval: not touched
+    later = users.time.monotonic() + 2  # past the touch time, well within the cache TTL
+    monkeypatch.setattr(users.time, "monotonic", lambda: later)
+    monkeypatch.setattr(
+        users, "utcnow", lambda: almost + users.TOKEN_TOUCH_INTERVAL + timedelta(seconds=1)
+    )
+    assert _check(client, as_user("alice"), cid, "1", as_of=day).status_code == 200
+    with eng.connect() as c:
+        assert c.execute(q).one().last_used_at > almost
+    eng.dispose()

@@ -536,3 +536,49 @@ def test_one_customer_document_read_matches_the_batch_read(engine: Engine) -> No
         e = repo.customer_exposure(s, s.get(Customer, cid), TODAY, "EUR")
         assert e.components["reserved"].amount == D("10.00")
         assert e.insured.amount > 0 and e.guaranteed.amount == D("150.00")
+
+
+def test_rating_read_with_the_customer_matches_current_rating(engine: Engine) -> None:
+    """The order check reads the rating with the customer row; same answer as get_rating and
+    the rating stage's current_rating (incl. an override that has expired)."""
+    from riskdesk.store.models import Rating
+    from riskdesk.store.ratings import current_rating
+
+    with session_scope(engine) as s:
+        plain, overridden, expired, unrated = (customer(s, f"R{i}") for i in range(4))
+        rate(s, plain.id, 4, pd=0.01)
+        rate(s, plain.id, 6, pd=0.03)  # a later approval wins
+        for c, expires in ((overridden, TODAY + timedelta(days=5)), (expired, TODAY)):
+            s.add(
+                Rating(
+                    customer_id=c.id,
+                    status="approved",
+                    base_source="manual",
+                    base_grade=5,
+                    base_pd=0.02,
+                    override_notches=2,
+                    override_expires=expires,
+                    final_grade=7,
+                    final_pd=0.08,
+                    valid_until=TODAY + timedelta(days=100),
+                    proposed_by="x",
+                    approved_by="y",
+                    approved_at=repo.utcnow(),
+                )
+            )
+        s.flush()
+        ids = [plain.id, overridden.id, expired.id, unrated.id]
+    with session_scope(engine) as s:
+        conn = s.connection()
+        for on in (TODAY - timedelta(days=1), TODAY + timedelta(days=1)):
+            for cid in ids:
+                head = repo.customer_row(conn, cid)
+                mine = repo._rating_from_head(s, head, on)
+                assert mine == repo.get_rating(s, cid, on)
+                ref = current_rating(s, cid, on)
+                if ref is None:
+                    assert mine is None
+                else:
+                    assert mine is not None and (mine.grade, mine.pd) == (ref.grade, ref.pd)
+        grades = [repo._rating_from_head(s, repo.customer_row(conn, c), TODAY) for c in ids]
+        assert [g.grade if g else None for g in grades][0] == 6

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
+from types import SimpleNamespace
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -215,11 +216,17 @@ def _rating_sources() -> tuple[Any, Any]:
 
 def get_rating(session: Session, customer_id: int, on: date) -> RatingInfo | None:
     """The customer's current rating; falls back to the latest assessment, else unrated."""
-    current_rating, latest_assessment = _rating_sources()
+    current_rating, _latest = _rating_sources()
     if current_rating is not None:
         r = _current_rating_core(session, customer_id, on)
         if r is not None:
             return RatingInfo(int(r.grade), float(r.pd), r.valid_until, "rating")
+    return _assessment_rating(session, customer_id)
+
+
+def _assessment_rating(session: Session, customer_id: int) -> RatingInfo | None:
+    """The latest assessment's grade when there is no rating (if that stage is installed)."""
+    latest_assessment = _rating_sources()[1]
     a = latest_assessment(session, customer_id) if latest_assessment is not None else None
     if a is not None and getattr(a, "grade", None) is not None:
         return RatingInfo(
@@ -229,30 +236,37 @@ def get_rating(session: Session, customer_id: int, on: date) -> RatingInfo | Non
 
 
 _RATINGS = cast(Table, Rating.__table__)
+_RATING_COLS = (
+    "id",
+    "customer_id",
+    "base_source",
+    "base_grade",
+    "base_pd",
+    "qualitative_notches",
+    "override_notches",
+    "override_expires",
+    "final_grade",
+    "final_pd",
+    "valid_until",
+    "approved_at",
+)
 _RATING_SQL = (
-    select(
-        *(
-            _RATINGS.c[n]
-            for n in (
-                "id",
-                "customer_id",
-                "base_source",
-                "base_grade",
-                "base_pd",
-                "qualitative_notches",
-                "override_notches",
-                "override_expires",
-                "final_grade",
-                "final_pd",
-                "valid_until",
-                "approved_at",
-            )
-        )
-    )
+    select(*(_RATINGS.c[n] for n in _RATING_COLS))
     .where(_RATINGS.c.customer_id == bindparam("cid"), _RATINGS.c.status == "approved")
     .order_by(_RATINGS.c.approved_at.desc(), _RATINGS.c.id.desc())
     .limit(1)
 )
+
+
+def _rating_from_head(session: Session, head: Any, on: date) -> RatingInfo | None:
+    """:func:`get_rating` from the rating columns read with the customer (``customer_row``)."""
+    if _rating_sources()[0] is not None and head.rating_id is not None:
+        from riskdesk.store.ratings import _current_from_row
+
+        row = SimpleNamespace(**{n: getattr(head, "rating_" + n) for n in _RATING_COLS})
+        r = _current_from_row(row, on)  # type: ignore[arg-type]
+        return RatingInfo(int(r.grade), float(r.pd), r.valid_until, "rating")
+    return _assessment_rating(session, head.id)
 
 
 def _current_rating_core(session: Session, customer_id: int, on: date) -> Any:
@@ -1066,9 +1080,28 @@ _HEAD_EXTRA = (
     .label("blocklisted"),
     exists(select(_CONC.c.id).where(_CONC.c.active.is_(True))).label("has_rules"),
 )
-_CUSTOMER_BY_ID = select(*_CUSTOMER_COLS, *_HEAD_EXTRA).where(_CUSTOMERS.c.id == bindparam("id"))
-_CUSTOMER_BY_CODE = select(*_CUSTOMER_COLS, *_HEAD_EXTRA).where(
-    _CUSTOMERS.c.external_id == bindparam("code")
+# ... and the customer's current rating row (``ratings.current_rating``: the latest approved)
+_CUR_RATING = _RATINGS.alias("cur_rating")
+_HEAD_FROM = _CUSTOMERS.outerjoin(
+    _CUR_RATING,
+    _CUR_RATING.c.id
+    == select(_RATINGS.c.id)
+    .where(_RATINGS.c.customer_id == _CUSTOMERS.c.id, _RATINGS.c.status == "approved")
+    .order_by(_RATINGS.c.approved_at.desc(), _RATINGS.c.id.desc())
+    .limit(1)
+    .correlate(_CUSTOMERS)
+    .scalar_subquery(),
+)
+_HEAD_RATING = tuple(_CUR_RATING.c[n].label("rating_" + n) for n in _RATING_COLS)
+_CUSTOMER_BY_ID = (
+    select(*_CUSTOMER_COLS, *_HEAD_EXTRA, *_HEAD_RATING)
+    .select_from(_HEAD_FROM)
+    .where(_CUSTOMERS.c.id == bindparam("id"))
+)
+_CUSTOMER_BY_CODE = (
+    select(*_CUSTOMER_COLS, *_HEAD_EXTRA, *_HEAD_RATING)
+    .select_from(_HEAD_FROM)
+    .where(_CUSTOMERS.c.external_id == bindparam("code"))
 )
 
 
@@ -1165,8 +1198,11 @@ def evaluate_order(
         )
     except MissingRate as exc:
         missing, amount_lc, exp, gexp = str(exc), None, None, None
-    rating = get_rating(session, customer.id, on)
     head = getattr(customer, "_fields", ())
+    if "rating_id" in head:  # read with the customer row (customer_row)
+        rating = _rating_from_head(session, customer, on)
+    else:
+        rating = get_rating(session, customer.id, on)
     if "blocklisted" in head:  # read with the customer row (customer_row)
         block = customer.blocklisted
     else:
