@@ -34,6 +34,7 @@ from starlette.types import Message, Receive
 
 from riskdesk.api.deps import DbSession, require_roles
 from riskdesk.api.errors import PROBLEM, ApiError
+from riskdesk.api.security import FORM_OVERHEAD
 from riskdesk.config import get_settings
 from riskdesk.connectors.files import FileFormatError
 from riskdesk.connectors.import_run import run_import
@@ -49,8 +50,6 @@ Importer = Annotated[User, Depends(require_roles(*IMPORT_ROLES))]
 
 MAX_ERRORS = 200
 """Most bad rows listed in a rejection (all are counted); the same as the CLI."""
-FORM_OVERHEAD = 64 * 1024
-"""Room for the multipart boundaries, part headers and the small form fields."""
 SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx", ".xlsm")
 TRUE = frozenset({"1", "true", "yes", "on"})
 
