@@ -8,7 +8,7 @@ import pytest
 from openpyxl import Workbook
 
 from riskdesk.connectors.files import FileFormatError, ImportFile
-from riskdesk.connectors.import_schema import KINDS, parse_row, resolve_header
+from riskdesk.connectors.import_schema import KINDS, countries, parse_row, resolve_header
 
 
 def _rows(path: Path, kind: str = "customers", batch: int = 100):
@@ -180,3 +180,35 @@ def test_gb18030_is_recognised_even_after_a_megabyte_of_ascii(tmp_path: Path) ->
         assert f.source.encoding == "gb18030"
         last = [r for c in f.chunks(100_000) for r in c.rows][-1]
     assert last == (80_002, {"external_id": "CN1", "name": "上海贸易"})
+
+
+NOT_COUNTRIES = ["ZZ", "EU", "EZ", "UN", "XA", "XB", "QO", "AC", "CP", "DG", "EA", "IC", "TA"]
+REAL_COUNTRIES = ["CN", "DE", "US", "HK", "TW", "MO", "GB", "AT", "AQ", "SS", "XK"]
+
+
+def test_countries_are_the_assigned_iso_3166_codes_and_kosovo() -> None:
+    codes = countries()
+    assert set(REAL_COUNTRIES) <= codes
+    assert not set(NOT_COUNTRIES) & codes
+    # ISO 3166-1 assigns 249 alpha-2 codes; Kosovo (XK, user-assigned) is the one addition
+    assert len(codes) == 249 + 1
+    assert all(len(c) == 2 and c.isascii() and c.isupper() for c in codes)
+
+
+@pytest.mark.parametrize("text", [*NOT_COUNTRIES, "XX", "zz", "E1", "DEU"])
+def test_a_code_that_is_not_a_country_is_a_bad_cell_naming_value_and_row(text: str) -> None:
+    layout, errs = resolve_header(KINDS["customers"], ["external_id", "name", "country"], 1)
+    assert errs == []
+    values, errors = parse_row(layout, ["C1", "Acme", text], 12)
+    assert values is None
+    assert [(e.line, e.column, e.value) for e in errors] == [(12, "country", text)]
+    assert "country code" in errors[0].reason
+    if text.upper() in ("ZZ", "EU", "UN"):
+        assert errors[0].reason.startswith(f"{text.upper()} (")  # named: "EU (European Union)"
+
+
+@pytest.mark.parametrize("text", ["CN", "de", "Hk", "TW", "MO", "XK"])
+def test_real_country_codes_are_accepted_in_any_case(text: str) -> None:
+    layout, _ = resolve_header(KINDS["customers"], ["external_id", "name", "country"], 1)
+    values, errors = parse_row(layout, ["C1", "Acme", text], 2)
+    assert errors == [] and values is not None and values["country"] == text.upper()

@@ -202,3 +202,15 @@ def test_parent_links_may_not_form_a_cycle(engine: Engine, tmp_path: Path) -> No
     assert "cycle" in res.errors[0].reason
     with engine.connect() as c:
         assert c.scalar(select(Customer.parent_id).where(Customer.external_id == "A")) is None
+
+
+def test_region_and_private_use_codes_are_not_countries(engine: Engine, tmp_path: Path) -> None:
+    text = "external_id,name,country\nC1,Alpha,DE\nC2,Beta,EU\nC3,Gamma,ZZ\nC4,Kosovo Trade,XK\n"
+    res = run_import(engine, "customers", _csv(tmp_path, "c.csv", text))
+    assert not res.ok
+    assert [(e.line, e.column, e.value) for e in res.errors] == [
+        (3, "country", "EU"),
+        (4, "country", "ZZ"),
+    ]
+    assert "European Union" in res.errors[0].reason and "Unknown Region" in res.errors[1].reason
+    assert _count(engine, Customer) == 0

@@ -117,11 +117,49 @@ def currencies() -> frozenset[str]:
     return frozenset(list_currencies()) - NON_TRADE_CURRENCIES
 
 
+NOT_COUNTRIES = frozenset(
+    {"AC", "CP", "CQ", "DG", "EA", "IC", "TA", "EU", "EZ", "UN", "FX", "SU", "UK"}
+)
+"""Two-letter codes CLDR (Babel) lists as territories that are not ISO 3166-1 countries: the
+codes ISO keeps *exceptionally reserved* (Ascension AC, Clipperton CP, Sark CQ, Diego Garcia DG,
+Ceuta & Melilla EA, Canary Islands IC, Tristan da Cunha TA, European Union EU, Eurozone EZ,
+United Nations UN; and FX, SU, UK, should a CLDR release list them)."""
+
+KOSOVO = "XK"
+"""Kosovo: a *user-assigned* code, not ISO 3166-1, but the one the EU, the IMF, SWIFT (IBANs),
+CLDR and the customs and banking systems a credit department deals with all use for it; a
+customer in Kosovo must be importable, so it is the one user-assigned code accepted."""
+
+
+def _user_assigned(code: str) -> bool:
+    """ISO 3166-1's user-assigned (private-use) codes: AA, QM–QZ, XA–XZ, ZZ (CLDR's QO
+    Outlying Oceania, XA/XB pseudo-locales, ZZ Unknown Region …)."""
+    return code == "AA" or code == "ZZ" or code[0] == "X" or "QM" <= code <= "QZ"
+
+
 @lru_cache(maxsize=1)
 def countries() -> frozenset[str]:
-    """ISO 3166-1 alpha-2 country codes (from Babel's CLDR data)."""
+    """The assigned ISO 3166-1 alpha-2 country codes (from Babel's CLDR territories, without
+    macro-regions, exceptionally reserved and user-assigned codes), plus Kosovo (``XK``)."""
     names: dict[Any, Any] = dict(Locale("en").territories)
-    return frozenset(k for k in names if isinstance(k, str) and len(k) == 2 and k.isalpha())
+    return frozenset(
+        k
+        for k in names
+        if isinstance(k, str)
+        and len(k) == 2
+        and k.isalpha()
+        and k.isupper()
+        and k not in NOT_COUNTRIES
+        and (k == KOSOVO or not _user_assigned(k))
+    )
+
+
+def _not_a_country(code: str) -> str:
+    """The reason shown for a country cell that is not an accepted code."""
+    name = Locale("en").territories.get(code) if len(code) == 2 and code.isalpha() else None
+    if name:
+        return f"{code} ({name}) is not a country; use an ISO 3166-1 country code (e.g. DE, CN)"
+    return "not an ISO 3166 two-letter country code (e.g. DE, CN)"
 
 
 class CellError(ValueError):
@@ -201,7 +239,7 @@ def parse_cell(col: Col, text: str) -> Any:
     elif t == "country":
         up = text.upper()
         if up not in countries():
-            raise CellError("not an ISO 3166 two-letter country code (e.g. DE, CN)")
+            raise CellError(_not_a_country(up))
         return up
     elif t == "list":
         items = [p.strip() for p in text.split("|") if p.strip()]
