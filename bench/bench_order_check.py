@@ -334,6 +334,11 @@ def main() -> None:
     )
     ap.add_argument("--loop", default="auto", help="uvicorn --loop (auto: uvloop when installed)")
     ap.add_argument(
+        "--access-log",
+        action="store_true",
+        help="keep uvicorn's access log on (riskdesk serve's default; off here by default)",
+    )
+    ap.add_argument(
         "--closed",
         type=int,
         default=300,
@@ -357,8 +362,8 @@ def main() -> None:
             "--port",
             str(port),
             "--log-level",
-            "warning",
-            "--no-access-log",
+            "info" if args.access_log else "warning",
+            "--access-log" if args.access_log else "--no-access-log",
             "--workers",
             str(args.workers),
             "--http",
@@ -368,6 +373,9 @@ def main() -> None:
         ],
         env=env,
         cwd=str(ROOT),
+        # the access log (one line per request at --log-level info) is written, then dropped
+        stdout=subprocess.DEVNULL if args.access_log else None,
+        stderr=subprocess.DEVNULL if args.access_log else None,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -406,7 +414,8 @@ def main() -> None:
             "open_loop": res["server_cpu_ms_per_check_open"],
         },
         "client_cpu_ms_per_check": res["client_cpu_ms_per_check_open"],
-        "server": f"uvicorn --http {args.http} --loop {args.loop} --workers {args.workers}",
+        "server": f"uvicorn --http {args.http} --loop {args.loop} --workers {args.workers}"
+        + (" (access log on)" if args.access_log else ""),
         "loadavg_1m": round(os.getloadavg()[0], 2),
     }
     print(json.dumps(out))

@@ -393,6 +393,15 @@ _PAID_BY_SQL = text("SELECT id FROM payments WHERE id IN :pids AND payment_date 
 )
 
 
+# The allocations of given invoices whose payment is dated on or before ``on``, in one round
+# trip: the payment date is a scalar sub-query by primary key, which both databases run per
+# allocation row (no join for the planner to turn into a scan of every payment).
+_PAID_ALLOC_SQL = text(
+    "SELECT a.invoice_id, a.amount FROM payment_allocations a WHERE a.invoice_id IN :inv "
+    "AND (SELECT p.payment_date FROM payments p WHERE p.id = a.payment_id) <= :on"
+).bindparams(bindparam("on", type_=Date()), bindparam("inv", expanding=True))
+
+
 # One customer's (or group's) documents in one round trip: every branch is an index-bound read
 # on ``customer_id``; the allocations follow by invoice id (see ``_ALLOC_SQL``).
 _DOCS_UNION_SQL = text(
@@ -445,14 +454,8 @@ def _load_docs_for(session: Session, customer_ids: Sequence[int], on: date) -> d
         else:  # insurance ('l') and guarantees / letters of credit ('g'), in that order
             covers.append((k, cid, did, status, amount, ccy, pct))
     if invs:
-        allocs = conn.execute(_ALLOC_SQL, {"inv": list(invs)}).all()
-        if allocs:
-            counted = set(
-                conn.scalars(_PAID_BY_SQL, {"on": on, "pids": list({a[1] for a in allocs})})
-            )
-            for iid, pid, paid in allocs:
-                if pid in counted:
-                    invs[iid][5] += _money(paid)
+        for iid, paid in conn.execute(_PAID_ALLOC_SQL, {"inv": list(invs), "on": on}):
+            invs[iid][5] += _money(paid)
     for iid, (cid, amount, ccy, due, status, paid) in invs.items():
         out[cid].invoices.append(
             InvoiceDoc(iid, amount, ccy, due, paid, credited.get(iid, Decimal(0)), status)
