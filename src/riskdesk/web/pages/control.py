@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
+from markupsafe import Markup, escape
 from sqlalchemy import select
 
 from riskdesk.api.deps import CurrentUser, DbSession, can_see, visible_customer
@@ -15,7 +16,7 @@ from riskdesk.control.limits import ApprovalRefused
 from riskdesk.store import control_repo as repo
 from riskdesk.store.models import CreditLimit, Customer, LimitRequest
 from riskdesk.store.types import MAX_ID
-from riskdesk.web.i18n import t
+from riskdesk.web.i18n import CODE_KINDS, code_label, fmt_pct, t
 from riskdesk.web.nav import NavItem
 from riskdesk.web.panels.control import customer_summary, exposure_table, lorenz_figure
 from riskdesk.web.templating import render, request_lang
@@ -60,6 +61,70 @@ def _names(session: Any, ids: set[int]) -> dict[int, Customer]:
     return {c.id: c for c in session.scalars(select(Customer).where(Customer.id.in_(ids)))}
 
 
+NO_KEY = "(none)"
+"""The concentration key of a customer without a value in that dimension."""
+
+
+def _customer_of(dimension: str, key: str) -> int | None:
+    """The customer a concentration key names: a customer id, or a group headed by a parent."""
+    if dimension == "customer" and key.isdigit():
+        return int(key)
+    if dimension == "group" and key.startswith("parent:") and key[7:].isdigit():
+        return int(key[7:])
+    return None
+
+
+def _shown_key(
+    dimension: str, key: str, lang: str, customers: dict[int, Customer]
+) -> dict[str, str | None]:
+    """How a concentration key is shown: a readable ``label``, the raw key kept as ``title``
+    (the tooltip) and, for a customer or a parent's group, a link to the customer."""
+    if key == NO_KEY:
+        return {"label": t("common.unknown", lang), "title": None, "href": None}
+    if dimension in CODE_KINDS:
+        return {"label": code_label(dimension, key, lang), "title": key, "href": None}
+    if dimension == "group" and key.startswith("code:"):
+        return {"label": key[5:], "title": key, "href": None}
+    cid = _customer_of(dimension, key)
+    if cid is not None and cid in customers:
+        c = customers[cid]
+        return {"label": c.name, "title": c.external_id, "href": f"/customers/{cid}"}
+    return {"label": key, "title": None, "href": None}
+
+
+def _key_html(shown: dict[str, str | None]) -> Markup:
+    title = Markup(' title="{}"').format(shown["title"]) if shown["title"] else Markup("")
+    if shown["href"]:
+        return Markup('<a href="{}"{}>{}</a>').format(shown["href"], title, shown["label"])
+    return Markup("<span{}>{}</span>").format(title, shown["label"])
+
+
+def _with_reason_html(checks: list[dict[str, Any]], lang: str) -> list[dict[str, Any]]:
+    """Order checks whose concentration reasons on an industry, region or country get an
+    ``html`` text with the code's label (the code in the tooltip) instead of the raw code the
+    stored message names; every other reason keeps its stored message."""
+    for check in checks:
+        reasons = []
+        for r in check.get("reasons") or []:
+            f = r.get("figures") or {}
+            if r.get("code") == "concentration" and f.get("dimension") in CODE_KINDS:
+                dim = str(f["dimension"])
+                key = _key_html(_shown_key(dim, str(f.get("key", "")), lang, {}))
+                pattern = escape(t("control.reason.concentration", lang))
+                r = {
+                    **r,
+                    "html": pattern.format(
+                        dim=t(f"control.dim.{dim}", lang),
+                        key=key,
+                        share=fmt_pct(f.get("share_after"), lang),
+                        max=fmt_pct(f.get("max_share"), lang),
+                    ),
+                }
+            reasons.append(r)
+        check["reasons"] = reasons
+    return checks
+
+
 @router.get("/customers/{customer_id}")
 def customer_page(
     request: Request,
@@ -71,7 +136,9 @@ def customer_page(
     c = visible_customer(session, user, customer_id)
     s = customer_summary(session, c, lang)
     hist = [repo.limit_dict(x) for x in repo.limit_history(session, c.id)]
-    checks = [repo.check_dict(x) for x in repo.list_checks(session, customer_id=c.id, limit=20)]
+    checks = _with_reason_html(
+        [repo.check_dict(x) for x in repo.list_checks(session, customer_id=c.id, limit=20)], lang
+    )
     return render(
         request,
         "control/customer.html",
@@ -90,13 +157,17 @@ def customer_page(
 def holds_page(
     request: Request, session: DbSession, user: CurrentUser, error: str | None = None
 ) -> Response:
+    lang = request_lang(request)
     rows = repo.list_checks(session, status="held", limit=500)
     custs = _names(session, {r.customer_id for r in rows})
-    visible = [
-        repo.check_dict(r)
-        for r in rows
-        if r.customer_id in custs and can_see(user, custs[r.customer_id])
-    ]
+    visible = _with_reason_html(
+        [
+            repo.check_dict(r)
+            for r in rows
+            if r.customer_id in custs and can_see(user, custs[r.customer_id])
+        ],
+        lang,
+    )
     recent = [
         repo.check_dict(r)
         for r in repo.list_checks(session, limit=50)
@@ -226,16 +297,32 @@ def concentration_page(request: Request, session: DbSession, user: CurrentUser) 
     rep = repo.concentration_report(session, on)
     dims = rep["dimensions"]
     cust = dims["customer"]
+    shown = {k: v.as_dict(10) for k, v in dims.items()}
+    breaches = [
+        {"dimension": b.dimension, "key": b.key, "share": b.share, "max_share": b.max_share}
+        for b in rep["breaches"]
+    ]
+    largest: dict[str, list[dict[str, Any]]] = {
+        name: [{"dimension": name, **x} for x in d["largest"]]  # type: ignore[attr-defined]
+        for name, d in shown.items()
+    }
+    keyed = [x for xs in largest.values() for x in xs] + breaches
+    ids = {_customer_of(x["dimension"], x["key"]) for x in keyed}
+    custs = _names(session, {i for i in ids if i is not None})
+    for x in keyed:
+        x["shown"] = _key_html(_shown_key(x["dimension"], x["key"], lang, custs))
+    for name, d in shown.items():
+        d["largest"] = largest[name]
     return render(
         request,
         "control/concentration.html",
         {
             "rep": rep,
-            "dims": {k: v.as_dict(10) for k, v in dims.items()},
+            "dims": shown,
             "chart": lorenz_figure(
                 cust.lorenz_x, cust.lorenz_y, lang, t("control.lorenz_title", lang)
             ),
-            "breaches": rep["breaches"],
+            "breaches": breaches,
             "as_of": on,
         },
     )
