@@ -1,22 +1,33 @@
 """Event intake benchmark: sustained events/s from intake to evaluated rules, p50/p99 latency.
 
     .venv/bin/python bench/bench_events.py [--events 50000] [--customers 2000] [--batch 500]
-        [--db sqlite|postgresql|both] [--via direct,http,nats]
+        [--db sqlite|postgresql|both] [--via direct,http,nats] [--procs 1] [--rate 0]
 
 * ``direct``: ``monitor_repo.ingest`` batch by batch (one transaction each) — the core path.
-* ``http``: ``POST /api/v1/events`` batches to a uvicorn server on 127.0.0.1 (one client).
-* ``nats``: events published to a fresh JetStream stream first, then consumed by the worker
-  (``run_worker``; commit, then ack).
+  With ``--procs N``: N processes, each taking the customers of its share of the partitions.
+* ``http``: ``POST /api/v1/events`` batches to ``riskdesk serve --workers N`` on 127.0.0.1
+  from N client processes (one per partition share, so one customer's events are never in
+  flight twice); each client encodes its batches before the clock starts.
+* ``nats``: the worker (``run_worker``; commit, then ack), N processes with ``--procs N``,
+  each over its share of the partitions. ``--rate 0``: the events are published first and the
+  workers drain the backlog (throughput; "latency" is then the time per batch). ``--rate R``:
+  published at R events/s while the workers run; latency per event = commit of its batch −
+  its publish.
 
-Latency is per batch (validation → state update → rules → commit, plus the HTTP round trip
-for ``http``): an event waits at most its batch's time once it is taken. Loopback only; the
-databases are fresh (SQLite temp file; PostgreSQL database ``riskdesk_bench_monitor``).
+Latency: for ``direct`` the time of the batch (validation → state update → rules → commit),
+for ``http`` the round trip of the request carrying the event (same, plus HTTP), for ``nats``
+see above. Each run prints events/s (wall), p50/p99 in ms, and the CPU seconds of the intake
+processes (``cpu_s``; for ``http`` the server's process tree, from /proc) with events per
+CPU-second. Loopback only; the databases are fresh (SQLite temp file; PostgreSQL database
+``riskdesk_bench_monitor``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing as mp
+import os
 import random
 import socket
 import statistics
@@ -29,6 +40,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import httpx
+import orjson
 from sqlalchemy import text
 
 from riskdesk.store.db import make_engine, migrate, session_scope
@@ -128,7 +140,10 @@ def fresh_db(kind: str, n_customers: int) -> str:
         url = "postgresql+psycopg://root@127.0.0.1:5432/riskdesk_bench_monitor"
     eng = make_engine(url)
     migrate(url, eng)
+    from riskdesk.store.monitor_repo import ensure_default_rules
+
     with session_scope(eng) as s:
+        ensure_default_rules(s)  # before several intake processes start
         s.add_all(
             Customer(external_id=f"B{c:06d}", name=f"Bench {c}", currency="EUR")
             for c in range(n_customers)
@@ -138,11 +153,17 @@ def fresh_db(kind: str, n_customers: int) -> str:
 
 
 def _summary(
-    name: str, n: int, secs: float, lat: list[float], batch: int, cpu: float | None = None
+    name: str,
+    n: int,
+    secs: float,
+    lat: list[float],
+    batch: int,
+    cpu: float | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
     lat_ms = sorted(x * 1000 for x in lat)
     p = lambda q: lat_ms[min(len(lat_ms) - 1, int(q * len(lat_ms)))]  # noqa: E731
-    out = {
+    out: dict[str, Any] = {
         "run": name,
         "events": n,
         "seconds": round(secs, 2),
@@ -155,27 +176,94 @@ def _summary(
     if cpu is not None:
         out["cpu_s"] = round(cpu, 2)
         out["events_per_cpu_s"] = round(n / cpu)
+    out.update(extra)
+    out["loadavg"] = open("/proc/loadavg").read().split()[0]
     print(out, flush=True)
     return out
 
 
-def run_direct(url: str, events: list[dict[str, Any]], batch: int) -> dict[str, Any]:
+def _groups(events: list[dict[str, Any]], procs: int) -> list[list[dict[str, Any]]]:
+    """The events split by the NATS partitions of their customers into ``procs`` shares."""
+    from riskdesk.connectors.events import partition_of, split_partitions
+
+    share = {p: i for i, g in enumerate(split_partitions(procs)) for p in g}
+    out: list[list[dict[str, Any]]] = [[] for _ in range(max(share.values()) + 1)]
+    for e in events:
+        out[share[partition_of(e["customer_id"])]].append(e)
+    return out
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and all its descendants, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    kids: dict[int, list[int]] = {}
+    cpu: dict[int, float] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                parts = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        kids.setdefault(int(parts[1]), []).append(int(d))
+        cpu[int(d)] = (int(parts[11]) + int(parts[12])) / tick
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += cpu.get(p, 0.0)
+        todo += kids.get(p, [])
+    return total
+
+
+def _direct_child(url: str, events: list[dict[str, Any]], batch: int, go: Any, q: Any) -> None:
     from riskdesk.store import monitor_repo
 
     eng = make_engine(url)
     lat: list[float] = []
-    t0 = time.perf_counter()
+    go.wait()
+    t0 = time.time()
     c0 = time.process_time()
-    for i in range(0, len(events), batch):
-        b0 = time.perf_counter()
-        with session_scope(eng) as s:
-            res = monitor_repo.ingest(s, events[i : i + batch])
-            assert not res.rejected, res.rejected[:3]
-        lat.append(time.perf_counter() - b0)
-    secs = time.perf_counter() - t0
-    cpu = time.process_time() - c0
+    try:
+        for i in range(0, len(events), batch):
+            b0 = time.perf_counter()
+            with session_scope(eng) as s:
+                res = monitor_repo.ingest(s, events[i : i + batch])
+                assert not res.rejected, res.rejected[:3]
+            lat.append(time.perf_counter() - b0)
+    except Exception as exc:  # report it instead of leaving the parent waiting
+        q.put({"error": repr(exc)})
+        return
+    q.put({"lat": lat, "cpu": time.process_time() - c0, "t0": t0, "t1": time.time()})
     eng.dispose()
-    return _summary(f"direct/{url.split(':')[0]}", len(events), secs, lat, batch, cpu)
+
+
+def _run_children(target: Any, args_per_child: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    go = ctx.Event()
+    procs = [ctx.Process(target=target, args=(*a, go, q)) for a in args_per_child]
+    for p in procs:
+        p.start()
+    time.sleep(2.0)  # let them import
+    go.set()
+    out = [q.get() for _ in procs]
+    for p in procs:
+        p.join()
+    bad = [r["error"] for r in out if "error" in r]
+    if bad:
+        raise RuntimeError(bad[0])
+    return out
+
+
+def run_direct(
+    url: str, events: list[dict[str, Any]], batch: int, procs: int = 1
+) -> dict[str, Any]:
+    res = _run_children(_direct_child, [(url, g, batch) for g in _groups(events, procs)])
+    secs = max(r["t1"] for r in res) - min(r["t0"] for r in res)
+    lat = [x for r in res for x in r["lat"]]
+    cpu = sum(r["cpu"] for r in res)
+    return _summary(f"direct/{url.split(':')[0]}", len(events), secs, lat, batch, cpu, procs=procs)
 
 
 def _free_port() -> int:
@@ -184,7 +272,32 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run_http(url: str, events: list[dict[str, Any]], batch: int) -> dict[str, Any]:
+def _http_child(
+    port: int, token: str, events: list[dict[str, Any]], batch: int, go: Any, q: Any
+) -> None:
+    bodies = [orjson.dumps(events[i : i + batch]) for i in range(0, len(events), batch)]
+    client = httpx.Client(
+        base_url=f"http://127.0.0.1:{port}",
+        timeout=120,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    client.get("/api/v1/rules").raise_for_status()
+    lat: list[float] = []
+    go.wait()
+    t0 = time.time()
+    try:
+        for body in bodies:
+            b0 = time.perf_counter()
+            r = client.post("/api/v1/events", content=body)
+            r.raise_for_status()
+            lat.append(time.perf_counter() - b0)
+    except Exception as exc:
+        q.put({"error": repr(exc)})
+        return
+    q.put({"lat": lat, "t0": t0, "t1": time.time()})
+
+
+def run_http(url: str, events: list[dict[str, Any]], batch: int, procs: int = 1) -> dict[str, Any]:
     from riskdesk.store.users import add_user, create_token
 
     eng = make_engine(url)
@@ -194,75 +307,177 @@ def run_http(url: str, events: list[dict[str, Any]], batch: int) -> dict[str, An
         token = create_token(s, name).token
     eng.dispose()
     port = _free_port()
-    code = (
-        "import uvicorn; from riskdesk.api.app import create_app; "
-        f"uvicorn.run(create_app({url!r}), host='127.0.0.1', port={port}, log_level='warning')"
+    exe = os.path.join(os.path.dirname(sys.executable), "riskdesk")
+    server = subprocess.Popen(
+        [exe, "--db", url, "serve", "--port", str(port), "--workers", str(procs)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,  # uvicorn's access log
     )
-    server = subprocess.Popen([sys.executable, "-c", code])
     try:
-        client = httpx.Client(
-            base_url=f"http://127.0.0.1:{port}",
-            timeout=60,
-            headers={"Authorization": f"Bearer {token}"},
-        )
-        for _ in range(600):
-            try:
-                client.get("/api/v1/rules")
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        lat: list[float] = []
-        t0 = time.perf_counter()
-        for i in range(0, len(events), batch):
-            b0 = time.perf_counter()
-            r = client.post("/api/v1/events", json=events[i : i + batch])
-            r.raise_for_status()
-            lat.append(time.perf_counter() - b0)
-        secs = time.perf_counter() - t0
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as c:
+            for _ in range(600):
+                try:
+                    c.get("/api/v1/health")
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+        time.sleep(1.0)
+        cpu0 = _tree_cpu(server.pid)
+        res = _run_children(_http_child, [(port, token, g, batch) for g in _groups(events, procs)])
+        cpu = _tree_cpu(server.pid) - cpu0
     finally:
         server.terminate()
-        server.wait(10)
-    return _summary(f"http/{url.split(':')[0]}", len(events), secs, lat, batch)
+        server.wait(20)
+    secs = max(r["t1"] for r in res) - min(r["t0"] for r in res)
+    lat = [x for r in res for x in r["lat"]]
+    return _summary(f"http/{url.split(':')[0]}", len(events), secs, lat, batch, cpu, procs=procs)
 
 
-def run_nats(url: str, events: list[dict[str, Any]], batch: int) -> dict[str, Any]:
+def _nats_child(
+    url: str,
+    stream: str,
+    prefix: str,
+    tag: str,
+    group: list[int],
+    n: int,
+    batch: int,
+    go: Any,
+    q: Any,
+) -> None:
     from riskdesk.connectors import events as ev
+
+    eng = make_engine(url)
+    commits: list[tuple[float, float, list[str]]] = []
+    last = [0.0]
+
+    def on_batch(stats: Any) -> None:
+        now = time.time()
+        commits.append((now, now - last[0], list(stats.last_ids)))
+        last[0] = now
+
+    go.wait()
+    last[0] = time.time()
+    t0 = last[0]
+    c0 = time.process_time()
+    stats = asyncio.run(
+        ev.run_worker(
+            eng,
+            NATS,
+            stream=stream,
+            prefix=prefix,
+            durable=f"b{tag}",
+            batch=batch,
+            tick_seconds=0,
+            max_events=n,
+            notify=False,
+            on_batch=on_batch,
+            partitions=group,
+        )
+    )
+    q.put(
+        {
+            "commits": commits,
+            "cpu": time.process_time() - c0,
+            "t0": t0,
+            "accepted": stats.accepted,
+        }
+    )
+    eng.dispose()
+
+
+async def _publish_paced(
+    events: list[dict[str, Any]], prefix: str, rate: float, sent: dict[str, float]
+) -> None:
+    import nats
+
+    from riskdesk.connectors.events import subject_for
+
+    nc = await nats.connect(NATS)
+    js = nc.jetstream()
+    chunk = max(1, int(rate / 100))  # 100 publishes of a chunk per second
+    t0 = time.perf_counter()
+    for i in range(0, len(events), chunk):
+        due = t0 + i / rate
+        wait = due - time.perf_counter()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        part = events[i : i + chunk]
+        now = time.time()
+        acks = []
+        for e in part:
+            sent[e["event_id"]] = now
+            acks.append(
+                js.publish(
+                    subject_for(e["customer_id"], prefix),
+                    orjson.dumps(e),
+                    headers={"Nats-Msg-Id": e["event_id"]},
+                )
+            )
+        await asyncio.gather(*acks)
+    await nc.close()
+
+
+def run_nats(
+    url: str, events: list[dict[str, Any]], batch: int, procs: int = 1, rate: float = 0
+) -> dict[str, Any]:
+    from riskdesk.connectors import events as ev
+    from riskdesk.connectors.events import split_partitions
 
     tag = uuid.uuid4().hex[:8]
     stream, prefix = f"RDBENCH_{tag}", f"rdbench.{tag}"
-    asyncio.run(ev.publish(NATS, events, stream=stream, prefix=prefix))
-    eng = make_engine(url)
-    lat: list[float] = []
-    last = [time.perf_counter()]
-
-    def on_batch(_: Any) -> None:
-        now = time.perf_counter()
-        lat.append(now - last[0])
-        last[0] = now
-
-    try:
-        t0 = time.perf_counter()
-        last[0] = t0
-        stats = asyncio.run(
-            ev.run_worker(
-                eng,
-                NATS,
-                stream=stream,
-                prefix=prefix,
-                durable=f"b{tag}",
-                batch=batch,
-                tick_seconds=0,
-                max_events=len(events),
-                notify=False,
-                on_batch=on_batch,
-            )
+    groups = split_partitions(procs)
+    shares = _groups(events, procs)
+    if not rate:
+        asyncio.run(ev.publish(NATS, events, stream=stream, prefix=prefix))
+    else:
+        asyncio.run(ev.publish(NATS, [], stream=stream, prefix=prefix))  # create the stream
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    go = ctx.Event()
+    kids = [
+        ctx.Process(
+            target=_nats_child,
+            args=(url, stream, prefix, tag, g, len(sh), batch, go, q),
         )
-        secs = time.perf_counter() - t0
+        for g, sh in zip(groups, shares, strict=True)
+    ]
+    sent: dict[str, float] = {}
+    try:
+        for k in kids:
+            k.start()
+        time.sleep(2.0)
+        go.set()
+        t_pub = time.time()
+        if rate:
+            asyncio.run(_publish_paced(events, prefix, rate, sent))
+        res = [q.get() for _ in kids]
+        for k in kids:
+            k.join()
     finally:
         asyncio.run(ev.delete_stream(NATS, stream))
-        eng.dispose()
-    assert stats.accepted == len(events), stats.as_dict()
-    return _summary(f"nats/{url.split(':')[0]}", len(events), secs, lat, batch)
+    accepted = sum(r["accepted"] for r in res)
+    assert accepted == len(events), accepted
+    end = max(c[0] for r in res for c in r["commits"])
+    cpu = sum(r["cpu"] for r in res)
+    if rate:
+        lat = [t - sent[i] for r in res for t, _, ids in r["commits"] for i in ids if i in sent]
+        secs = end - t_pub
+        kind = "per event: publish -> commit"
+    else:
+        lat = [d for r in res for _, d, _ in r["commits"]]
+        secs = end - min(r["t0"] for r in res)
+        kind = "per batch (backlog drain)"
+    return _summary(
+        f"nats/{url.split(':')[0]}",
+        len(events),
+        secs,
+        lat,
+        batch,
+        cpu,
+        procs=procs,
+        rate=rate or None,
+        latency=kind,
+    )
 
 
 def main() -> None:
@@ -272,14 +487,20 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--db", default="both")
     ap.add_argument("--via", default="direct,http,nats")
+    ap.add_argument("--procs", type=int, default=1, help="intake processes (and HTTP clients)")
+    ap.add_argument("--rate", type=float, default=0, help="NATS: publish at this rate (0: first)")
     a = ap.parse_args()
     events = make_events(a.events, a.customers)
     kinds = ["sqlite", "postgresql"] if a.db == "both" else [a.db]
-    runners = {"direct": run_direct, "http": run_http, "nats": run_nats}
     for kind in kinds:
         for via in a.via.split(","):
             url = fresh_db(kind, a.customers)
-            runners[via](url, events, a.batch)
+            if via == "direct":
+                run_direct(url, events, a.batch, a.procs)
+            elif via == "http":
+                run_http(url, events, a.batch, a.procs)
+            else:
+                run_nats(url, events, a.batch, a.procs, a.rate)
 
 
 if __name__ == "__main__":

@@ -374,6 +374,14 @@ def run_worker_processes(
     counts once all have stopped (``stop_when_idle`` / ``max_events`` apply per worker)."""
     import multiprocessing as mp
 
+    from riskdesk.store.db import make_engine
+
+    eng = make_engine(db_url)
+    try:
+        with session_scope(eng) as s:
+            monitor_repo.ensure_default_rules(s)  # once, before the workers race to it
+    finally:
+        eng.dispose()
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     procs = []
