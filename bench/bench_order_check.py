@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from riskdesk.store.db import make_engine, session_scope
 from riskdesk.store.models import Customer
@@ -74,6 +74,22 @@ def ensure_demo(url: str, customers: int) -> None:
         check=True,
         stdout=subprocess.DEVNULL,
     )
+
+
+def reset_checks(url: str) -> int:
+    """Delete the order checks (and their reservations) of earlier runs of this benchmark, so
+    every run starts from the same books; on PostgreSQL also VACUUM ANALYZE those two tables."""
+    eng = make_engine(url)
+    with eng.begin() as c:
+        mine = "SELECT id FROM control_order_checks WHERE checked_by = 'bench'"
+        c.execute(text(f"DELETE FROM control_reservations WHERE order_check_id IN ({mine})"))
+        n = c.execute(text("DELETE FROM control_order_checks WHERE checked_by = 'bench'")).rowcount
+    if eng.dialect.name == "postgresql":
+        with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+            c.execute(text("VACUUM ANALYZE control_reservations"))
+            c.execute(text("VACUUM ANALYZE control_order_checks"))
+    eng.dispose()
+    return int(n or 0)
 
 
 def token_and_customers(url: str) -> tuple[str, list[int]]:
@@ -334,6 +350,11 @@ def main() -> None:
     )
     ap.add_argument("--loop", default="auto", help="uvicorn --loop (auto: uvloop when installed)")
     ap.add_argument(
+        "--reset-checks",
+        action="store_true",
+        help="first delete the checks and reservations of earlier runs (same books every run)",
+    )
+    ap.add_argument(
         "--access-log",
         action="store_true",
         help="keep uvicorn's access log on (riskdesk serve's default; off here by default)",
@@ -347,6 +368,8 @@ def main() -> None:
     args = ap.parse_args()
     url = args.db or f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench_demo.db'}"
     ensure_demo(url, args.customers)
+    if args.reset_checks:
+        print(f"deleted {reset_checks(url)} order checks of earlier runs", file=sys.stderr)
     token, ids = token_and_customers(url)
     port = free_port()
     env = {**os.environ, "RISKDESK_DATABASE_URL": url}
