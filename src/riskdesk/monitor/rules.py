@@ -217,6 +217,7 @@ def default_rule_set() -> dict[str, Any]:
 Scope = Mapping[str, Mapping[str, Any]]
 Pred = Callable[[Scope], bool]
 _MISSING = object()
+_EMPTY: Mapping[str, Any] = {}
 
 
 def _get(scope: Scope, name: str) -> Any:
@@ -316,15 +317,23 @@ def compile_condition(c: Condition) -> Pred:
     if op == "crosses_above":
         k = float(value)
 
+        ns, pns = name.partition(".")[0], "prev"
+
         def cross(s: Scope) -> bool:
-            a = get(s)
-            if type(a) is not float:
-                a = _num(a)
-                if a is None:
+            # get/get_prev and _num inlined (the hot path of every event): NaN and a missing
+            # value count as no value, as in _get
+            a = s.get(ns, _EMPTY).get(attr, _MISSING)
+            if type(a) is float:
+                if a != a or a < k:
                     return False
-            if a < k:
-                return False
-            b = _num(get_prev(s))
+            else:
+                a = _num(a)
+                if a is None or a < k:
+                    return False
+            b = s.get(pns, _EMPTY).get(attr, _MISSING)
+            if type(b) is float:
+                return b != b or b < k
+            b = _num(b)
             return b is None or b < k
 
         return cross
@@ -345,13 +354,14 @@ def compile_condition(c: Condition) -> Pred:
     if isinstance(value, int | float) and not isinstance(value, bool):
         k = float(value)
 
+        ns = name.partition(".")[0]
+
         def cmp_num(s: Scope) -> bool:
-            a = get(s)
-            if type(a) is not float:
-                a = _num(a)
-                if a is None:
-                    return False
-            return fn(a, k)
+            a = s.get(ns, _EMPTY).get(attr, _MISSING)  # get() and _num inlined
+            if type(a) is float:
+                return a == a and fn(a, k)  # NaN: no value
+            a = _num(a)
+            return a is not None and fn(a, k)
 
         return cmp_num
 

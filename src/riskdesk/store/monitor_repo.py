@@ -62,7 +62,7 @@ def _chunks(items: Sequence[Any], n: int = CHUNK) -> Iterable[Sequence[Any]]:
 
 
 def _jsonable_features(feats: dict[str, float]) -> dict[str, float | None]:
-    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in feats.items()}
+    return {k: (None if v != v else v) for k, v in feats.items()}  # NaN → None
 
 
 def _features_from_json(d: dict[str, Any] | None) -> dict[str, float] | None:
@@ -388,10 +388,17 @@ class _Raw:
         self.conn = session.connection()
         self.sqlite = self.conn.dialect.name == "sqlite"
         self.ph = "?" if self.conn.dialect.paramstyle == "qmark" else "%s"
+        self._ts_text: dict[datetime, str] = {}  # events of a batch share timestamps
 
     def ts(self, value: datetime) -> Any:
         if self.sqlite:
-            return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+            got = self._ts_text.get(value)
+            if got is None:
+                utc = value if value.tzinfo is UTC else value.astimezone(UTC)
+                got = utc.strftime("%Y-%m-%d %H:%M:%S.%f")
+                if len(self._ts_text) < 10_000:
+                    self._ts_text[value] = got
+            return got
         return value
 
     def day(self, value: date | None) -> Any:
