@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from datetime import date
-from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pandas as pd
 import pytest
 from sqlalchemy import Engine, func, select
+from tests.seed import PORTFOLIO
 
 from riskdesk.analytics.features_batch import core_features_as_of, features_as_of
 from riskdesk.analytics.steps import assess as step
@@ -20,21 +17,7 @@ from riskdesk.store.assessments import latest_assessment, register_model
 from riskdesk.store.db import session_scope
 from riskdesk.store.models import Assessment, AuditEntry
 
-
-def _seed_module() -> ModuleType:
-    name = "riskdesk_service_portfolio_seed"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = Path(__file__).resolve().parents[1] / "api" / "portfolio_seed.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-SEED = _seed_module()
+SEED = PORTFOLIO
 
 
 def small_model() -> dict:

@@ -2,27 +2,23 @@ from datetime import date
 from decimal import Decimal
 
 from sqlalchemy import Engine
+from tests.seed import customer_with_invoice
 
 from riskdesk.analytics.frames import load_frames
 from riskdesk.store.db import session_scope
-from riskdesk.store.models import Customer, Invoice, Payment, PaymentAllocation
+from riskdesk.store.models import Payment, PaymentAllocation
 
 
 def test_frames_load_and_cut_at_the_as_of_date(engine: Engine) -> None:
     with session_scope(engine) as s:
-        c = Customer(external_id="C1", name="A", currency="EUR")
-        s.add(c)
-        s.flush()
-        inv = Invoice(
-            external_id="I1",
-            customer_id=c.id,
-            issue_date=date(2026, 1, 1),
-            due_date=date(2026, 1, 31),
-            amount=Decimal("100.50"),
-            currency="EUR",
+        c, inv = customer_with_invoice(
+            s,
+            external_id="C1",
+            name="A",
+            issue=date(2026, 1, 1),
+            due=date(2026, 1, 31),
+            amount="100.50",
         )
-        s.add(inv)
-        s.flush()
         p = Payment(
             external_id="P1",
             customer_id=c.id,

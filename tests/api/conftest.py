@@ -2,43 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Callable, Iterator
 from datetime import date
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 from fastapi.testclient import TestClient
+from tests.seed import PORTFOLIO, cheap_argon2
 
 from riskdesk.api.app import create_app
 
 
-def load_seed() -> ModuleType:
-    """tests/api/portfolio_seed.py (tests are not a package, so load it by path)."""
-    name = "riskdesk_service_portfolio_seed"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = Path(__file__).resolve().parents[1] / "api" / "portfolio_seed.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(autouse=True)
 def _cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
-    """argon2 with minimal cost parameters: same code path, a fraction of the CPU time."""
-    from argon2 import PasswordHasher
-
-    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    monkeypatch.setattr("riskdesk.store.users._hasher", cheap)
+    cheap_argon2(monkeypatch)
 
 
-SEED = load_seed()
+SEED = PORTFOLIO
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Seed for the service tests (loaded by tests/{api,web,browser}/conftest.py): a small hand-built portfolio, users of every role and their API tokens.
+"""Seed for the service tests (loaded by tests/seed.py as ``PORTFOLIO``): a small hand-built portfolio, users of every role and their API tokens.
 
 Ageing is checked as of ``AS_OF`` = 2026-06-30. Customer C001 (owner alice) has:
 open invoices 1000 (due later: current), 500 − 200 paid = 300 (20 days late: 1–30),

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import numpy as np
 import pandas as pd
 from fastapi.testclient import TestClient
+from tests.seed import PORTFOLIO
 
 from riskdesk.analytics.steps import assess as step
 from riskdesk.api.app import create_app
@@ -19,21 +15,7 @@ from riskdesk.store.db import make_engine, session_scope
 from riskdesk.store.models import Customer, User
 from riskdesk.web.panels.assess import customer_panels, dashboard_panels
 
-
-def _seed_module() -> ModuleType:
-    name = "riskdesk_service_portfolio_seed"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = Path(__file__).resolve().parents[1] / "api" / "portfolio_seed.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-SEED = _seed_module()
+SEED = PORTFOLIO
 
 
 def _scored(db_url: str):  # type: ignore[no-untyped-def]

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from tests.seed import customer_with_invoice
 
 from riskdesk.analytics.frames import load_frames
 from riskdesk.assess import expert_scorecard as es
@@ -119,18 +120,13 @@ def test_fallback_indicators_agree_on_overdue_days(sqlite_url: str) -> None:
     on = date(2026, 11, 30)
     eng = make_engine(sqlite_url)
     with session_scope(eng) as s:
-        c = Customer(external_id="L", name="Late", currency="EUR")
-        s.add(c)
-        s.flush()
-        s.add(
-            Invoice(
-                external_id="I1",
-                customer_id=c.id,
-                issue_date=on - timedelta(days=80),
-                due_date=on - timedelta(days=50),
-                amount=500,
-                currency="EUR",
-            )
+        c, _ = customer_with_invoice(
+            s,
+            external_id="L",
+            name="Late",
+            issue=on - timedelta(days=80),
+            due=on - timedelta(days=50),
+            amount=500,
         )
         cid = c.id
     feats = es._basic_features(load_frames(eng), on)

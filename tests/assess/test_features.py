@@ -8,6 +8,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pytest
+from tests.seed import make_frames
 
 from riskdesk.analytics.frames import Frames
 from riskdesk.assess.features import (
@@ -17,118 +18,6 @@ from riskdesk.assess.features import (
     core_state_features,
     markdown,
 )
-
-COLUMNS = {
-    "customers": [
-        "customer_id",
-        "external_id",
-        "name",
-        "parent_id",
-        "group_code",
-        "industry",
-        "region",
-        "country",
-        "currency",
-        "revenue",
-        "employees",
-        "founded_on",
-        "market_share",
-        "owner",
-        "status",
-        "created_at",
-    ],
-    "contracts": [
-        "contract_id",
-        "external_id",
-        "customer_id",
-        "start_date",
-        "end_date",
-        "payment_terms_days",
-        "min_volume_amount",
-        "min_volume_currency",
-        "min_volume_period",
-        "status",
-    ],
-    "orders": [
-        "order_id",
-        "external_id",
-        "customer_id",
-        "contract_id",
-        "order_date",
-        "amount",
-        "currency",
-        "status",
-        "shipped_date",
-    ],
-    "invoices": [
-        "invoice_id",
-        "external_id",
-        "customer_id",
-        "order_id",
-        "issue_date",
-        "due_date",
-        "amount",
-        "currency",
-        "disputed",
-        "status",
-    ],
-    "payments": ["payment_id", "external_id", "customer_id", "payment_date", "amount", "currency"],
-    "allocations": [
-        "allocation_id",
-        "payment_id",
-        "invoice_id",
-        "amount",
-        "payment_date",
-        "customer_id",
-    ],
-    "credit_notes": [
-        "credit_note_id",
-        "external_id",
-        "customer_id",
-        "invoice_id",
-        "issue_date",
-        "amount",
-        "currency",
-    ],
-    "market_indicators": ["code", "industry", "region", "period_date", "value"],
-    "external_signals": [
-        "signal_id",
-        "customer_id",
-        "kind",
-        "signal_date",
-        "value",
-        "source",
-        "description",
-    ],
-    "fx_rates": ["rate_date", "base", "quote", "rate"],
-}
-DATES = {
-    "founded_on",
-    "created_at",
-    "start_date",
-    "end_date",
-    "order_date",
-    "shipped_date",
-    "issue_date",
-    "due_date",
-    "payment_date",
-    "period_date",
-    "signal_date",
-    "rate_date",
-}
-
-
-def make_frames(**tables: list[dict]) -> Frames:
-    out = {}
-    for name, cols in COLUMNS.items():
-        df = pd.DataFrame(tables.get(name, []), columns=cols)
-        for c in cols:
-            if c in DATES:
-                df[c] = pd.to_datetime(df[c]).astype("datetime64[ns]")
-        if "disputed" in df:
-            df["disputed"] = df["disputed"].fillna(False).astype(bool)
-        out[name] = df
-    return Frames(**out)
 
 
 def D(s: str) -> pd.Timestamp:

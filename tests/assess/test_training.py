@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from tests.seed import make_frames
 
 from riskdesk.assess.calibration import IsotonicCalibrator, PlattCalibrator, calibrator_from_dict
 from riskdesk.assess.loss import LgdPolicy, expected_loss
@@ -22,20 +20,6 @@ from riskdesk.assess.training import (
     train_portfolio_model,
 )
 
-
-def _features_test_module():  # type: ignore[no-untyped-def]
-    name = "riskdesk_assess_test_features"
-    if name not in sys.modules:
-        path = Path(__file__).with_name("test_features.py")
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
-
-
-TF = _features_test_module()
 D = pd.Timestamp
 
 
@@ -88,7 +72,7 @@ def books():  # type: ignore[no-untyped-def]
             "value": None,
         }
     ]
-    return TF.make_frames(
+    return make_frames(
         customers=customers,
         invoices=inv,
         payments=payments,

@@ -3,19 +3,17 @@ headless Debian Chromium driven by Playwright."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import socket
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from tests.seed import PORTFOLIO
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -29,20 +27,7 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _load_seed() -> ModuleType:
-    name = "riskdesk_service_portfolio_seed"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = Path(__file__).resolve().parents[1] / "api" / "portfolio_seed.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-SEED = _load_seed()
+SEED = PORTFOLIO
 
 
 def _free_port() -> int:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from datetime import date, timedelta
-from decimal import Decimal
 
+from tests.seed import customer_with_invoice
 from typer.testing import CliRunner
 
 from riskdesk.cli import app
 from riskdesk.store.db import make_engine, session_scope
-from riskdesk.store.models import AuditEntry, Customer, Invoice, OrderCheck
+from riskdesk.store.models import AuditEntry, OrderCheck
 from riskdesk.store.users import add_user
 
 runner = CliRunner()
@@ -27,18 +27,14 @@ def rd(url: str, *args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
 def seed(url: str) -> None:
     eng = make_engine(url)
     with session_scope(eng) as s:
-        c = Customer(external_id="K1", name="Kappa", currency="EUR", owner="sam")
-        s.add(c)
-        s.flush()
-        s.add(
-            Invoice(
-                external_id="I1",
-                customer_id=c.id,
-                issue_date=TODAY - timedelta(days=40),
-                due_date=TODAY - timedelta(days=10),
-                amount=Decimal("100"),
-                currency="EUR",
-            )
+        customer_with_invoice(
+            s,
+            external_id="K1",
+            name="Kappa",
+            owner="sam",
+            issue=TODAY - timedelta(days=40),
+            due=TODAY - timedelta(days=10),
+            amount="100",
         )
         add_user(s, "ann", "analyst", "password123")
         add_user(s, "rita", "risk_manager", "password123")

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 from datetime import date, timedelta
-from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import func, select
+from tests.seed import customer_with_invoice
 from typer.testing import CliRunner
 
 from riskdesk.cli import app
 from riskdesk.store.db import make_engine, session_scope
-from riskdesk.store.models import Customer, Invoice, RiskEventRow, RiskSourceRow
+from riskdesk.store.models import RiskEventRow, RiskSourceRow
 
 runner = CliRunner()
 AS_OF = date(2026, 6, 30)
@@ -28,18 +28,13 @@ def rd(url: str, *args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
 def seed(url: str) -> None:
     eng = make_engine(url)
     with session_scope(eng) as s:
-        c = Customer(external_id="K1", name="Kappa", currency="EUR")
-        s.add(c)
-        s.flush()
-        s.add(
-            Invoice(
-                external_id="I1",
-                customer_id=c.id,
-                issue_date=AS_OF - timedelta(days=70),
-                due_date=AS_OF - timedelta(days=40),
-                amount=Decimal("900"),
-                currency="EUR",
-            )
+        customer_with_invoice(
+            s,
+            external_id="K1",
+            name="Kappa",
+            issue=AS_OF - timedelta(days=70),
+            due=AS_OF - timedelta(days=40),
+            amount="900",
         )
     eng.dispose()
 

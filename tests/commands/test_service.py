@@ -7,6 +7,7 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
+from tests.seed import cheap_argon2
 from typer.testing import CliRunner
 
 from riskdesk.api.app import create_app
@@ -18,11 +19,7 @@ runner = CliRunner()
 
 @pytest.fixture(autouse=True)
 def _cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
-    """argon2 with minimal cost parameters: same code path, a fraction of the CPU time."""
-    from argon2 import PasswordHasher
-
-    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    monkeypatch.setattr("riskdesk.store.users._hasher", cheap)
+    cheap_argon2(monkeypatch)
 
 
 def cli(db_url: str, *args: str):  # type: ignore[no-untyped-def]

@@ -1,4 +1,4 @@
-"""Each detector on small hand-built histories (see conftest.Book)."""
+"""Each detector on small hand-built histories (see tests/seed.py: Book)."""
 
 from __future__ import annotations
 
