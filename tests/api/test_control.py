@@ -261,3 +261,30 @@ def test_cached_token_still_records_its_use(
     with eng.connect() as c:
         assert c.execute(q).one().last_used_at > almost
     eng.dispose()
+
+
+def test_token_revoked_through_the_orm_stops_order_checks_at_once(
+    client: TestClient,
+    portfolio,
+    as_user: Callable[[str], dict[str, str]],
+    as_of,  # type: ignore[no-untyped-def]
+) -> None:
+    """What the admin page does (``tok.revoked = True``) empties this process's token cache."""
+    from sqlalchemy import select
+
+    from riskdesk.store.db import session_scope
+    from riskdesk.store.models import ApiToken
+    from riskdesk.store.users import _token_hash
+
+    cid, day = portfolio.ids["C001"], as_of.isoformat()
+    alice = as_user("alice")
+    assert _check(client, alice, cid, "1", as_of=day).status_code == 200
+    assert _check(client, alice, cid, "1", as_of=day).status_code == 200  # served from the cache
+    eng, _table, _q = _token_row(portfolio, "alice")
+    with session_scope(eng) as s:
+        tok = s.scalars(
+            select(ApiToken).where(ApiToken.token_hash == _token_hash(portfolio.tokens["alice"]))
+        ).one()
+        tok.revoked = True
+    eng.dispose()
+    assert _check(client, alice, cid, "1", as_of=day).status_code == 401
