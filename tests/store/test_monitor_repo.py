@@ -134,3 +134,70 @@ def test_rules_can_read_the_rating_in_force(engine: Engine) -> None:
         )
         fired = {(a.customer_ref, a.rule_id) for a in s.scalars(select(Alert))}
     assert fired == {("G9", "weak_grade_order")}
+
+
+def _inv(eid: str, inv: str, amount: str, cust: str = "K", day: str = "2026-01-05") -> dict:
+    return _ev(
+        eid,
+        "invoice.issued",
+        cust=cust,
+        day=day,
+        invoice_id=inv,
+        issue_date=day,
+        due_date="2026-02-04",
+        amount=amount,
+        currency="EUR",
+    )
+
+
+def _balance(engine: Engine, ref: str = "K") -> float:
+    with session_scope(engine) as s:
+        return float(repo.customer_state(s, ref)["features"]["open_invoice_balance"])  # type: ignore[index]
+
+
+def test_books_kept_in_memory_follow_the_database(engine: Engine) -> None:
+    """The intake's in-memory books: a rolled-back batch leaves no trace in them, and a state
+    row written by someone else (another process, a restore) is read again, not overwritten
+    with the cached copy."""
+    from riskdesk.store.models import CustomerState
+
+    with session_scope(engine) as s:
+        repo.ingest(s, [_inv("c1", "I1", "100.00")])
+    assert _balance(engine) == 100.0
+    # a batch that fails after the intake: its change must not survive in memory either
+    try:
+        with session_scope(engine) as s:
+            repo.ingest(s, [_inv("c2", "I2", "50.00")])
+            raise RuntimeError("crash before commit")
+    except RuntimeError:
+        pass
+    with session_scope(engine) as s:
+        repo.ingest(s, [_inv("c3", "I3", "1.00")])
+    assert _balance(engine) == 101.0  # not 151: I2 was rolled back
+    # another writer changes the stored book (new stamp): the next batch starts from it
+    with session_scope(engine) as s:
+        row = s.get(CustomerState, "K")
+        assert row is not None and row.stamp is not None
+        book = dict(row.book)
+        book["inv"] = {k: v for k, v in book["inv"].items() if k != "I1"}
+        row.book = book
+        row.stamp = 12345
+    with session_scope(engine) as s:
+        repo.ingest(s, [_inv("c4", "I4", "10.00")])
+    assert _balance(engine) == 11.0  # I3 + I4; the cached copy still had I1
+    # the cache also survives a database emptied and refilled under the same URL
+    with session_scope(engine) as s:
+        s.query(CustomerState).delete()
+        s.query(ProcessedEvent).delete()
+    with session_scope(engine) as s:
+        repo.ingest(s, [_inv("c5", "I5", "7.00")])
+    assert _balance(engine) == 7.0
+    # two batches in one transaction see each other's books
+    with session_scope(engine) as s:
+        repo.ingest(s, [_inv("c6", "I6", "1.00")])
+        repo.ingest(s, [_inv("c7", "I7", "2.00")])
+    assert _balance(engine) == 10.0
+    repo.clear_book_cache()
+    with session_scope(engine) as s:
+        repo.ingest(s, [_inv("c8", "I8", "5.00")])
+    assert _balance(engine) == 15.0

@@ -479,7 +479,8 @@ def _load_lives(
         )
     }
     for ref in refs:
-        ent = pending.get(ref) or cache.pop(ref, None)
+        # taken out of both: put back (with its new stamp) only once this batch has written it
+        ent = pending.pop(ref, None) or cache.pop(ref, None)
         if ref not in stamps:
             continue  # no row (a cached copy, if any, belonged to a database since reset)
         stamp = stamps[ref]
