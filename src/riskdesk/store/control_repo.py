@@ -404,30 +404,37 @@ _PAID_ALLOC_SQL = text(
 
 # One customer's (or group's) documents in one round trip: every branch is an index-bound read
 # on ``customer_id``; the allocations follow by invoice id (see ``_ALLOC_SQL``).
-_DOCS_UNION_SQL = text(
+_DOCS_UNION = (
     "SELECT 'o' AS k, id, customer_id, CAST(NULL AS INTEGER) AS ref, amount, currency, status, "
     "CAST(NULL AS DATE) AS due_date, CAST(NULL AS NUMERIC) AS pct FROM orders "
-    "WHERE customer_id IN :ids AND order_date <= :on AND status IN ('open', 'shipped') "
+    "WHERE customer_id {ids} AND order_date <= :on AND status IN ('open', 'shipped') "
     "UNION ALL SELECT 'i', i.id, i.customer_id, NULL, i.amount, i.currency, i.status, "
     "i.due_date, NULL FROM invoices i "
-    f"WHERE i.customer_id IN :ids AND i.issue_date <= :on AND i.status NOT IN {_OPEN_INV} "
+    "WHERE i.customer_id {ids} AND i.issue_date <= :on AND i.status NOT IN {open_inv} "
     "UNION ALL SELECT 'c', id, customer_id, invoice_id, amount, currency, NULL, NULL, NULL "
-    "FROM credit_notes WHERE customer_id IN :ids AND issue_date <= :on "
+    "FROM credit_notes WHERE customer_id {ids} AND issue_date <= :on "
     "UNION ALL SELECT 'r', r.id, r.customer_id, NULL, r.amount, r.currency, NULL, NULL, NULL "
     "FROM control_reservations r "
-    "WHERE r.customer_id IN :ids AND r.status = 'active' AND r.expires_on >= :on AND NOT EXISTS "
+    "WHERE r.customer_id {ids} AND r.status = 'active' AND r.expires_on >= :on AND NOT EXISTS "
     "(SELECT 1 FROM orders o WHERE o.external_id = r.order_ref "
     "AND o.customer_id = r.customer_id) "
     "UNION ALL SELECT 'l', l.id, l.customer_id, NULL, l.amount, l.currency, 'insurance', NULL, "
     "p.cover_pct FROM control_insured_limits l "
     "JOIN control_insurance_policies p ON p.id = l.policy_id "
-    "WHERE l.customer_id IN :ids AND l.status = 'active' AND p.status = 'active' "
+    "WHERE l.customer_id {ids} AND l.status = 'active' AND p.status = 'active' "
     "AND l.valid_from <= :on AND (l.valid_until IS NULL OR l.valid_until >= :on) "
     "AND (p.valid_until IS NULL OR p.valid_until >= :on) "
     "UNION ALL SELECT 'g', c.id, c.customer_id, NULL, c.amount, c.currency, c.kind, NULL, NULL "
-    "FROM control_collateral c WHERE c.customer_id IN :ids AND c.status = 'active' "
+    "FROM control_collateral c WHERE c.customer_id {ids} AND c.status = 'active' "
     "AND c.valid_from <= :on AND (c.valid_until IS NULL OR c.valid_until >= :on)"
-).bindparams(bindparam("on", type_=Date()), bindparam("ids", expanding=True))
+)
+_DOCS_UNION_SQL = text(_DOCS_UNION.format(ids="IN :ids", open_inv=_OPEN_INV)).bindparams(
+    bindparam("on", type_=Date()), bindparam("ids", expanding=True)
+)
+# one customer (the usual case): a plain parameter, no IN-list expansion on every call
+_DOCS_ONE_SQL = text(_DOCS_UNION.format(ids="= :cid", open_inv=_OPEN_INV)).bindparams(
+    bindparam("on", type_=Date())
+)
 
 
 def _load_docs_for(session: Session, customer_ids: Sequence[int], on: date) -> dict[int, Docs]:
@@ -437,9 +444,12 @@ def _load_docs_for(session: Session, customer_ids: Sequence[int], on: date) -> d
     credited: dict[int, Decimal] = defaultdict(Decimal)
     invs: dict[int, list[Any]] = {}
     covers: list[tuple[Any, ...]] = []
-    for k, did, cid, ref, amount, ccy, status, due, pct in conn.execute(
-        _DOCS_UNION_SQL, {"ids": list(customer_ids), "on": on}
-    ):
+    rows = (
+        conn.execute(_DOCS_ONE_SQL, {"cid": customer_ids[0], "on": on})
+        if len(customer_ids) == 1
+        else conn.execute(_DOCS_UNION_SQL, {"ids": list(customer_ids), "on": on})
+    )
+    for k, did, cid, ref, amount, ccy, status, due, pct in rows:
         if k == "o":
             out[cid].orders.append(OrderDoc(did, _money(amount), ccy, status))
         elif k == "i":
