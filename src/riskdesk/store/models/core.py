@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -206,3 +207,21 @@ class Setting(Base):
 Index("ix_invoices_customer_due", Invoice.customer_id, Invoice.due_date)
 Index("ix_orders_customer_date", Order.customer_id, Order.order_date)
 Index("ix_payments_customer_date", Payment.customer_id, Payment.payment_date)
+# The order check's document read (control_repo): only the open ones, so it does not visit every
+# order and invoice of the customer's history (migration 0003_control_open_docs).
+_OPEN_ORDERS = "status IN ('open', 'shipped')"
+_OPEN_INVOICES = "status NOT IN ('paid', 'cancelled', 'written_off')"
+Index(
+    "ix_orders_customer_open",
+    Order.customer_id,
+    Order.order_date,
+    sqlite_where=text(_OPEN_ORDERS),
+    postgresql_where=text(_OPEN_ORDERS),
+)
+Index(
+    "ix_invoices_customer_open",
+    Invoice.customer_id,
+    Invoice.issue_date,
+    sqlite_where=text(_OPEN_INVOICES),
+    postgresql_where=text(_OPEN_INVOICES),
+)
