@@ -1302,6 +1302,49 @@ _CHECKS = cast(Table, OrderCheck.__table__)
 _RESERVATIONS = cast(Table, Reservation.__table__)
 _INSERT_CHECK = insert(_CHECKS).returning(_CHECKS.c.id)
 _INSERT_RESERVATION = insert(_RESERVATIONS).returning(_RESERVATIONS.c.id)
+_CHECK_COLS = (
+    "customer_id",
+    "order_ref",
+    "placed_by",
+    "amount",
+    "currency",
+    "amount_limit_ccy",
+    "limit_currency",
+    "decision",
+    "reasons",
+    "figures",
+    "status",
+    "checked_by",
+    "created_at",
+)
+_RESERVATION_COLS = (
+    "customer_id",
+    "order_ref",
+    "amount",
+    "currency",
+    "status",
+    "expires_on",
+    "created_at",
+)
+# PostgreSQL: the check and its reservation in one round trip (a data-modifying CTE; the
+# reservation's foreign key is checked at the end of the statement, when the check exists).
+_NEW_CHECK = (
+    insert(_CHECKS)
+    .values({k: bindparam("c_" + k, type_=_CHECKS.c[k].type) for k in _CHECK_COLS})
+    .returning(_CHECKS.c.id)
+    .cte("new_check")
+)
+_INSERT_CHECK_AND_RESERVATION = (
+    insert(_RESERVATIONS)
+    .from_select(
+        ["order_check_id", *_RESERVATION_COLS],
+        select(
+            _NEW_CHECK.c.id,
+            *(bindparam("r_" + k, type_=_RESERVATIONS.c[k].type) for k in _RESERVATION_COLS),
+        ),
+    )
+    .returning(_RESERVATIONS.c.order_check_id, _RESERVATIONS.c.id)
+)
 
 
 def run_order_check(
@@ -1355,39 +1398,45 @@ def run_order_check(
             if record_check:
                 # Core INSERT … RETURNING: no ORM unit of work on the hot path
                 now = utcnow()
-                chk_id = conn.execute(
-                    _INSERT_CHECK,
+                chk = {
+                    "customer_id": c.id,
+                    "order_ref": order_ref,
+                    "placed_by": placed_by,
+                    "amount": amt,
+                    "currency": ccy,
+                    "amount_limit_ccy": amount_lc,
+                    "limit_currency": lim_ccy,
+                    "decision": result.decision,
+                    "reasons": jsonable(out["reasons"]),
+                    "figures": jsonable({k: v for k, v in figures.items() if k != "exposure"}),
+                    "status": _STATUS[result.decision],
+                    "checked_by": checked_by,
+                    "created_at": now,
+                }
+                res = (
                     {
                         "customer_id": c.id,
                         "order_ref": order_ref,
-                        "placed_by": placed_by,
-                        "amount": amt,
-                        "currency": ccy,
-                        "amount_limit_ccy": amount_lc,
-                        "limit_currency": lim_ccy,
-                        "decision": result.decision,
-                        "reasons": jsonable(out["reasons"]),
-                        "figures": jsonable({k: v for k, v in figures.items() if k != "exposure"}),
-                        "status": _STATUS[result.decision],
-                        "checked_by": checked_by,
+                        "amount": amount_lc,
+                        "currency": lim_ccy,
+                        "status": "active",
+                        "expires_on": on + timedelta(days=cfg.ladder.reservation_days),
                         "created_at": now,
-                    },
-                ).scalar_one()
-                out["check_id"] = chk_id
-                if result.reserves and amount_lc is not None:
-                    out["reservation_id"] = conn.execute(
-                        _INSERT_RESERVATION,
-                        {
-                            "order_check_id": chk_id,
-                            "customer_id": c.id,
-                            "order_ref": order_ref,
-                            "amount": amount_lc,
-                            "currency": lim_ccy,
-                            "status": "active",
-                            "expires_on": on + timedelta(days=cfg.ladder.reservation_days),
-                            "created_at": now,
-                        },
-                    ).scalar_one()
+                    }
+                    if result.reserves and amount_lc is not None
+                    else None
+                )
+                if res is not None and conn.dialect.name == "postgresql":
+                    params = {"c_" + k: v for k, v in chk.items()}
+                    params.update({"r_" + k: v for k, v in res.items()})
+                    row = conn.execute(_INSERT_CHECK_AND_RESERVATION, params).one()
+                    out["check_id"], out["reservation_id"] = row[0], row[1]
+                else:
+                    out["check_id"] = conn.execute(_INSERT_CHECK, chk).scalar_one()
+                    if res is not None:
+                        out["reservation_id"] = conn.execute(
+                            _INSERT_RESERVATION, {"order_check_id": out["check_id"], **res}
+                        ).scalar_one()
             s.commit()
         except BaseException:
             s.rollback()
