@@ -386,7 +386,7 @@ def _nats_child(
 
 
 async def _publish_paced(
-    events: list[dict[str, Any]], prefix: str, rate: float, sent: dict[str, float]
+    events: list[dict[str, Any]], stream: str, prefix: str, rate: float, sent: dict[str, float]
 ) -> None:
     import nats
 
@@ -403,17 +403,17 @@ async def _publish_paced(
             await asyncio.sleep(wait)
         part = events[i : i + chunk]
         now = time.time()
-        acks = []
+        # plain NATS publishes into the stream's subjects (the stream stores them; no
+        # per-message PubAck round trip, which cost the publisher more CPU than the intake)
         for e in part:
             sent[e["event_id"]] = now
-            acks.append(
-                js.publish(
-                    subject_for(e["customer_id"], prefix),
-                    orjson.dumps(e),
-                    headers={"Nats-Msg-Id": e["event_id"]},
-                )
+            await nc.publish(
+                subject_for(e["customer_id"], prefix),
+                orjson.dumps(e),
+                headers={"Nats-Msg-Id": e["event_id"]},
             )
-        await asyncio.gather(*acks)
+        await nc.flush()
+    await js.stream_info(stream)  # everything stored before we stop
     await nc.close()
 
 
@@ -449,7 +449,7 @@ def run_nats(
         go.set()
         t_pub = time.time()
         if rate:
-            asyncio.run(_publish_paced(events, prefix, rate, sent))
+            asyncio.run(_publish_paced(events, stream, prefix, rate, sent))
         res = [q.get() for _ in kids]
         for k in kids:
             k.join()

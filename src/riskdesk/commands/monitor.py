@@ -177,6 +177,14 @@ def worker(
             f"{ev_conn.DEFAULT_PARTITIONS - 1}); one durable consumer <durable>-p<n> each."
         ),
     ] = None,
+    max_wait: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            max=30,
+            help="Seconds a fetch waits for its batch to fill (lower: less latency at low rates).",
+        ),
+    ] = 0.05,
     processes: Annotated[
         int,
         typer.Option(
@@ -209,6 +217,7 @@ def worker(
                 ack_wait=ack_wait,
                 tick_seconds=tick_seconds,
                 stop_when_idle=stop_when_idle,
+                max_wait=max_wait,
             )
         else:
             stats = asyncio.run(
@@ -223,6 +232,7 @@ def worker(
                     tick_seconds=tick_seconds,
                     stop_when_idle=stop_when_idle,
                     partitions=parts,
+                    max_wait=max_wait,
                 )
             )
     except KeyboardInterrupt:

@@ -233,12 +233,18 @@ async def run_worker(
     on_batch: Callable[[WorkerStats], None] | None = None,
     log: Callable[[str], None] | None = None,
     partitions: list[int] | None = None,
+    max_wait: float = 0.05,
 ) -> WorkerStats:
     """Consume the stream until stopped (or idle for ``stop_when_idle`` seconds).
 
     A message not acknowledged within ``ack_wait`` seconds (the worker died after fetching it)
-    is delivered again. With ``partitions``, the durable consumer is created over those
-    partitions' subjects only (give each partition group its own ``durable``)."""
+    is delivered again. With ``partitions``, one durable consumer per partition
+    (``<durable>-p<n>``) is used, over that partition's subject only.
+
+    ``max_wait``: how long a fetch waits for its batch to fill once messages flow (and for the
+    first message when none is waiting). A fetch returns what is already there at once; a
+    short wait keeps the latency of a trickle low (a fetch waiting a full second to fill a
+    batch of 500 was the worker's latency at low rates)."""
     import nats
     from nats.errors import TimeoutError as NatsTimeout
     from nats.js.api import ConsumerConfig
@@ -274,8 +280,9 @@ async def run_worker(
                 await asyncio.sleep(1 + attempt)
         last_msg = time.monotonic()
         last_tick = 0.0
-        # one outstanding fetch per consumer; a batch is whatever the finished ones returned
-        fetching: dict[asyncio.Future[Any], Any] = {}
+        # with several consumers (one per partition), each fetches its share of the batch and
+        # the batch is what they all returned (each fetch ends within max_wait)
+        share = max(1, -(-batch // len(subs)))
         while True:
             now = time.monotonic()
             if tick_seconds and now - last_tick >= tick_seconds:
@@ -283,18 +290,13 @@ async def run_worker(
                     monitor_repo.clock_tick(s, datetime.now(UTC).date(), actor="worker clock")
                 stats.ticks += 1
                 last_tick = now
-            waiting = set(fetching.values())
-            for sub in subs:
-                if sub not in waiting:
-                    fetching[asyncio.ensure_future(sub.fetch(batch, timeout=1.0))] = sub
-            done, _ = await asyncio.wait(fetching, return_when=asyncio.FIRST_COMPLETED)
-            msgs = []
-            for fut in done:
-                del fetching[fut]
-                try:
-                    msgs += fut.result()
-                except (NatsTimeout, TimeoutError):
-                    pass
+            if len(subs) == 1:
+                fetched: list[Any] = [await _fetch(subs[0], batch, max_wait, NatsTimeout)]
+            else:
+                fetched = await asyncio.gather(
+                    *(_fetch(sub, share, max_wait, NatsTimeout) for sub in subs)
+                )
+            msgs = [m for part in fetched for m in part]
             if not msgs:
                 if stop_when_idle is not None and time.monotonic() - last_msg >= stop_when_idle:
                     break
@@ -329,14 +331,18 @@ async def run_worker(
                 on_batch(stats)
             if max_events is not None and stats.accepted + stats.duplicates >= max_events:
                 break
-        # fetches still waiting: what they already took is unacknowledged and comes again
-        for fut in fetching:
-            fut.cancel()
-        if fetching:
-            await asyncio.wait(fetching)
     finally:
         await nc.close()
     return stats
+
+
+async def _fetch(sub: Any, n: int, wait: float, timeout_error: type[Exception]) -> list[Any]:
+    """Up to ``n`` messages: those waiting at once, else the first ones within ``wait``."""
+    try:
+        msgs: list[Any] = await sub.fetch(n, timeout=wait)
+        return msgs
+    except (timeout_error, TimeoutError):
+        return []
 
 
 def durable_for(durable: str, partition: int) -> str:
