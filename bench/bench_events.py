@@ -371,7 +371,7 @@ def _nats_child(
             max_events=n,
             notify=False,
             on_batch=on_batch,
-            partitions=group,
+            partitions=group if len(group) < ev.DEFAULT_PARTITIONS else None,  # all: one consumer
         )
     )
     q.put(
