@@ -346,6 +346,7 @@ def _nats_child(
 ) -> None:
     from riskdesk.connectors import events as ev
 
+    ev.tune_gc_for_worker()  # as riskdesk worker does
     eng = make_engine(url)
     commits: list[tuple[float, float, list[str]]] = []
     last = [0.0]

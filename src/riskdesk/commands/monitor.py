@@ -220,6 +220,7 @@ def worker(
                 max_wait=max_wait,
             )
         else:
+            ev_conn.tune_gc_for_worker()
             stats = asyncio.run(
                 ev_conn.run_worker(
                     eng,
