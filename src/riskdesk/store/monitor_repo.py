@@ -1610,25 +1610,46 @@ def core_events(session: Session, as_of: date, *, full: bool = False) -> list[di
         PaymentAllocation,
     )
 
+    def rows(model: Any, names: str, *where: Any) -> list[Any]:
+        # light read-only rows with the model's attribute names (no ORM objects: ≈ 3× faster
+        # over the whole history)
+        return list(
+            session.execute(select(*(getattr(model, n) for n in names.split())).where(*where))
+        )
+
     ext = dict(session.execute(select(Customer.id, Customer.external_id)).tuples().all())
     horizon = as_of - timedelta(days=181)
     invoices = [
         i
-        for i in session.scalars(select(Invoice).where(Invoice.issue_date <= as_of))
+        for i in rows(
+            Invoice,
+            "id customer_id external_id issue_date due_date amount currency status disputed",
+            Invoice.issue_date <= as_of,
+        )
         if i.status != "cancelled"
     ]
-    pays = {p.id: p for p in session.scalars(select(Payment).where(Payment.payment_date <= as_of))}
-    allocs: dict[int, list[PaymentAllocation]] = {}
-    for a in session.scalars(select(PaymentAllocation)):
+    pays = {
+        p.id: p
+        for p in rows(
+            Payment,
+            "id customer_id external_id payment_date amount currency",
+            Payment.payment_date <= as_of,
+        )
+    }
+    allocs: dict[int, list[Any]] = {}
+    for a in rows(PaymentAllocation, "payment_id invoice_id amount"):
         if a.payment_id in pays:
             allocs.setdefault(a.invoice_id, []).append(a)
-    credits: dict[int, list[CreditNote]] = {}
-    for c in session.scalars(
-        select(CreditNote).where(CreditNote.issue_date <= as_of, CreditNote.invoice_id.is_not(None))
+    credits: dict[int, list[Any]] = {}
+    for c in rows(
+        CreditNote,
+        "id customer_id external_id invoice_id issue_date amount currency",
+        CreditNote.issue_date <= as_of,
+        CreditNote.invoice_id.is_not(None),
     ):
         credits.setdefault(c.invoice_id or 0, []).append(c)
 
-    def relevant(inv: Invoice) -> bool:
+    def relevant(inv: Any) -> bool:
         if full or inv.issue_date > horizon:
             return True
         al = allocs.get(inv.id, [])
@@ -1655,8 +1676,12 @@ def core_events(session: Session, as_of: date, *, full: bool = False) -> list[di
             )
         )
 
-    orders = list(session.scalars(select(Order).where(Order.order_date <= as_of)))
-    latest: dict[int, Order] = {}
+    orders = rows(
+        Order,
+        "id customer_id external_id order_date amount currency status",
+        Order.order_date <= as_of,
+    )
+    latest: dict[int, Any] = {}
     for o in orders:
         if o.status != "cancelled" and (
             o.customer_id not in latest or o.order_date > latest[o.customer_id].order_date
