@@ -201,3 +201,42 @@ def test_books_kept_in_memory_follow_the_database(engine: Engine) -> None:
     with session_scope(engine) as s:
         repo.ingest(s, [_inv("c8", "I8", "5.00")])
     assert _balance(engine) == 15.0
+
+
+def test_sqlite_writer_turn_is_held_only_until_the_transaction_ends(sqlite_url: str) -> None:
+    """Intake processes on one SQLite file take turns on ``<db>.intake-lock`` for their write
+    phase; the turn is released on commit and on rollback."""
+    import fcntl
+    import os
+
+    from riskdesk.store.db import make_engine
+
+    engine = make_engine(sqlite_url)
+    lock_path = sqlite_url.removeprefix("sqlite:///") + ".intake-lock"
+
+    def free() -> bool:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(fd)
+
+    try:
+        with session_scope(engine) as s:
+            repo.ensure_default_rules(s)  # (a transaction that wrote before takes no turn)
+        with session_scope(engine) as s:
+            repo.ingest(s, [_inv("t1", "I1", "10.00")])
+            assert not free()  # held during the write phase
+        assert free()
+        try:
+            with session_scope(engine) as s:
+                repo.ingest(s, [_inv("t2", "I2", "10.00")])
+                raise RuntimeError("crash before commit")
+        except RuntimeError:
+            pass
+        assert free()
+    finally:
+        engine.dispose()

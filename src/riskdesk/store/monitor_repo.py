@@ -11,7 +11,9 @@ to ``monitor_deliveries`` (an outbox) in the same transaction and sent after the
 from __future__ import annotations
 
 import math
+import os
 import secrets
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -370,6 +372,69 @@ def _books_rolled_back(session: Session) -> None:
     session.info.pop(_PENDING, None)
 
 
+# --------------------------------------------------------------------------- SQLite writer turn
+#
+# SQLite has one writer at a time, and a writer that finds the database locked waits in
+# SQLite's busy handler, which sleeps 1, 2, 5, 10, 15, 20, 25 … ms between tries: with two
+# intake processes a batch often woke 10–25 ms after the lock was free. Intake processes
+# therefore take turns on an advisory file lock next to the database file (``<db>.intake-lock``,
+# polled every 0.5 ms) just before a batch's first write, and release it when the transaction
+# ends. A transaction that already wrote before the intake (it holds
+# SQLite's lock) does not take the file lock, so the two locks are always taken in the same
+# order; processes that do not use it are unaffected (they meet SQLite's lock as before).
+
+_WRITE_TURN = "riskdesk.monitor.write_turn"
+WRITE_TURN_WAIT = 10.0
+
+
+def _sqlite_lock_path(session: Session) -> str | None:
+    bind: Any = session.get_bind()
+    url = bind.url
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return f"{url.database}.intake-lock"
+
+
+def _take_write_turn(session: Session, raw: _Raw) -> None:
+    if not raw.sqlite or _WRITE_TURN in session.info:
+        return
+    path = _sqlite_lock_path(session)
+    dbapi: Any = raw.conn.connection.dbapi_connection
+    if path is None or dbapi is None or getattr(dbapi, "in_transaction", True):
+        return  # this transaction already writes (holds SQLite's lock): no second lock
+    try:
+        import fcntl
+
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except (ImportError, OSError):
+        return  # no advisory locks here: SQLite's own locking still applies
+    # poll finely (0.5 ms) rather than block: a holder that never ends its transaction must
+    # not stop the others for good; after WRITE_TURN_WAIT seconds go on without the turn
+    deadline = time.monotonic() + WRITE_TURN_WAIT
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                return
+            time.sleep(0.0005)
+        except OSError:
+            os.close(fd)
+            return
+    session.info[_WRITE_TURN] = fd
+
+
+@sa_event.listens_for(Session, "after_transaction_end")
+def _release_write_turn(session: Session, transaction: Any) -> None:
+    if transaction.parent is not None:
+        return  # a savepoint or subtransaction: the real one is still open
+    fd = session.info.pop(_WRITE_TURN, None)
+    if fd is not None:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
 def clear_book_cache() -> None:
     """Forget every cached book (they are reloaded from the database when next needed)."""
     _BOOKS.clear()
@@ -593,6 +658,7 @@ def ingest(
         )
         if st.hits:
             pending_hits.append((lv, ev, st.hits))
+    _take_write_turn(session, raw)
     raw.many(
         "INSERT INTO monitor_events (event_id, customer_ref, event_type, event_time, "
         "received_at, body) VALUES (?, ?, ?, ?, ?, ?)",
