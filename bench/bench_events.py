@@ -217,8 +217,10 @@ def _tree_cpu(pid: int) -> float:
 
 
 def _direct_child(url: str, events: list[dict[str, Any]], batch: int, go: Any, q: Any) -> None:
+    from riskdesk.connectors.events import tune_gc_for_worker
     from riskdesk.store import monitor_repo
 
+    tune_gc_for_worker()  # as the dedicated intake processes do (worker, events ingest)
     eng = make_engine(url)
     lat: list[float] = []
     go.wait()

@@ -71,6 +71,7 @@ def events_ingest(
     if not file.is_file():
         raise fail(f"no such file: {file}", 2, as_json)
     eng = engine(ctx)
+    ev_conn.tune_gc_for_worker()  # this process only ingests
     total_lines = sum(1 for line in file.open(encoding="utf-8") if line.strip())
     if as_json:
         out = ev_conn.ingest_file(eng, file, batch=batch)

@@ -336,14 +336,23 @@ async def run_worker(
     return stats
 
 
+_GC_TUNED = False
+
+
 def tune_gc_for_worker() -> None:
     """Garbage collection settings for a dedicated intake process: what exists at start (code,
     settings) is frozen out of the collector, and young collections run every 20,000 new
     container objects instead of 700 (a batch makes and drops tens of thousands; the books are
-    plain lists and dicts without cycles). Measured ≈ 10 % less CPU per event. Only for
-    processes that do nothing else (``riskdesk worker``), never from library code."""
+    plain lists and dicts without cycles). Measured ≈ 10 % less CPU per event, and the p99 of
+    a 250-event batch 160 → 55 ms: full collections over the in-memory books took ≈ 100 ms.
+    Only for processes that do nothing else (``riskdesk worker``, ``riskdesk events ingest``),
+    never from library code."""
     import gc
 
+    global _GC_TUNED
+    if _GC_TUNED:  # once per process
+        return
+    _GC_TUNED = True
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 50)
