@@ -78,3 +78,22 @@ def test_audit_list_filters_by_action(db_url):
     cli(db_url, "token", "create", "u1")
     entries = json.loads(cli(db_url, "audit", "list", "--action", "token.create", "--json").stdout)
     assert [e["action"] for e in entries["entries"]] == ["token.create"]
+
+
+def test_serve_processes_build_the_app_with_the_gc_tuning_of_intake_processes(tmp_path):
+    # in a fresh interpreter: the tuning is process-wide (freeze + thresholds)
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'serve.db'}"
+    code = (
+        "import gc, sys\n"
+        "from riskdesk.web.server import create_server_app\n"
+        "before = gc.get_threshold()\n"
+        "app = create_server_app(sys.argv[1])\n"
+        "print(before, gc.get_threshold(), gc.get_freeze_count() > 0, type(app).__name__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, url], capture_output=True, text=True, timeout=120, check=True
+    ).stdout.split("\n")[-2]
+    assert out == "(700, 10, 10) (20000, 20, 50) True FastAPI", out

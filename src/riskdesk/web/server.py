@@ -5,24 +5,46 @@ from __future__ import annotations
 import os
 
 import uvicorn
+from fastapi import FastAPI
 
 from riskdesk.api.app import create_app
+
+
+def create_server_app(db_url: str | None = None) -> FastAPI:
+    """The application of one ``riskdesk serve`` process, with the garbage collector tuned
+    for a long-running server (see :func:`riskdesk.connectors.events.tune_gc_for_worker`).
+
+    Measured on ``POST /api/v1/events`` (one server process, SQLite, batch 150, 30,000
+    events, ``gc.callbacks`` timers): with the default thresholds 8 full collections over the
+    cached monitor books took 24 → 164 ms each as the books grew, 0.75 of 5.7 CPU seconds, and
+    they were the p99 of a request. The tuning freezes what exists once the application is
+    built and makes young collections rarer; full collections still run (less often), so
+    cyclic garbage is still reclaimed. Uvicorn worker processes build their application with
+    this factory (from ``RISKDESK_DATABASE_URL``)."""
+    from riskdesk.connectors.events import tune_gc_for_worker
+
+    app = create_app(db_url)
+    tune_gc_for_worker()
+    return app
 
 
 def serve(db_url: str | None, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     """Serve riskdesk on ``host:port`` over ``db_url`` until interrupted.
 
     ``workers`` > 1 starts that many uvicorn worker processes (one per core is the usual
-    choice); each builds its own application from ``RISKDESK_DATABASE_URL``, which is set to
-    ``db_url`` here.
+    choice); each builds its own application with :func:`create_server_app` from
+    ``RISKDESK_DATABASE_URL``, which is set to ``db_url`` here. Every serving process gets the
+    garbage-collector tuning of the intake processes.
     """
     if workers <= 1:
-        uvicorn.run(create_app(db_url), host=host, port=port, log_level="info", proxy_headers=False)
+        uvicorn.run(
+            create_server_app(db_url), host=host, port=port, log_level="info", proxy_headers=False
+        )
         return
     if db_url:
         os.environ["RISKDESK_DATABASE_URL"] = db_url
     uvicorn.run(
-        "riskdesk.api.app:create_app",
+        "riskdesk.web.server:create_server_app",
         factory=True,
         workers=workers,
         host=host,
