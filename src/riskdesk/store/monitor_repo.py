@@ -287,6 +287,7 @@ class IngestResult:
     alerts_updated: int = 0
     rule_set_version: int | None = None
     duplicate_ids: list[str] = field(default_factory=list)
+    redone: int = 0  # tries redone because another process wrote a customer meanwhile
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -305,6 +306,7 @@ class IngestResult:
         self.rejected += other.rejected
         self.alerts_new += other.alerts_new
         self.alerts_updated += other.alerts_updated
+        self.redone += other.redone
         self.rule_set_version = other.rule_set_version or self.rule_set_version
 
 
@@ -319,6 +321,7 @@ class _Live:
     dirty: bool = False
     info: dict[str, Any] = field(default_factory=dict)
     rating: dict[str, Any] = field(default_factory=dict)
+    stamp: int | None = None  # the stored stamp ``book`` was read with (compare-and-swap)
 
 
 # --------------------------------------------------------------------------- book cache
@@ -339,7 +342,7 @@ _PENDING = "riskdesk.monitor.books"
 
 @dataclass(slots=True)
 class _Cached:
-    stamp: int
+    stamp: int | None
     book: dict[str, Any]
     prev: dict[str, float] | None
     count: int
@@ -475,13 +478,16 @@ class _Raw:
         """A DBAPI cursor on the session's connection (same transaction)."""
         return self.conn.connection.cursor()
 
-    def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        if rows:
-            cur = self.cursor()
-            try:
-                cur.executemany(sql if self.ph == "?" else sql.replace("?", self.ph), rows)
-            finally:
-                cur.close()
+    def many(self, sql: str, rows: list[tuple[Any, ...]]) -> int:
+        """Run ``sql`` for every row; the number of rows it changed (summed by the driver)."""
+        if not rows:
+            return 0
+        cur = self.cursor()
+        try:
+            cur.executemany(sql if self.ph == "?" else sql.replace("?", self.ph), rows)
+            return int(cur.rowcount)
+        finally:
+            cur.close()
 
     def select_in(self, sql: str, items: Iterable[Any]) -> Iterator[tuple[Any, ...]]:
         """Rows of ``sql`` whose ``{marks}`` stands for the placeholders of ``items`` (in
@@ -524,44 +530,107 @@ def _dumps(value: Any) -> str:
 
 
 def _load_lives(
-    session: Session, refs: Sequence[str]
-) -> tuple[dict[str, Any], dict[str, _Cached | Any]]:
-    """The state rows' stamps for ``refs`` and, per existing row, its book: from the cache when
-    its stamp matches the stored one, otherwise read (and decoded) from the table."""
+    session: Session, refs: Sequence[str], *, fresh: bool = False
+) -> dict[str, _Cached]:
+    """Per existing state row of ``refs``, its book and the stamp it was read with: from the
+    cache when its stamp matches the stored one, otherwise read (and decoded) from the table.
+
+    ``fresh`` (a batch redone after a stale write): every book is read from the table, and on
+    PostgreSQL the rows are locked (``FOR UPDATE``, in key order) until the transaction ends,
+    so the redo cannot meet a newer row again."""
     key = _db_key(session)
     pend = session.info.get(_PENDING)
     pending: dict[str, _Cached] = pend[1] if pend and pend[0] == key else {}
     cache = _BOOKS.get(key, {})
     raw = _Raw(session)
-    found: dict[str, _Cached | Any] = {}
+    found: dict[str, _Cached] = {}
     need: list[str] = []
-    stamps: dict[str, Any] = {
-        r[0]: r[1]
-        for r in raw.select_in(
-            "SELECT customer_ref, stamp, events_count FROM monitor_customer_state "
-            "WHERE customer_ref IN ({marks})",
-            refs,
-        )
-    }
-    for ref in refs:
-        # taken out of both: put back (with its new stamp) only once this batch has written it
-        ent = pending.pop(ref, None) or cache.pop(ref, None)
-        if ref not in stamps:
-            continue  # no row (a cached copy, if any, belonged to a database since reset)
-        stamp = stamps[ref]
-        if ent is not None and stamp is not None and ent.stamp == stamp:
-            found[ref] = ent
-        else:
-            need.append(ref)
+    if fresh:
+        for ref in refs:
+            pending.pop(ref, None)
+            cache.pop(ref, None)
+        need = list(refs)
+    else:
+        stamps: dict[str, Any] = {
+            r[0]: r[1]
+            for r in raw.select_in(
+                "SELECT customer_ref, stamp FROM monitor_customer_state "
+                "WHERE customer_ref IN ({marks})",
+                refs,
+            )
+        }
+        for ref in refs:
+            # taken out of both: put back (with its new stamp) only once this batch wrote it
+            ent = pending.pop(ref, None) or cache.pop(ref, None)
+            if ref not in stamps:
+                continue  # no row (a cached copy, if any, belonged to a database since reset)
+            stamp = stamps[ref]
+            if ent is not None and stamp is not None and ent.stamp == stamp:
+                found[ref] = ent
+            else:
+                need.append(ref)
+    lock = " ORDER BY customer_ref FOR UPDATE" if fresh and not raw.sqlite else ""
+    # the stamp is read with the book: the compare-and-swap of the write checks this one
     for r in raw.select_in(
-        "SELECT customer_ref, book, features, events_count FROM monitor_customer_state "
-        "WHERE customer_ref IN ({marks})",
+        "SELECT customer_ref, book, features, events_count, stamp FROM monitor_customer_state "
+        "WHERE customer_ref IN ({marks})" + lock,
         need,
     ):
         found[r[0]] = _Cached(
-            0, raw.read_json(r[1]), _features_from_json(raw.read_json(r[2])), r[3] or 0
+            r[4], raw.read_json(r[1]), _features_from_json(raw.read_json(r[2])), r[3] or 0
         )
-    return stamps, found
+    return found
+
+
+INGEST_ATTEMPTS = 5
+"""How often :func:`ingest` tries a batch whose state writes meet rows another process wrote
+after this one read them (the first try, then redos with fresh books), before it gives up with
+:class:`StaleStateError`."""
+_SAVEPOINT = "riskdesk_intake"
+
+
+class StaleStateError(RuntimeError):
+    """Customer states kept changing under a batch (another process wrote them between this
+    process's read and its write, every time): nothing of the batch was written."""
+
+
+class _Conflict(Exception):
+    """A state row was not the one the batch read (compare-and-swap missed, or a new row
+    was inserted by someone else first), or two writers met on a key."""
+
+
+def _retryable(raw: _Raw, exc: Exception) -> bool:
+    """A DBAPI error of the write phase that a redo with fresh data can resolve: a key
+    inserted meanwhile (the state row of a new customer, an event delivered twice), or, on
+    PostgreSQL, a deadlock or serialization failure."""
+    dbapi: Any = raw.conn.dialect.dbapi
+    if isinstance(exc, dbapi.IntegrityError):
+        return True
+    return getattr(exc, "sqlstate", None) in ("40P01", "40001")
+
+
+def _begin_write(session: Session, raw: _Raw) -> None:
+    """Enter the write phase: on SQLite take the writer turn and make sure the transaction
+    holds SQLite's write lock (``BEGIN IMMEDIATE`` unless the transaction already writes), so
+    the savepoint below is nested in it and a redo reads rows nobody else can change."""
+    if not raw.sqlite:
+        return
+    _take_write_turn(session, raw)
+    dbapi: Any = raw.conn.connection.dbapi_connection
+    if dbapi is not None and not getattr(dbapi, "in_transaction", True):
+        cur = raw.cursor()
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+        finally:
+            cur.close()
+
+
+def _sql(raw: _Raw, sql: str) -> None:
+    cur = raw.cursor()
+    try:
+        cur.execute(sql)
+    finally:
+        cur.close()
 
 
 def ingest(
@@ -572,7 +641,13 @@ def ingest(
     fx: FxFn | None = None,
     first_index: int = 0,
 ) -> IngestResult:
-    """Validate, de-duplicate and apply a batch of raw events in the caller's transaction."""
+    """Validate, de-duplicate and apply a batch of raw events in the caller's transaction.
+
+    Customer states are written with compare-and-swap on their ``stamp``: when another
+    process wrote one of the batch's customers after this batch read it (or inserted the
+    state row of a new customer, or one of the events, first), the batch's writes are rolled
+    back to a savepoint and the batch is done again from the stored books, at most
+    :data:`INGEST_ATTEMPTS` times in all (then :class:`StaleStateError`)."""
     res = IngestResult()
     engine = published_engine(session)
     if engine is None:
@@ -586,26 +661,63 @@ def ingest(
         except EventError as exc:
             eid = raw.get("event_id") if isinstance(raw, dict) else None
             res.rejected.append({"index": first_index + i, "event_id": eid, "reason": str(exc)})
-    ids = [ev.event_id for _, ev in parsed]
     raw = _Raw(session)
+    last: Exception | None = None
+    for attempt in range(INGEST_ATTEMPTS):
+        try:
+            done = _ingest_once(
+                session, raw, parsed, engine, actor, fx, first_index, fresh=attempt > 0
+            )
+        except _Conflict as exc:
+            last = exc
+            continue
+        res.accepted += done.accepted
+        res.duplicates += done.duplicates
+        res.duplicate_ids += done.duplicate_ids
+        res.rejected += done.rejected
+        res.alerts_new += done.alerts_new
+        res.alerts_updated += done.alerts_updated
+        res.redone = attempt
+        return res
+    raise StaleStateError(
+        f"customer states of this batch kept being written by another process; gave up after "
+        f"{INGEST_ATTEMPTS} tries ({last}); nothing of the batch was written"
+    ) from last
+
+
+def _ingest_once(
+    session: Session,
+    raw: _Raw,
+    parsed: list[tuple[int, Event]],
+    engine: Engine | None,
+    actor: str,
+    fx: FxFn | None,
+    first_index: int,
+    *,
+    fresh: bool,
+) -> IngestResult:
+    """One try at a batch: de-duplicate, apply to the books, write (raises :class:`_Conflict`
+    with the batch's writes rolled back when a state row changed since it was read)."""
+    res = IngestResult()
+    ids = [ev.event_id for _, ev in parsed]
     seen: set[str] = {
         r[0]
         for r in raw.select_in(
             "SELECT event_id FROM monitor_events WHERE event_id IN ({marks})", ids
         )
     }
-    fresh: list[tuple[int, Event]] = []
+    fresh_evs: list[tuple[int, Event]] = []
     for i, ev in parsed:
         if ev.event_id in seen:
             res.duplicates += 1
             res.duplicate_ids.append(ev.event_id)
             continue
         seen.add(ev.event_id)
-        fresh.append((i, ev))
-    if not fresh:
+        fresh_evs.append((i, ev))
+    if not fresh_evs:
         return res
-    refs = sorted({ev.customer_id for _, ev in fresh})
-    _, found = _load_lives(session, refs)
+    refs = sorted({ev.customer_id for _, ev in fresh_evs})
+    found = _load_lives(session, refs, fresh=fresh)
     customers = _customers(session, refs)
     ratings = _ratings(session, customers.values())
     fx_fn: FxFn = fx or _same_or_lookup(session)
@@ -614,13 +726,13 @@ def ingest(
     now_db = raw.ts(now)
     records: list[tuple[Any, ...]] = []
     pending_hits: list[tuple[_Live, Event, list[tuple[Hit, dict[str, Any]]]]] = []
-    for i, ev in fresh:
+    for i, ev in fresh_evs:
         lv = live.get(ev.customer_id)
         if lv is None:
             ent = found.get(ev.customer_id)
             cust = customers.get(ev.customer_id)
             if ent is not None:
-                lv = _Live(ev.customer_id, cust, ent.book, ent.prev, ent.count)
+                lv = _Live(ev.customer_id, cust, ent.book, ent.prev, ent.count, stamp=ent.stamp)
             else:
                 cur = cust.currency if cust is not None else (_first_currency(ev) or "EUR")
                 lv = _Live(ev.customer_id, cust, new_book(cur), None, None)
@@ -658,13 +770,32 @@ def ingest(
         )
         if st.hits:
             pending_hits.append((lv, ev, st.hits))
-    _take_write_turn(session, raw)
-    raw.many(
-        "INSERT INTO monitor_events (event_id, customer_ref, event_type, event_time, "
-        "received_at, body) VALUES (?, ?, ?, ?, ?, ?)",
-        records,
-    )
-    written = _save_states(session, live.values(), now)
+    _begin_write(session, raw)
+    # the events and the states they changed are written together or not at all. Locks are
+    # taken in one order by every writer — state rows (by key: a redo's read locks them
+    # first), then event ids (sorted) — so two writers meeting on several keys wait for each
+    # other, never in a ring: an event is of one customer, whose row comes first.
+    records.sort(key=lambda r: r[0])
+    _sql(raw, f"SAVEPOINT {_SAVEPOINT}")
+    try:
+        written = _save_states(session, live.values(), now)
+        raw.many(
+            "INSERT INTO monitor_events (event_id, customer_ref, event_type, event_time, "
+            "received_at, body) VALUES (?, ?, ?, ?, ?, ?)",
+            records,
+        )
+    except Exception as exc:
+        try:
+            _sql(raw, f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+            _sql(raw, f"RELEASE SAVEPOINT {_SAVEPOINT}")
+        except Exception:
+            raise exc from None  # the connection is gone: the original error is the story
+        if isinstance(exc, _Conflict):
+            raise
+        if _retryable(raw, exc):
+            raise _Conflict(f"{type(exc).__name__}: {exc}") from exc
+        raise
+    _sql(raw, f"RELEASE SAVEPOINT {_SAVEPOINT}")
     key = _db_key(session)
     pend = session.info.get(_PENDING)
     if pend is None or pend[0] != key:
@@ -714,24 +845,31 @@ _STATE_INSERT = (
     f"INSERT INTO monitor_customer_state (customer_ref, {', '.join(_STATE_COLS)}) "
     f"VALUES (?, {', '.join('?' for _ in _STATE_COLS)})"
 )
-_STATE_UPDATE = (
-    f"UPDATE monitor_customer_state SET {', '.join(c + ' = ?' for c in _STATE_COLS)} "
-    "WHERE customer_ref = ?"
-)
+_STATE_SET = f"UPDATE monitor_customer_state SET {', '.join(c + ' = ?' for c in _STATE_COLS)} "
+# compare-and-swap: the row is written only if it still carries the stamp the book was read
+# with (rows from before stamps existed carry none)
+_STATE_UPDATE = _STATE_SET + "WHERE customer_ref = ? AND stamp = ?"
+_STATE_UPDATE_UNSTAMPED = _STATE_SET + "WHERE customer_ref = ? AND stamp IS NULL"
 
 
 def _save_states(
     session: Session, lives: Iterable[_Live], now: datetime
 ) -> list[tuple[_Live, int]]:
-    """Write the changed states (one executemany each for new and existing rows), each with a
-    new stamp; the live records' ``count`` becomes the stored events count. Returns the
-    written records with their stamps."""
+    """Write the changed states (one executemany each for new and existing rows, in key
+    order), each with a new stamp; the live records' ``count`` becomes the stored events
+    count. Returns the written records with their stamps.
+
+    A row is updated only while it carries the stamp its book was read with, and a new row
+    is a plain insert: when another writer got there first, :class:`_Conflict` (from a missed
+    update) or the database's integrity error (from the insert) is raised, with part of the
+    rows possibly written — the caller rolls back."""
     raw = _Raw(session)
     now_db = raw.ts(now)
     new_rows: list[tuple[Any, ...]] = []
     upd_rows: list[tuple[Any, ...]] = []
+    unstamped: list[tuple[Any, ...]] = []
     written: list[tuple[_Live, int]] = []
-    for lv in lives:
+    for lv in sorted(lives, key=lambda x: x.ref):
         if not lv.dirty:
             continue
         feats = lv.prev or {}
@@ -751,14 +889,22 @@ def _save_states(
         )
         if lv.count is None:
             new_rows.append((lv.ref, *vals))
+        elif lv.stamp is None:
+            unstamped.append((*vals, lv.ref))
         else:
-            upd_rows.append((*vals, lv.ref))
+            upd_rows.append((*vals, lv.ref, lv.stamp))
         lv.count = count
         lv.n = 0
         lv.dirty = False
+        lv.stamp = stamp
         written.append((lv, stamp))
     raw.many(_STATE_INSERT, new_rows)
-    raw.many(_STATE_UPDATE, upd_rows)
+    hit = raw.many(_STATE_UPDATE, upd_rows) + raw.many(_STATE_UPDATE_UNSTAMPED, unstamped)
+    if hit != len(upd_rows) + len(unstamped):
+        raise _Conflict(
+            f"{len(upd_rows) + len(unstamped) - hit} customer state(s) were written by another "
+            "process since they were read"
+        )
     return written
 
 
@@ -1427,11 +1573,16 @@ def clock_tick(
     engine = published_engine(session)
     ctx = _AlertContext(session, engine, now, actor) if engine else None
     aged = 0
+    # the rows to age are read under the write lock (SQLite) or locked (PostgreSQL), so the
+    # compare-and-swap of their write cannot miss
+    raw = _Raw(session)
+    _begin_write(session, raw)
     rows = list(
         session.scalars(
-            select(CustomerState).where(
-                (CustomerState.as_of < as_of) | CustomerState.as_of.is_(None)
-            )
+            select(CustomerState)
+            .where((CustomerState.as_of < as_of) | CustomerState.as_of.is_(None))
+            .order_by(CustomerState.customer_ref)
+            .with_for_update()
         )
     )
     customers = _customers(session, [r.customer_ref for r in rows])
@@ -1452,11 +1603,23 @@ def clock_tick(
         if st is None:
             continue
         aged += 1
-        lv = _Live(row.customer_ref, cust, row.book, st.features, row.events_count or 0, 0, True)
+        lv = _Live(
+            row.customer_ref,
+            cust,
+            row.book,
+            st.features,
+            row.events_count or 0,
+            0,
+            True,
+            stamp=row.stamp,
+        )
         lives.append(lv)
         if st.hits and ctx is not None:
             ctx.raise_hits(row.customer_ref, cust, st.hits, None, as_of)
-    _save_states(session, lives, now)
+    try:
+        _save_states(session, lives, now)
+    except _Conflict as exc:  # not expected: the rows were read under lock
+        raise StaleStateError(f"clock tick: {exc}") from exc
     if ctx is not None:
         ctx.finish()
     escalated = 0
