@@ -343,6 +343,7 @@ def _nats_child(
     group: list[int],
     n: int,
     batch: int,
+    min_batch: int,
     go: Any,
     q: Any,
 ) -> None:
@@ -370,6 +371,7 @@ def _nats_child(
             prefix=prefix,
             durable=f"b{tag}",
             batch=batch,
+            min_batch=min_batch,
             tick_seconds=0,
             max_events=n,
             notify=False,
@@ -421,7 +423,12 @@ async def _publish_paced(
 
 
 def run_nats(
-    url: str, events: list[dict[str, Any]], batch: int, procs: int = 1, rate: float = 0
+    url: str,
+    events: list[dict[str, Any]],
+    batch: int,
+    procs: int = 1,
+    rate: float = 0,
+    min_batch: int = 20,
 ) -> dict[str, Any]:
     from riskdesk.connectors import events as ev
     from riskdesk.connectors.events import split_partitions
@@ -440,7 +447,7 @@ def run_nats(
     kids = [
         ctx.Process(
             target=_nats_child,
-            args=(url, stream, prefix, tag, g, len(sh), batch, go, q),
+            args=(url, stream, prefix, tag, g, len(sh), batch, min_batch, go, q),
         )
         for g, sh in zip(groups, shares, strict=True)
     ]
@@ -479,6 +486,7 @@ def run_nats(
         cpu,
         procs=procs,
         rate=rate or None,
+        min_batch=min_batch,
         latency=kind,
     )
 
@@ -492,6 +500,7 @@ def main() -> None:
     ap.add_argument("--via", default="direct,http,nats")
     ap.add_argument("--procs", type=int, default=1, help="intake processes (and HTTP clients)")
     ap.add_argument("--rate", type=float, default=0, help="NATS: publish at this rate (0: first)")
+    ap.add_argument("--min-batch", type=int, default=20, help="NATS: the worker's smallest fetch")
     a = ap.parse_args()
     events = make_events(a.events, a.customers)
     kinds = ["sqlite", "postgresql"] if a.db == "both" else [a.db]
@@ -503,7 +512,7 @@ def main() -> None:
             elif via == "http":
                 run_http(url, events, a.batch, a.procs)
             else:
-                run_nats(url, events, a.batch, a.procs, a.rate)
+                run_nats(url, events, a.batch, a.procs, a.rate, a.min_batch)
 
 
 if __name__ == "__main__":

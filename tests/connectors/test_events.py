@@ -21,6 +21,7 @@ from sqlalchemy import Engine, func, select
 from riskdesk.analytics.frames import load_frames
 from riskdesk.assess.features import CORE_STATE_FEATURES, core_state_features
 from riskdesk.connectors.events import (
+    AdaptiveFetch,
     delete_stream,
     durable_for,
     parse_partitions,
@@ -77,6 +78,25 @@ def test_partition_lists_and_groups() -> None:
     assert all(groups) and len(groups) == 3
     assert split_partitions(20) == [[p] for p in range(8)]
     assert durable_for("w", 4) == "w-p4"
+
+
+def test_adaptive_fetch_grows_under_backlog_shrinks_when_idle_and_bounds_the_wait() -> None:
+    f = AdaptiveFetch(batch=250, min_batch=20, max_wait=0.05)
+    assert (f.size, f.wait) == (20, 0.05)  # a near-empty stream: small fetches
+    sizes = []
+    for _ in range(6):  # every fetch comes back full: a backlog builds
+        f.update(f.size, 0.030)
+        sizes.append(f.size)
+    assert sizes == [40, 80, 160, 250, 250, 250]
+    assert f.wait == 0.030  # once messages flow, wait about as long as the last batch took
+    f.update(100, 0.2)  # neither full nor mostly empty: the size stays
+    assert (f.size, f.wait) == (250, 0.05)  # the wait never exceeds max_wait
+    f.update(10, 0.001)
+    assert (f.size, f.wait) == (125, 0.002)  # mostly empty: halve; wait at least 2 ms
+    for _ in range(10):
+        f.update(0, 0.0)
+    assert (f.size, f.wait) == (20, 0.05)  # idle: back to min_batch, poll every max_wait
+    assert AdaptiveFetch(batch=10, min_batch=50, max_wait=0.05).size == 10  # min <= batch
 
 
 def test_read_jsonl_reports_bad_lines(tmp_path: Path) -> None:

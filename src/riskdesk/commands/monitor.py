@@ -186,6 +186,15 @@ def worker(
             help="Seconds a fetch waits for its batch to fill (lower: less latency at low rates).",
         ),
     ] = 0.05,
+    min_batch: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=10000,
+            help="Smallest fetch: the fetch size starts here when the stream is near-empty and "
+            "doubles up to --batch while a backlog builds.",
+        ),
+    ] = 20,
     processes: Annotated[
         int,
         typer.Option(
@@ -219,6 +228,7 @@ def worker(
                 tick_seconds=tick_seconds,
                 stop_when_idle=stop_when_idle,
                 max_wait=max_wait,
+                min_batch=min_batch,
             )
         else:
             ev_conn.tune_gc_for_worker()
@@ -235,6 +245,7 @@ def worker(
                     stop_when_idle=stop_when_idle,
                     partitions=parts,
                     max_wait=max_wait,
+                    min_batch=min_batch,
                 )
             )
     except KeyboardInterrupt:

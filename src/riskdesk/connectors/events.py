@@ -234,6 +234,7 @@ async def run_worker(
     log: Callable[[str], None] | None = None,
     partitions: list[int] | None = None,
     max_wait: float = 0.05,
+    min_batch: int = 20,
 ) -> WorkerStats:
     """Consume the stream until stopped (or idle for ``stop_when_idle`` seconds).
 
@@ -244,7 +245,12 @@ async def run_worker(
     ``max_wait``: how long a fetch waits for its batch to fill once messages flow (and for the
     first message when none is waiting). A fetch returns what is already there at once; a
     short wait keeps the latency of a trickle low (a fetch waiting a full second to fill a
-    batch of 500 was the worker's latency at low rates)."""
+    batch of 500 was the worker's latency at low rates).
+
+    The fetch size adapts (:class:`AdaptiveFetch`): from ``min_batch`` when the stream is
+    near-empty, doubling while fetches come back full (a backlog) up to ``batch``; and once
+    messages flow a fetch waits at most about as long as the previous batch took, so an event
+    waits for about one batch (the running one) before its own."""
     import nats
     from nats.errors import TimeoutError as NatsTimeout
     from nats.js.api import ConsumerConfig
@@ -281,8 +287,8 @@ async def run_worker(
         last_msg = time.monotonic()
         last_tick = 0.0
         # with several consumers (one per partition), each fetches its share of the batch and
-        # the batch is what they all returned (each fetch ends within max_wait)
-        share = max(1, -(-batch // len(subs)))
+        # the batch is what they all returned (each fetch ends within its wait)
+        sizer = AdaptiveFetch(batch, min_batch, max_wait)
         while True:
             now = time.monotonic()
             if tick_seconds and now - last_tick >= tick_seconds:
@@ -290,18 +296,21 @@ async def run_worker(
                     monitor_repo.clock_tick(s, datetime.now(UTC).date(), actor="worker clock")
                 stats.ticks += 1
                 last_tick = now
+            size, wait = sizer.size, sizer.wait
             if len(subs) == 1:
-                fetched: list[Any] = [await _fetch(subs[0], batch, max_wait, NatsTimeout)]
+                fetched: list[Any] = [await _fetch(subs[0], size, wait, NatsTimeout)]
             else:
+                share = max(1, -(-size // len(subs)))
                 fetched = await asyncio.gather(
-                    *(_fetch(sub, share, max_wait, NatsTimeout) for sub in subs)
+                    *(_fetch(sub, share, wait, NatsTimeout) for sub in subs)
                 )
             msgs = [m for part in fetched for m in part]
             if not msgs:
+                sizer.update(0, 0.0)
                 if stop_when_idle is not None and time.monotonic() - last_msg >= stop_when_idle:
                     break
                 continue
-            last_msg = time.monotonic()
+            last_msg = busy0 = time.monotonic()
             raws: list[Any] = []
             for m in msgs:
                 try:
@@ -317,6 +326,7 @@ async def run_worker(
                     await m.ack()
             except TimeoutError:
                 say("acknowledgement timed out; the batch will be redelivered (and skipped)")
+            sizer.update(len(msgs), time.monotonic() - busy0)
             stats.last_ids = [r.get("event_id", "") if isinstance(r, dict) else "" for r in raws]
             stats.batches += 1
             stats.accepted += res.accepted
@@ -334,6 +344,40 @@ async def run_worker(
     finally:
         await nc.close()
     return stats
+
+
+@dataclass
+class AdaptiveFetch:
+    """Size and wait of the worker's next fetch.
+
+    A fetch returns at once what is waiting (up to ``size``); only when nothing is waiting does
+    it linger, until ``size`` messages arrived or ``wait`` passed. A fixed large size made
+    every lingering fetch wait its full ``max_wait`` at moderate rates, and the events that
+    arrived meanwhile waited that on top of the running batch and their own. So: the size
+    starts at ``min_batch``, doubles after a full fetch (a backlog builds) up to ``batch`` and
+    halves after a fetch less than a quarter full; once messages flow, ``wait`` is the time
+    the previous batch took (at least 2 ms, at most ``max_wait``); after an empty fetch it is
+    ``max_wait`` (an idle stream is polled every ``max_wait``)."""
+
+    batch: int
+    min_batch: int
+    max_wait: float
+    size: int = 0
+    wait: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.batch = max(1, self.batch)
+        self.min_batch = max(1, min(self.min_batch, self.batch))
+        self.size = self.min_batch
+        self.wait = self.max_wait
+
+    def update(self, got: int, busy: float) -> None:
+        """After a fetch that returned ``got`` messages, whose batch took ``busy`` seconds."""
+        if got >= self.size:
+            self.size = min(self.batch, self.size * 2)
+        elif got * 4 < self.size:
+            self.size = max(self.min_batch, self.size // 2)
+        self.wait = self.max_wait if got == 0 else min(self.max_wait, max(0.002, busy))
 
 
 _GC_TUNED = False
