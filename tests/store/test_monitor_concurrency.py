@@ -65,7 +65,7 @@ def _events() -> list[dict[str, Any]]:
 
 
 def _shares(events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Interleaved halves; every 10th event is delivered to both processes."""
+    """Interleaved halves; one event in five is delivered to both processes."""
     a = [e for i, e in enumerate(events) if i % 2 == 0 or i % 10 == 1]
     b = [e for i, e in enumerate(events) if i % 2 == 1 or i % 10 == 0]
     return a, b
