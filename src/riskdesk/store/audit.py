@@ -54,6 +54,9 @@ def _digest(entry: AuditEntry) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+_TAIL_HASH = select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
+
+
 def record(
     session: Session,
     *,
@@ -73,7 +76,8 @@ def record(
     if session.get_bind().dialect.name == "postgresql":
         # one chain writer at a time; released at commit/rollback
         session.execute(text("SELECT pg_advisory_xact_lock(7243901)"))
-    tail = session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(1)).first()
+    # only the previous hash is needed: a one-column Core read, not an ORM row
+    tail_hash = session.scalar(_TAIL_HASH)
     now = utcnow()
     entry = AuditEntry(
         ts=now,
@@ -84,7 +88,7 @@ def record(
         before=_jsonable(before),
         after=_jsonable(after),
         reason=reason,
-        prev_hash=tail.hash if tail else GENESIS,
+        prev_hash=tail_hash or GENESIS,
         hash="",
     )
     entry.hash = _digest(entry)
