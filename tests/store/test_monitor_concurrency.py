@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from riskdesk.store import monitor_repo as repo
@@ -199,5 +200,87 @@ def test_two_processes_on_the_same_customers_lose_and_double_nothing(
             res = repo.ingest(s, events)
             assert (res.accepted, res.duplicates) == (0, EVENTS)
         assert _states(db_url) == got
+    finally:
+        engine.dispose()
+
+
+def _inv(eid: str, inv: str, amount: str, cust: str = "K") -> dict[str, Any]:
+    return {
+        "event_id": eid,
+        "type": "invoice.issued",
+        "event_time": f"{DAY}T10:00:00Z",
+        "customer_id": cust,
+        "payload": {
+            "invoice_id": inv,
+            "issue_date": DAY,
+            "due_date": "2026-04-01",
+            "amount": amount,
+            "currency": "EUR",
+        },
+    }
+
+
+def _count_and_balance(engine: Any, ref: str) -> tuple[int, float]:
+    with session_scope(engine) as s:
+        st = repo.customer_state(s, ref)
+        assert st is not None
+        return st["events"], float(st["features"]["open_invoice_balance"])
+
+
+def test_a_write_between_read_and_write_makes_the_batch_redo(db_url: str, monkeypatch: Any) -> None:
+    """Deterministic version of the race: another writer commits the batch's customers (one
+    existing, one new) after the batch read them; the batch is redone from the stored books."""
+    engine = make_engine(db_url)
+    other = make_engine(db_url)
+    try:
+        with session_scope(engine) as s:
+            repo.ingest(s, [_inv("r1", "I1", "100.00")])  # K exists, its book is cached
+        real = repo._customers
+        calls = {"n": 0}
+
+        def customers_then_another_writer(session: Any, refs: Any) -> Any:
+            calls["n"] += 1
+            if calls["n"] == 1:  # between this batch's read of the books and its write
+                with session_scope(other) as s2:
+                    repo.ingest(s2, [_inv("w1", "I2", "10.00"), _inv("w2", "J1", "5.00", "N")])
+            return real(session, refs)
+
+        monkeypatch.setattr(repo, "_customers", customers_then_another_writer)
+        with session_scope(engine) as s:
+            res = repo.ingest(s, [_inv("r2", "I3", "1.00"), _inv("r3", "J2", "2.00", "N")])
+        assert (res.accepted, res.redone) == (2, 1)
+        assert _count_and_balance(engine, "K") == (3, 111.0)  # not (2, 101.0): I2 kept
+        assert _count_and_balance(engine, "N") == (2, 7.0)  # the other's new row kept
+        with session_scope(engine) as s:
+            assert s.scalar(select(func.count()).select_from(ProcessedEvent)) == 5
+    finally:
+        engine.dispose()
+        other.dispose()
+
+
+def test_a_batch_that_keeps_meeting_newer_states_gives_up_and_writes_nothing(
+    db_url: str, monkeypatch: Any
+) -> None:
+    engine = make_engine(db_url)
+    try:
+        with session_scope(engine) as s:
+            repo.ingest(s, [_inv("g1", "I1", "100.00")])
+        tries = {"n": 0}
+
+        def always_stale(*args: Any, **kwargs: Any) -> Any:
+            tries["n"] += 1
+            raise repo._Conflict("written by another process")
+
+        monkeypatch.setattr(repo, "_save_states", always_stale)
+        with pytest.raises(repo.StaleStateError, match="gave up after 5 tries"):
+            with session_scope(engine) as s:
+                repo.ingest(s, [_inv("g2", "I2", "1.00")])
+        assert tries["n"] == repo.INGEST_ATTEMPTS
+        monkeypatch.undo()
+        assert _count_and_balance(engine, "K") == (1, 100.0)
+        with session_scope(engine) as s:  # g2 was not recorded: sending it again applies it
+            res = repo.ingest(s, [_inv("g2", "I2", "1.00")])
+            assert (res.accepted, res.duplicates, res.redone) == (1, 0, 0)
+        assert _count_and_balance(engine, "K") == (2, 101.0)
     finally:
         engine.dispose()
