@@ -7,9 +7,10 @@
   With ``--procs N``: N processes, each taking the customers of its share of the partitions.
 * ``http``: ``POST /api/v1/events`` batches to ``riskdesk serve --workers N`` on 127.0.0.1
   from N client processes (one per partition share, so one customer's events are never in
-  flight twice); each client encodes its batches before the clock starts. Each request goes
-  on a new connection (the kernel spreads them over the server processes); ``--keep-alive``:
-  one kept-alive connection per client (both can land on one server process).
+  flight twice); each client encodes its batches before the clock starts. ``--http-conn
+  pinned`` (default): one kept-alive connection per client, reconnected until the server
+  process holding it is that client's own (read from /proc), so each process serves one share
+  of the customers; ``close``: a new connection per request (any process, any customer).
 * ``nats``: the worker (``run_worker``; commit, then ack), N processes with ``--procs N``,
   each over its share of the partitions. ``--rate 0``: the events are published first and the
   workers drain the backlog (throughput; "latency" is then the time per batch). ``--rate R``:
@@ -276,25 +277,66 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _server_pid_of(server_port: int, client_port: int, pids: list[int]) -> int | None:
+    """Which of ``pids`` holds the server end of the loopback connection from
+    ``client_port`` (its socket inode in /proc/net/tcp, then the process's fds)."""
+    inode = None
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            cols = line.split()
+            if (
+                int(cols[1].split(":")[1], 16) == server_port
+                and int(cols[2].split(":")[1], 16) == client_port
+            ):
+                inode = cols[9]
+    if inode is None:
+        return None
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
+                        return pid
+                except OSError:
+                    continue
+        except OSError:
+            continue
+    return None
+
+
 def _http_child(
     port: int,
     token: str,
     events: list[dict[str, Any]],
     batch: int,
-    keep_alive: bool,
+    conn: str,
+    pin: tuple[int, list[int]] | None,
     go: Any,
     q: Any,
 ) -> None:
     bodies = [orjson.dumps(events[i : i + batch]) for i in range(0, len(events), batch)]
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    if not keep_alive:
-        # a new connection per request, so that the kernel spreads the requests over the
-        # server processes: with one kept-alive connection per client both clients' connections
-        # could land on one uvicorn process (seen: 9 vs 3 CPU s per process, 4,509 vs 6,464
-        # events/s between runs)
+    if conn == "close":
+        # a new connection per request: the kernel spreads the requests over the server
+        # processes (and every process then sees every customer)
         headers["Connection"] = "close"
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120, headers=headers)
-    client.get("/api/v1/rules").raise_for_status()
+    for _ in range(200):
+        r = client.get("/api/v1/rules")
+        r.raise_for_status()
+        if conn == "close" or pin is None:
+            break
+        # pinned: reconnect until this client's kept-alive connection is served by its own
+        # server process (both clients' connections could land on one uvicorn process: seen
+        # 9 vs 3 CPU s per process and 4,509 vs 6,464 events/s between runs)
+        local = r.extensions["network_stream"].get_extra_info("client_addr")[1]
+        if _server_pid_of(port, local, pin[1]) == pin[0]:
+            break
+        client.close()
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120, headers=headers)
+    else:
+        q.put({"error": "could not reach the server process this client is pinned to"})
+        return
     lat: list[float] = []
     go.wait()
     t0 = time.time()
@@ -310,12 +352,35 @@ def _http_child(
     q.put({"lat": lat, "t0": t0, "t1": time.time()})
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline") as f:
+            return f.read().replace("\0", " ")
+    except OSError:
+        return ""
+
+
+def _server_workers(pid: int, n: int) -> list[int]:
+    """The uvicorn worker processes of the server ``pid`` (itself when it serves alone)."""
+    if n <= 1:
+        return [pid]
+    for _ in range(100):
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            kids = sorted(int(x) for x in f.read().split())
+        # not multiprocessing's resource tracker
+        kids = [k for k in kids if "--multiprocessing-fork" in _cmdline(k)]
+        if len(kids) >= n:
+            return kids
+        time.sleep(0.1)
+    raise RuntimeError("the server's worker processes did not start")
+
+
 def run_http(
     url: str,
     events: list[dict[str, Any]],
     batch: int,
     procs: int = 1,
-    keep_alive: bool = False,
+    conn: str = "pinned",
 ) -> dict[str, Any]:
     from riskdesk.store.users import add_user, create_token
 
@@ -342,8 +407,13 @@ def run_http(
                     time.sleep(0.1)
         time.sleep(1.0)
         cpu0 = _tree_cpu(server.pid)
+        workers = _server_workers(server.pid, procs)
         res = _run_children(
-            _http_child, [(port, token, g, batch, keep_alive) for g in _groups(events, procs)]
+            _http_child,
+            [
+                (port, token, g, batch, conn, (workers[i % len(workers)], workers))
+                for i, g in enumerate(_groups(events, procs))
+            ],
         )
         cpu = _tree_cpu(server.pid) - cpu0
     finally:
@@ -359,7 +429,7 @@ def run_http(
         batch,
         cpu,
         procs=procs,
-        keep_alive=keep_alive,
+        conn=conn,
     )
 
 
@@ -546,7 +616,11 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=0, help="NATS: publish at this rate (0: first)")
     ap.add_argument("--min-batch", type=int, default=20, help="NATS: the worker's smallest fetch")
     ap.add_argument(
-        "--keep-alive", action="store_true", help="HTTP: one kept-alive connection per client"
+        "--http-conn",
+        choices=["pinned", "close"],
+        default="pinned",
+        help="HTTP: one kept-alive connection per client, each served by its own server "
+        "process (pinned), or a new connection per request (close)",
     )
     a = ap.parse_args()
     events = make_events(a.events, a.customers)
@@ -557,7 +631,7 @@ def main() -> None:
             if via == "direct":
                 run_direct(url, events, a.batch, a.procs)
             elif via == "http":
-                run_http(url, events, a.batch, a.procs, a.keep_alive)
+                run_http(url, events, a.batch, a.procs, a.http_conn)
             else:
                 run_nats(url, events, a.batch, a.procs, a.rate, a.min_batch)
 
