@@ -15,14 +15,14 @@ def create_server_app(db_url: str | None = None) -> FastAPI:
     for a long-running server (see :func:`riskdesk.connectors.events.tune_gc_for_worker`).
 
     Measured on ``POST /api/v1/events`` (one server process, SQLite, batch 150, 30,000
-    events, ``gc.callbacks`` timers): with the default thresholds 8 full collections over the
-    cached monitor books took up to 164–431 ms each as the books grew, two of them during the
-    run; tuned, none over 10 ms (in a 2-process 50,000-event run they are rarer than 1 request
-    in 100: no p99 difference measured). Over 200,000 events with reads in between: 66 vs 74
-    server CPU seconds, the same RSS (439 vs 438 MB). The tuning freezes what exists once the application is
-    built and makes young collections rarer; full collections still run (less often), so
-    cyclic garbage is still reclaimed. Uvicorn worker processes build their application with
-    this factory (from ``RISKDESK_DATABASE_URL``)."""
+    events, ``gc.callbacks`` timers): untuned, two full collections over the cached monitor
+    books (257 and 431 ms) ran during the run; tuned, none over 10 ms. In the 2-process
+    50,000-event benchmark they are rarer than 1 request in 100 (no p99 difference
+    measured); over 200,000 events with reads in between the server used 66 instead of 74
+    CPU seconds, with the same RSS (439 vs 438 MB). The tuning freezes what exists once the
+    application is built and makes young collections rarer; full collections still run
+    (less often), so cyclic garbage is still reclaimed. Uvicorn worker processes build their
+    application with this factory (from ``RISKDESK_DATABASE_URL``)."""
     from riskdesk.connectors.events import tune_gc_for_worker
 
     app = create_app(db_url)
