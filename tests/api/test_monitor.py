@@ -181,3 +181,24 @@ def test_out_of_range_ids_are_client_errors_not_500(client, as_user) -> None:  #
         assert client.get(path, headers=h).status_code in (404, 422), path
     assert client.get("/api/v1/cases/2147483647", headers=h).status_code == 404
     assert client.post("/api/v1/events", json={"not": "a list"}, headers=h).status_code == 422
+
+
+def test_a_batch_that_keeps_meeting_newer_states_is_refused_with_503_and_can_be_resent(
+    client, as_user, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Other intake processes kept rewriting the batch's customers: the client is told to send
+    the same batch again (503 + Retry-After), nothing of it was stored, and the resend applies."""
+    from riskdesk.store import monitor_repo as repo
+
+    def always_stale(*args: Any, **kwargs: Any) -> Any:
+        raise repo._Conflict("written by another process")
+
+    monkeypatch.setattr(repo, "_save_states", always_stale)
+    r = client.post("/api/v1/events", json=[ORDER_C1], headers=as_user("rita"))
+    assert r.status_code == 503, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.headers["retry-after"] == "1"
+    assert "send the same batch again" in r.json()["detail"]
+    monkeypatch.undo()
+    again = client.post("/api/v1/events", json=[ORDER_C1], headers=as_user("rita")).json()
+    assert (again["accepted"], again["duplicates"]) == (1, 0)

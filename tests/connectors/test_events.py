@@ -224,3 +224,56 @@ def test_two_worker_processes_split_the_partitions_and_apply_everything_once(
     assert _processed(engine) == total
     with session_scope(engine) as s:
         assert s.scalar(select(func.sum(CustomerState.events_count))) == total
+
+
+def test_a_batch_refused_as_stale_is_handed_back_and_applied_once_on_redelivery(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Other writers kept changing the batch's customers (``StaleStateError``, nothing stored):
+    the worker naks the messages instead of dying, JetStream redelivers them, and every event
+    is applied exactly once."""
+    if not _nats_up():
+        if os.environ.get("RISKDESK_REQUIRE_SERVICES") == "1":
+            pytest.fail("NATS is required in CI but not reachable on 127.0.0.1:4222")
+        pytest.skip("NATS not reachable on 127.0.0.1:4222")
+    from riskdesk.connectors.events import run_worker
+
+    hist = _history_module()
+    h = hist.make_history(seed=31, n_customers=5)
+    total = len(h.events)
+    hist.write_customers(engine, h)
+    real = monitor_repo.ingest
+    refused = {"n": 0}
+
+    def stale_once(session, raws, **kw):  # type: ignore[no-untyped-def]
+        if refused["n"] == 0:
+            refused["n"] = len(raws)
+            raise monitor_repo.StaleStateError("gave up after 5 tries (test)")
+        return real(session, raws, **kw)
+
+    monkeypatch.setattr(monitor_repo, "ingest", stale_once)
+    tag = uuid.uuid4().hex[:10]
+    stream, prefix = f"RDTEST_{tag}", f"rdtest.{tag}"
+    asyncio.run(publish(NATS, h.events, stream=stream, prefix=prefix))
+    try:
+        stats = asyncio.run(
+            run_worker(
+                engine,
+                NATS,
+                stream=stream,
+                prefix=prefix,
+                durable=f"w{tag}",
+                batch=50,
+                tick_seconds=0,
+                stop_when_idle=3,
+                notify=False,
+                log=lambda _m: None,
+            )
+        )
+    finally:
+        asyncio.run(delete_stream(NATS, stream))
+    assert refused["n"] > 0 and stats.redelivered == refused["n"]
+    assert (stats.accepted, stats.duplicates) == (total, 0)
+    assert _processed(engine) == total
+    with session_scope(engine) as s:
+        assert s.scalar(select(func.sum(CustomerState.events_count))) == total

@@ -202,6 +202,8 @@ class WorkerStats:
     rejected: int = 0
     alerts_new: int = 0
     ticks: int = 0
+    redelivered: int = 0
+    """Messages handed back (nak) because other writers kept changing their customers."""
     latencies_ms: list[float] = field(default_factory=list)
     last_ids: list[str] = field(default_factory=list)
     """Event ids of the last batch (for measuring latency)."""
@@ -214,6 +216,7 @@ class WorkerStats:
             "rejected": self.rejected,
             "alerts_new": self.alerts_new,
             "ticks": self.ticks,
+            "redelivered": self.redelivered,
         }
 
 
@@ -317,8 +320,16 @@ async def run_worker(
                     raws.append(orjson.loads(m.data))
                 except ValueError:  # not JSON, or not UTF-8
                     raws.append(None)  # rejected by intake as not an object
-            with session_scope(engine) as s:
-                res = monitor_repo.ingest(s, raws, actor="worker")
+            try:
+                with session_scope(engine) as s:
+                    res = monitor_repo.ingest(s, raws, actor="worker")
+            except monitor_repo.StaleStateError as exc:
+                # nothing was stored: hand the batch back for redelivery (idempotent intake)
+                say(f"batch handed back for redelivery: {exc}")
+                stats.redelivered += len(msgs)
+                for m in msgs:
+                    await m.nak(delay=0.2)
+                continue
             # acknowledge only after the commit (one after the other: an ack only queues a
             # publish, and a task per message for a gather costs more than the acks)
             try:

@@ -44,7 +44,18 @@ def post_events(
 ) -> dict[str, Any]:
     if len(events) > MAX_BATCH:
         raise ApiError(413, "Batch too large", f"send at most {MAX_BATCH} events per request")
-    res = repo.ingest(session, events, actor=f"api:{user.username}")
+    try:
+        res = repo.ingest(session, events, actor=f"api:{user.username}")
+    except repo.StaleStateError as exc:
+        # other writers kept changing these customers; nothing of this batch was stored,
+        # and resending it is safe (intake is idempotent)
+        session.rollback()
+        raise ApiError(
+            503,
+            "Busy, try again",
+            f"{exc}; nothing was stored, send the same batch again",
+            headers={"Retry-After": "1"},
+        ) from exc
     if res.alerts_new:
         background.add_task(_send_notifications, request)
     return res.as_dict()
