@@ -277,3 +277,39 @@ def test_a_batch_refused_as_stale_is_handed_back_and_applied_once_on_redelivery(
     assert _processed(engine) == total
     with session_scope(engine) as s:
         assert s.scalar(select(func.sum(CustomerState.events_count))) == total
+
+
+def test_ingest_file_sends_a_batch_refused_as_stale_again_and_gives_up_after_a_few_tries(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import riskdesk.connectors.events as ev_conn
+
+    hist = _history_module()
+    h = hist.make_history(seed=37, n_customers=3)
+    hist.write_customers(engine, h)
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in h.events), encoding="utf-8")
+    real = monitor_repo.ingest
+    calls = {"n": 0}
+
+    def stale_first(session, raws, **kw):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise monitor_repo.StaleStateError("gave up after 5 tries (test)")
+        return real(session, raws, **kw)
+
+    monkeypatch.setattr(ev_conn.time, "sleep", lambda _s: None)
+    monkeypatch.setattr(monitor_repo, "ingest", stale_first)
+    out = ev_conn.ingest_file(engine, path, batch=10_000)
+    assert (out["accepted"], out["duplicates"], calls["n"]) == (len(h.events), 0, 2)
+
+    def always_stale(session, raws, **kw):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        raise monitor_repo.StaleStateError("gave up after 5 tries (test)")
+
+    calls["n"] = 0
+    monkeypatch.setattr(monitor_repo, "ingest", always_stale)
+    with pytest.raises(monitor_repo.StaleStateError):
+        ev_conn.ingest_file(engine, path, batch=10_000)
+    assert calls["n"] == ev_conn.FILE_BATCH_ATTEMPTS
+    assert _processed(engine) == len(h.events)  # the first run's events, nothing doubled

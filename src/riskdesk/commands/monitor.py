@@ -60,19 +60,9 @@ def _table(title: str, cols: list[str], rows: list[dict[str, Any]]) -> None:
 # --------------------------------------------------------------------------- events
 
 
-@events_app.command("ingest")
-def events_ingest(
-    ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="A JSON Lines file, one event per line.")],
-    batch: Annotated[int, typer.Option(min=1, help="Events per transaction.")] = 2000,
-    as_json: JsonOpt = False,
-) -> None:
-    """Ingest events from a JSONL file: accepted, duplicates, rejected (with line and reason)."""
-    if not file.is_file():
-        raise fail(f"no such file: {file}", 2, as_json)
-    eng = engine(ctx)
-    ev_conn.tune_gc_for_worker()  # this process only ingests
-    total_lines = sum(1 for line in file.open(encoding="utf-8") if line.strip())
+def _ingest_file(
+    eng: Any, file: Path, batch: int, total_lines: int, as_json: bool
+) -> dict[str, Any]:
     if as_json:
         out = ev_conn.ingest_file(eng, file, batch=batch)
     else:
@@ -88,6 +78,31 @@ def events_ingest(
             out = ev_conn.ingest_file(
                 eng, file, batch=batch, progress=lambda n: bar.advance(task, n)
             )
+    return out
+
+
+@events_app.command("ingest")
+def events_ingest(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A JSON Lines file, one event per line.")],
+    batch: Annotated[int, typer.Option(min=1, help="Events per transaction.")] = 2000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest events from a JSONL file: accepted, duplicates, rejected (with line and reason)."""
+    if not file.is_file():
+        raise fail(f"no such file: {file}", 2, as_json)
+    eng = engine(ctx)
+    ev_conn.tune_gc_for_worker()  # this process only ingests
+    total_lines = sum(1 for line in file.open(encoding="utf-8") if line.strip())
+    try:
+        out = _ingest_file(eng, file, batch, total_lines, as_json)
+    except repo.StaleStateError as exc:
+        raise fail(
+            f"{exc}; the batches before it are stored — run the same command again "
+            "(events already applied are counted as duplicates)",
+            1,
+            as_json,
+        ) from exc
     if out["alerts_new"]:
         out["notifications"] = notify_conn.dispatch_pending(eng)
     out["ok"] = out["rejected"] == 0

@@ -57,6 +57,10 @@ def read_jsonl(path: Path) -> Iterator[JsonlLine]:
                 yield JsonlLine(n, None, f"not valid JSON: {exc.msg} (column {exc.colno})")
 
 
+FILE_BATCH_ATTEMPTS = 3
+"""How often ``ingest_file`` sends a batch refused as stale before giving up."""
+
+
 def ingest_file(
     engine: Engine,
     path: Path,
@@ -74,8 +78,17 @@ def ingest_file(
     def flush() -> None:
         if not buf:
             return
-        with session_scope(engine) as s:
-            res = monitor_repo.ingest(s, [x.event for x in buf], actor=actor)
+        for attempt in range(FILE_BATCH_ATTEMPTS):
+            try:
+                with session_scope(engine) as s:
+                    res = monitor_repo.ingest(s, [x.event for x in buf], actor=actor)
+                break
+            except monitor_repo.StaleStateError:
+                # other writers kept changing these customers and nothing was stored: the
+                # same batch is sent again after a pause (intake is idempotent)
+                if attempt + 1 == FILE_BATCH_ATTEMPTS:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
         for r in res.rejected:
             r["line"] = buf[r.pop("index")].line
         total.add(res)
