@@ -51,6 +51,14 @@ def _history_module() -> ModuleType:
     return mod
 
 
+def _need_nats() -> None:
+    """Skip when NATS is not running, but fail in CI, where the services must all be up."""
+    if not _nats_up():
+        if os.environ.get("RISKDESK_REQUIRE_SERVICES") == "1":
+            pytest.fail("NATS is required in CI but not reachable on 127.0.0.1:4222")
+        pytest.skip("NATS not reachable on 127.0.0.1:4222")
+
+
 def _nats_up() -> bool:
     import socket
 
@@ -115,10 +123,7 @@ def _processed(engine: Engine) -> int:
 def test_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
     engine: Engine, db_url: str
 ) -> None:
-    if not _nats_up():
-        if os.environ.get("RISKDESK_REQUIRE_SERVICES") == "1":  # CI: the services must all be up
-            pytest.fail("NATS is required in CI but not reachable on 127.0.0.1:4222")
-        pytest.skip("NATS not reachable on 127.0.0.1:4222")
+    _need_nats()
     hist = _history_module()
     h = hist.make_history(seed=23, n_customers=25)
     total = len(h.events)
@@ -189,10 +194,7 @@ def test_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
 def test_two_worker_processes_split_the_partitions_and_apply_everything_once(
     engine: Engine, db_url: str
 ) -> None:
-    if not _nats_up():
-        if os.environ.get("RISKDESK_REQUIRE_SERVICES") == "1":
-            pytest.fail("NATS is required in CI but not reachable on 127.0.0.1:4222")
-        pytest.skip("NATS not reachable on 127.0.0.1:4222")
+    _need_nats()
     hist = _history_module()
     h = hist.make_history(seed=29, n_customers=20)
     total = len(h.events)
@@ -232,10 +234,7 @@ def test_a_batch_refused_as_stale_is_handed_back_and_applied_once_on_redelivery(
     """Other writers kept changing the batch's customers (``StaleStateError``, nothing stored):
     the worker naks the messages instead of dying, JetStream redelivers them, and every event
     is applied exactly once."""
-    if not _nats_up():
-        if os.environ.get("RISKDESK_REQUIRE_SERVICES") == "1":
-            pytest.fail("NATS is required in CI but not reachable on 127.0.0.1:4222")
-        pytest.skip("NATS not reachable on 127.0.0.1:4222")
+    _need_nats()
     from riskdesk.connectors.events import run_worker
 
     hist = _history_module()
