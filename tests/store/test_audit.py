@@ -42,3 +42,35 @@ def test_deleted_row_breaks_the_chain(engine: Engine) -> None:
         res = verify(s)
         assert s.scalar(select(AuditEntry.id).where(AuditEntry.id == ids[2])) == ids[2]
     assert not res.ok and res.bad_id == ids[2]
+
+
+def test_record_many_chains_like_record(engine: Engine) -> None:
+    from riskdesk.store.audit import AuditItem, record_many
+
+    with session_scope(engine) as s:
+        record(s, actor="ann", action="first", entity="e", entity_id=0)
+        got = record_many(
+            s,
+            [
+                AuditItem(
+                    actor="bob", action="case.open", entity="case", entity_id=7, after={"count": 1}
+                ),
+                AuditItem(
+                    actor="bob",
+                    action="alert.raise",
+                    entity="alert",
+                    entity_id=9,
+                    after={"count": 2},
+                ),
+            ],
+        )
+        assert record_many(s, []) == []
+        record(s, actor="ann", action="last", entity="e", entity_id=1)
+    with session_scope(engine) as s:
+        rows = list(s.scalars(select(AuditEntry).order_by(AuditEntry.id)))
+        assert [r.action for r in rows] == ["first", "case.open", "alert.raise", "last"]
+        assert [r.id for r in rows[1:3]] == [g.id for g in got]
+        assert rows[1].prev_hash == rows[0].hash and rows[2].prev_hash == rows[1].hash
+        assert rows[2].after == {"count": 2} and rows[1].entity_id == "7"
+        res = verify(s)
+    assert res.ok and res.checked == 4

@@ -31,7 +31,7 @@ from riskdesk.monitor.events import Event, EventError, parse_event
 from riskdesk.monitor.processor import Step, step_clock, step_event
 from riskdesk.monitor.rules import POINTS_RULE, Engine, Hit, RuleError, default_rule_set
 from riskdesk.monitor.state import FxFn, StateError, book_date, features, new_book
-from riskdesk.store.audit import record
+from riskdesk.store.audit import AuditItem, record, record_many
 from riskdesk.store.models import (
     Alert,
     Case,
@@ -1206,48 +1206,54 @@ class _AlertContext:
             rec = by_key.get((aref, arule))
             if rec is not None:
                 rec.id = aid
+        # the new cases and the new alerts: two chained entries, written together (one chain
+        # lock, one tail-hash read, one INSERT)
+        entries: list[AuditItem] = []
         if self._opened:
-            record(
-                self.s,
-                actor=self.actor,
-                action="case.open",
-                entity="case",
-                entity_id=self._opened[0].id,
-                after={
-                    "cases": [
-                        {
-                            "id": c.id,
-                            "customer": c.customer_ref,
-                            "severity": c.severity,
-                            "assignee": c.assignee,
-                        }
-                        for c in self._opened[:1000]
-                    ],
-                    "count": len(self._opened),
-                },
+            entries.append(
+                AuditItem(
+                    actor=self.actor,
+                    action="case.open",
+                    entity="case",
+                    entity_id=self._opened[0].id,
+                    after={
+                        "cases": [
+                            {
+                                "id": c.id,
+                                "customer": c.customer_ref,
+                                "severity": c.severity,
+                                "assignee": c.assignee,
+                            }
+                            for c in self._opened[:1000]
+                        ],
+                        "count": len(self._opened),
+                    },
+                )
             )
             self._opened = []
-        record(
-            self.s,
-            actor=self.actor,
-            action="alert.raise",
-            entity="alert",
-            entity_id=self._created[0][0].id,
-            after={
-                "alerts": [
-                    {
-                        "id": a.id,
-                        "customer": a.customer_ref,
-                        "rule": a.rule_id,
-                        "severity": a.severity,
-                        "case": a.case_id,
-                        "event_id": a.event_id,
-                    }
-                    for a, _, _ in self._created[:1000]
-                ],
-                "count": len(self._created),
-            },
+        entries.append(
+            AuditItem(
+                actor=self.actor,
+                action="alert.raise",
+                entity="alert",
+                entity_id=self._created[0][0].id,
+                after={
+                    "alerts": [
+                        {
+                            "id": a.id,
+                            "customer": a.customer_ref,
+                            "rule": a.rule_id,
+                            "severity": a.severity,
+                            "case": a.case_id,
+                            "event_id": a.event_id,
+                        }
+                        for a, _, _ in self._created[:1000]
+                    ],
+                    "count": len(self._created),
+                },
+            )
         )
+        record_many(self.s, entries)
         if self.subs():
             for a, cust, _ in self._created:
                 self._notify(a, cust)
