@@ -240,3 +240,28 @@ def test_sqlite_writer_turn_is_held_only_until_the_transaction_ends(sqlite_url: 
         assert free()
     finally:
         engine.dispose()
+
+
+def test_default_assignee_prefers_first_active_analyst_then_risk_manager(engine: Engine) -> None:
+    from riskdesk.store.models import User
+
+    with session_scope(engine) as s:
+        assert repo._default_assignee(s, None) is None
+        s.add_all(
+            [
+                User(username="viewer1", role="viewer"),
+                User(username="rm1", role="risk_manager"),
+                User(username="rm0", role="risk_manager", active=False),
+            ]
+        )
+        s.flush()
+        assert repo._default_assignee(s, None) == "rm1"
+        s.add_all(
+            [
+                User(username="an_off", role="analyst", active=False),
+                User(username="an1", role="analyst"),
+                User(username="an2", role="analyst"),
+            ]
+        )
+        s.flush()
+        assert repo._default_assignee(s, None) == "an1"
