@@ -265,3 +265,43 @@ def test_default_assignee_prefers_first_active_analyst_then_risk_manager(engine:
         )
         s.flush()
         assert repo._default_assignee(s, None) == "an1"
+
+
+def test_new_alerts_and_cases_get_their_own_ids(engine: Engine) -> None:
+    """The ids given back for a batch's new alerts and cases (RETURNING on PostgreSQL, a
+    read-back on SQLite) are the stored ones: links and the audit entries name the right rows,
+    also next to alerts and cases from an earlier batch."""
+    with session_scope(engine) as s:
+        repo.ingest(s, [_ev("e0", "contract.breached", cust="C2", clause="x")])
+    batch = [_ev(f"e{i}", "contract.breached", cust=f"C{i % 5}", clause="x") for i in range(1, 9)]
+    batch += [_ev(f"d{i}", "invoice.disputed", cust=f"C{4 - i}", invoice_id="I") for i in range(3)]
+    with session_scope(engine) as s:
+        res = repo.ingest(s, batch)
+        assert res.accepted == 11
+    with session_scope(engine) as s:
+        alerts = list(s.scalars(select(Alert)))
+        cases = {c.id: c for c in s.scalars(select(Case))}
+        assert len(alerts) == 8 and len(cases) == 5  # 5 breach + 3 dispute alerts, 1 case each
+        for a in alerts:
+            assert cases[a.case_id].customer_ref == a.customer_ref
+        by_key = {(a.customer_ref, a.rule_id): a.id for a in alerts}
+        raised = list(
+            s.scalars(
+                select(AuditEntry).where(AuditEntry.action == "alert.raise").order_by(AuditEntry.id)
+            )
+        )
+        logged = [x for e in raised for x in e.after["alerts"]]
+        assert len(logged) == 8
+        for x in logged:
+            assert by_key[(x["customer"], x["rule"])] == x["id"]
+            assert cases[x["case"]].customer_ref == x["customer"]
+        opened = [
+            x
+            for e in s.scalars(select(AuditEntry).where(AuditEntry.action == "case.open"))
+            for x in e.after["cases"]
+        ]
+        assert {x["id"]: x["customer"] for x in opened} == {
+            cid: c.customer_ref for cid, c in cases.items()
+        }
+        assert raised[-1].entity_id == str(raised[-1].after["alerts"][0]["id"])
+        assert verify(s).ok
