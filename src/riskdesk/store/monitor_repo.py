@@ -530,31 +530,6 @@ class _Raw:
         finally:
             cur.close()
 
-    def select_in_all(
-        self, queries: Sequence[tuple[str, Sequence[Any]]]
-    ) -> list[list[tuple[Any, ...]]]:
-        """The rows of several :meth:`select_in` queries, in order; on PostgreSQL sent in one
-        psycopg pipeline (one round trip for all of them instead of one each)."""
-        if self.sqlite:
-            return [list(self.select_in(sql, items)) for sql, items in queries]
-        dbapi: Any = self.conn.connection.dbapi_connection
-        curs: list[list[Any]] = []
-        try:
-            with dbapi.pipeline():
-                for sql, items in queries:
-                    mine: list[Any] = []
-                    curs.append(mine)
-                    for chunk in _chunks(list(items)):
-                        cur = dbapi.cursor()
-                        mine.append(cur)
-                        marks = ", ".join(self.ph for _ in chunk)
-                        cur.execute(sql.format(marks=marks), tuple(chunk))
-            return [[row for cur in mine for row in cur.fetchall()] for mine in curs]
-        finally:
-            for mine in curs:
-                for cur in mine:
-                    cur.close()
-
     @staticmethod
     def read_ts(value: Any) -> datetime | None:
         """A stored timestamp as an aware UTC datetime (SQLite gives text)."""
@@ -1061,29 +1036,18 @@ class _AlertContext:
         raw = _Raw(self.s)
         # ``status || ''`` keeps the planner on the customer_ref index: without statistics
         # SQLite chose the status index, i.e. a scan of every open alert (1 ms per batch at
-        # 6,000 open alerts). The three reads go in one round trip on PostgreSQL.
-        alerts, cases, snoozes = raw.select_in_all(
-            [
-                (
-                    "SELECT id, customer_ref, rule_id, severity, hits, case_id FROM monitor_alerts "
-                    "WHERE customer_ref IN ({marks}) AND status || '' = 'open'",
-                    todo,
-                ),
-                (
-                    f"SELECT {', '.join(_CASE_COLS)} FROM monitor_cases "
-                    "WHERE status != 'resolved' AND customer_ref IN ({marks}) ORDER BY id",
-                    todo,
-                ),
-                (
-                    "SELECT customer_ref, rule_id, until FROM monitor_snoozes "
-                    "WHERE customer_ref IN ({marks})",
-                    todo,
-                ),
-            ]
-        )
-        for aid, aref, arule, asev, ahits, acase in alerts:
+        # 6,000 open alerts)
+        for aid, aref, arule, asev, ahits, acase in raw.select_in(
+            "SELECT id, customer_ref, rule_id, severity, hits, case_id FROM monitor_alerts "
+            "WHERE customer_ref IN ({marks}) AND status || '' = 'open'",
+            todo,
+        ):
             self._alerts[(aref, arule)] = _AlertRec(aid, aref, arule, asev, ahits, acase)
-        for c in cases:
+        for c in raw.select_in(
+            f"SELECT {', '.join(_CASE_COLS)} FROM monitor_cases "
+            "WHERE status != 'resolved' AND customer_ref IN ({marks}) ORDER BY id",
+            todo,
+        ):
             cid, cref, ccust, cstatus, csev, cassignee, copened, csla, clevel = c
             if cref not in self._cases:
                 self._cases[cref] = _CaseRec(
@@ -1097,7 +1061,11 @@ class _AlertContext:
                     raw.read_ts(csla),
                     clevel or 0,
                 )
-        for sref, srule, suntil in snoozes:
+        for sref, srule, suntil in raw.select_in(
+            "SELECT customer_ref, rule_id, until FROM monitor_snoozes "
+            "WHERE customer_ref IN ({marks})",
+            todo,
+        ):
             until = raw.read_day(suntil)
             if until is not None:
                 self._snoozes.setdefault(sref, []).append((srule, until))
