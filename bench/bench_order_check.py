@@ -379,7 +379,7 @@ def main() -> None:
             "-m",
             "uvicorn",
             "--factory",
-            "riskdesk.api.app:create_app",
+            "riskdesk.web.server:create_server_app",  # what `riskdesk serve` runs
             "--host",
             "127.0.0.1",
             "--port",
