@@ -379,3 +379,23 @@ def test_whatever_bytes_are_uploaded_the_answer_is_never_a_500(portfolio, as_use
             assert r.status_code in (200, 422), (data, r.text)
 
         check()
+
+
+@pytest.mark.parametrize(
+    ("code", "meaning"),
+    [("XXX", "ISO 4217 code for 'no currency'"), ("XTS", "ISO 4217 code reserved for testing")],
+)
+def test_the_iso_4217_non_money_codes_are_refused_naming_what_they_mean(
+    client, as_user, code, meaning
+):
+    csv = (
+        "external_id,customer_id,issue_date,due_date,amount,currency\n"
+        f"X1,C1,2024-03-05,2024-04-04,10.00,{code.lower()}\n"
+    )
+    r = client.post(
+        "/api/v1/imports/invoices", headers=as_user("rita"), files=_files(csv, "inv.csv")
+    )
+    assert r.status_code == 422, r.text
+    errors = r.json()["errors"]
+    assert [(e["line"], e["column"], e["value"]) for e in errors] == [(2, "currency", code.lower())]
+    assert errors[0]["reason"] == f"{meaning}: not a currency for a business document"

@@ -107,14 +107,23 @@ AMOUNT_LIMIT = Decimal(10) ** 16
 RATE_LIMIT = Decimal(10) ** 12
 
 
-NON_TRADE_CURRENCIES = frozenset({"XXX", "XTS"})
-"""ISO 4217's own codes for "no currency" and "testing": never valid on a business document."""
+ISO4217_NO_CURRENCY = "XXX"
+"""ISO 4217 code XXX: "the codes assigned for transactions where no currency is involved"."""
+ISO4217_TESTING = "XTS"
+"""ISO 4217 code XTS: "code specifically reserved for testing purposes"."""
+
+NON_TRADE_CURRENCIES: dict[str, str] = {
+    ISO4217_NO_CURRENCY: "ISO 4217 code for 'no currency'",
+    ISO4217_TESTING: "ISO 4217 code reserved for testing",
+}
+"""Real ISO 4217 codes (not placeholders) that name no money: never valid on a business
+document. Each maps to what the code means, quoted in the refusal."""
 
 
 @lru_cache(maxsize=1)
 def currencies() -> frozenset[str]:
     """ISO 4217 currency codes (from Babel's CLDR data), without the non-trade codes."""
-    return frozenset(list_currencies()) - NON_TRADE_CURRENCIES
+    return frozenset(list_currencies()).difference(NON_TRADE_CURRENCIES)
 
 
 NOT_COUNTRIES = frozenset(
@@ -233,6 +242,8 @@ def parse_cell(col: Col, text: str) -> Any:
         return low
     elif t == "currency":
         up = text.upper()
+        if up in NON_TRADE_CURRENCIES:
+            raise CellError(f"{NON_TRADE_CURRENCIES[up]}: not a currency for a business document")
         if up not in currencies():
             raise CellError("not an ISO 4217 currency code (e.g. EUR, USD, CNY)")
         return up
