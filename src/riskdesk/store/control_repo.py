@@ -351,11 +351,6 @@ _DOC_SQL = {
         f"WHERE {{ids_i}} AND i.issue_date <= :on AND i.status NOT IN {_OPEN_INV}",
         {"amount": Amount(), "paid": Amount(), "due_date": Date()},
     ),
-    "invoices_only": (
-        "SELECT i.id, i.customer_id, i.amount, i.currency, i.due_date, i.status FROM invoices i "
-        f"WHERE {{ids_i}} AND i.issue_date <= :on AND i.status NOT IN {_OPEN_INV}",
-        {"amount": Amount(), "due_date": Date()},
-    ),
     "credits": (
         "SELECT id, customer_id, invoice_id, amount, currency FROM credit_notes "
         "WHERE {ids} AND issue_date <= :on",
@@ -382,17 +377,6 @@ _DOC_SQL = {
 }
 
 
-# Two index-bound reads instead of a join: without table statistics (autovacuum off, fresh
-# bulk load) PostgreSQL hash-joins the whole payments table here.
-_ALLOC_SQL = text(
-    "SELECT a.invoice_id, a.payment_id, a.amount FROM payment_allocations a "
-    "WHERE a.invoice_id IN :inv"
-).bindparams(bindparam("inv", expanding=True))
-_PAID_BY_SQL = text("SELECT id FROM payments WHERE id IN :pids AND payment_date <= :on").bindparams(
-    bindparam("on", type_=Date()), bindparam("pids", expanding=True)
-)
-
-
 # The allocations of given invoices whose payment is dated on or before ``on``, in one round
 # trip: the payment date is a scalar sub-query by primary key, which both databases run per
 # allocation row (no join for the planner to turn into a scan of every payment).
@@ -403,7 +387,7 @@ _PAID_ALLOC_SQL = text(
 
 
 # One customer's (or group's) documents in one round trip: every branch is an index-bound read
-# on ``customer_id``; the allocations follow by invoice id (see ``_ALLOC_SQL``).
+# on ``customer_id``; the allocations follow by invoice id (see ``_PAID_ALLOC_SQL``).
 _DOCS_UNION = (
     "SELECT 'o' AS k, id, customer_id, CAST(NULL AS INTEGER) AS ref, amount, currency, status, "
     "CAST(NULL AS DATE) AS due_date, CAST(NULL AS NUMERIC) AS pct FROM orders "
@@ -477,25 +461,13 @@ def _load_docs_for(session: Session, customer_ids: Sequence[int], on: date) -> d
     return out
 
 
-@lru_cache(maxsize=4)
-def _doc_statements(filtered: bool) -> dict[str, Any]:
-    """The document queries, built once (with or without a customer-id filter)."""
+@lru_cache(maxsize=1)
+def _doc_statements() -> dict[str, Any]:
+    """The whole-book document queries, built once (one customer or group: ``_DOCS_UNION``)."""
     out: dict[str, Any] = {}
+    cond = dict.fromkeys(("ids", "ids_i", "ids_r", "ids_l", "ids_c"), "1 = 1")
     for name, (sql, types) in _DOC_SQL.items():
-        cond = {
-            k: (f"{p}customer_id IN :ids" if filtered else "1 = 1")
-            for k, p in (
-                ("ids", ""),
-                ("ids_i", "i."),
-                ("ids_r", "r."),
-                ("ids_l", "l."),
-                ("ids_c", "c."),
-            )
-        }
-        stmt = text(sql.format(**cond))
-        stmt = stmt.bindparams(bindparam("on", type_=Date()))
-        if filtered:
-            stmt = stmt.bindparams(bindparam("ids", expanding=True))
+        stmt = text(sql.format(**cond)).bindparams(bindparam("on", type_=Date()))
         out[name] = (stmt, types)
     return out
 
@@ -541,10 +513,8 @@ def load_docs(session: Session, customer_ids: Sequence[int] | None, on: date) ->
         return _load_docs_for(session, customer_ids, on)
     conn = session.connection()
     dialect = conn.dialect
-    stmts = _doc_statements(customer_ids is not None)
+    stmts = _doc_statements()
     params: dict[str, Any] = {"on": on}
-    if customer_ids is not None:
-        params["ids"] = list(customer_ids)
     out: dict[int, Docs] = defaultdict(lambda: Docs([], [], [], [], []))
 
     def rows(name: str) -> Iterator[dict[str, Any]]:
@@ -565,27 +535,12 @@ def load_docs(session: Session, customer_ids: Sequence[int] | None, on: date) ->
         else:
             credited[r["invoice_id"]] += r["amount"]
     invs: dict[int, dict[str, Any]] = {}
-    if customer_ids is None:
-        for r in rows("invoices"):
-            inv = invs.get(r["id"])
-            if inv is None:
-                inv = invs[r["id"]] = {**r, "paid_sum": Decimal(0)}
-            if r["paid"] is not None:
-                inv["paid_sum"] += r["paid"]
-    else:
-        # One customer (or group): the invoices first, then their allocations by invoice id.
-        # A join over all allocations lets PostgreSQL pick a hash join over the whole table
-        # when statistics are missing (≈ 60 ms per check on the demo); explicit ids keep
-        # every plan on the ``invoice_id`` index.
-        for r in rows("invoices_only"):
-            invs[r["id"]] = {**r, "paid_sum": Decimal(0)}
-        allocs = conn.execute(_ALLOC_SQL, {"inv": list(invs)}).all() if invs else []
-        if allocs:
-            paid_by = {r[1] for r in allocs}
-            counted = set(conn.scalars(_PAID_BY_SQL, {"on": on, "pids": list(paid_by)}))
-            for iid, pid, paid in allocs:
-                if pid in counted:
-                    invs[iid]["paid_sum"] += _money(paid)
+    for r in rows("invoices"):
+        inv = invs.get(r["id"])
+        if inv is None:
+            inv = invs[r["id"]] = {**r, "paid_sum": Decimal(0)}
+        if r["paid"] is not None:
+            inv["paid_sum"] += r["paid"]
     for iid, r in invs.items():
         out[r["customer_id"]].invoices.append(
             InvoiceDoc(
