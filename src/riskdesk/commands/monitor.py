@@ -229,40 +229,25 @@ def worker(
         parts = ev_conn.parse_partitions(partitions) if partitions is not None else None
     except ValueError as exc:
         raise fail(str(exc), 2, as_json) from None
+    options: dict[str, Any] = {
+        "stream": stream,
+        "prefix": prefix,
+        "durable": durable,
+        "batch": batch,
+        "ack_wait": ack_wait,
+        "tick_seconds": tick_seconds,
+        "stop_when_idle": stop_when_idle,
+        "max_wait": max_wait,
+        "min_batch": min_batch,
+    }
     try:
         if processes > 1:
             stats = ev_conn.run_worker_processes(
-                eng.url.render_as_string(hide_password=False),
-                nats_url,
-                processes,
-                stream=stream,
-                prefix=prefix,
-                durable=durable,
-                batch=batch,
-                ack_wait=ack_wait,
-                tick_seconds=tick_seconds,
-                stop_when_idle=stop_when_idle,
-                max_wait=max_wait,
-                min_batch=min_batch,
+                eng.url.render_as_string(hide_password=False), nats_url, processes, **options
             )
         else:
             ev_conn.tune_gc_for_worker()
-            stats = asyncio.run(
-                ev_conn.run_worker(
-                    eng,
-                    nats_url,
-                    stream=stream,
-                    prefix=prefix,
-                    durable=durable,
-                    batch=batch,
-                    ack_wait=ack_wait,
-                    tick_seconds=tick_seconds,
-                    stop_when_idle=stop_when_idle,
-                    partitions=parts,
-                    max_wait=max_wait,
-                    min_batch=min_batch,
-                )
-            )
+            stats = asyncio.run(ev_conn.run_worker(eng, nats_url, partitions=parts, **options))
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
     except OSError as exc:
