@@ -26,7 +26,6 @@ from riskdesk.store.types import MAX_ID
 from riskdesk.store.users import TokenUser, cached_token_user, token_user
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-"""Largest integer primary key (PostgreSQL ``integer``); larger ids cannot exist."""
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,8 @@ from riskdesk.store.users import TokenUser
 
 router = APIRouter(tags=["control"])
 
-"""Ids are INTEGER columns (32-bit on PostgreSQL): larger ones cannot exist."""
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+"""A path id: INTEGER columns (32-bit on PostgreSQL), larger ones cannot exist."""
 
 Deciders = Annotated[User, Depends(require_roles("risk_manager", "analyst"))]
 RiskManagers = Annotated[User, Depends(require_roles("risk_manager"))]
