@@ -22,7 +22,6 @@ the points of the rules that hold add up and ``thresholds`` turn the total into 
 from __future__ import annotations
 
 import json
-import math
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -220,16 +219,9 @@ _MISSING = object()
 _EMPTY: Mapping[str, Any] = {}
 
 
-def _get(scope: Scope, name: str) -> Any:
-    ns, _, attr = name.partition(".")
-    v = scope.get(ns, {}).get(attr, _MISSING)
-    if isinstance(v, float) and math.isnan(v):
-        return _MISSING
-    return v
-
-
 def _getter(name: str) -> Callable[[Scope], Any]:
-    """``_get`` with the field name split once, at compile time (same result)."""
+    """A reader of the field ``name`` ("ns.attr", split once at compile time): the value,
+    or ``_MISSING`` when it is absent or NaN."""
     ns, _, attr = name.partition(".")
     empty: Mapping[str, Any] = {}
 
@@ -321,7 +313,7 @@ def compile_condition(c: Condition) -> Pred:
 
         def cross(s: Scope) -> bool:
             # get/get_prev and _num inlined (the hot path of every event): NaN and a missing
-            # value count as no value, as in _get
+            # value count as no value, as in _getter
             a = s.get(ns, _EMPTY).get(attr, _MISSING)
             if type(a) is float:
                 if a != a or a < k:
