@@ -92,6 +92,26 @@ def add_user(
     return user, password
 
 
+def change_user(
+    session: Session, user: User, field: str, value: Any, *, actor: str, action: str
+) -> bool:
+    """Set one field of ``user`` and audit it as ``action``; a no-op (False) when unchanged."""
+    before = getattr(user, field)
+    if before == value:
+        return False
+    record(
+        session,
+        actor=actor,
+        action=action,
+        entity="user",
+        entity_id=user.id,
+        before={field: before},
+        after={field: value},
+    )
+    setattr(user, field, value)
+    return True
+
+
 def get_user(session: Session, username: str) -> User | None:
     return session.scalar(select(User).where(User.username == username))
 

@@ -12,9 +12,8 @@ from sqlalchemy import select
 from riskdesk.api.deps import MAX_ID, CurrentUser, DbSession, require_roles
 from riskdesk.api.errors import ApiError
 from riskdesk.domain.enums import Role
-from riskdesk.store.audit import record
 from riskdesk.store.models import User
-from riskdesk.store.users import UserError, add_user, create_token
+from riskdesk.store.users import UserError, add_user, change_user, create_token
 
 router = APIRouter(tags=["users"])
 
@@ -108,17 +107,7 @@ def deactivate_user(user_id: int, session: DbSession, admin: AdminUser) -> UserO
         raise ApiError(404, "Not found", f"no user {user_id}")
     if u.id == admin.id:
         raise ApiError(409, "Conflict", "you cannot deactivate yourself", field="user_id")
-    if u.active:
-        u.active = False
-        record(
-            session,
-            actor=admin.username,
-            action="user.deactivate",
-            entity="user",
-            entity_id=u.id,
-            before={"active": True},
-            after={"active": False},
-        )
+    change_user(session, u, "active", False, actor=admin.username, action="user.deactivate")
     return user_out(u)
 
 

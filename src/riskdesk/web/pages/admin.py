@@ -24,7 +24,7 @@ from riskdesk.domain.enums import Role
 from riskdesk.store.audit import record
 from riskdesk.store.models import ApiToken, AuditEntry, User
 from riskdesk.store.types import MAX_ID
-from riskdesk.store.users import UserError, add_user, create_token
+from riskdesk.store.users import UserError, add_user, change_user, create_token
 from riskdesk.web.i18n import LANGUAGES, t
 from riskdesk.web.nav import NavItem
 from riskdesk.web.templating import render, request_lang
@@ -202,17 +202,7 @@ def change_role(
     _not_self(request, admin, target)
     if role not in ROLES:
         raise ApiError(422, "Invalid input", t("admin.error.role", request_lang(request)))
-    if target.role != role:
-        record(
-            session,
-            actor=admin.username,
-            action="user.role",
-            entity="user",
-            entity_id=target.id,
-            before={"role": target.role},
-            after={"role": role},
-        )
-        target.role = role
+    change_user(session, target, "role", role, actor=admin.username, action="user.role")
     return _back("role")
 
 
@@ -226,17 +216,8 @@ def set_active(
 ) -> Response:
     target = _user(session, user_id)
     _not_self(request, admin, target)
-    if bool(target.active) != active:
-        record(
-            session,
-            actor=admin.username,
-            action="user.reactivate" if active else "user.deactivate",
-            entity="user",
-            entity_id=target.id,
-            before={"active": bool(target.active)},
-            after={"active": active},
-        )
-        target.active = active
+    action = "user.reactivate" if active else "user.deactivate"
+    change_user(session, target, "active", active, actor=admin.username, action=action)
     return _back("reactivated" if active else "deactivated")
 
 

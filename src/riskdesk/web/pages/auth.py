@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 from riskdesk.api.deps import DbSession, session_user
 from riskdesk.api.security import CSRF_FIELD, csrf_token
 from riskdesk.store.audit import record
-from riskdesk.store.users import authenticate
+from riskdesk.store.users import authenticate, change_user
 from riskdesk.web.i18n import LANGUAGES, t
 from riskdesk.web.templating import render, request_lang
 
@@ -81,15 +81,6 @@ def set_language(
         lang = "en"
     request.session["lang"] = lang
     user = session_user(request, session)
-    if user is not None and user.language != lang:
-        record(
-            session,
-            actor=user.username,
-            action="user.language",
-            entity="user",
-            entity_id=user.id,
-            before={"language": user.language},
-            after={"language": lang},
-        )
-        user.language = lang
+    if user is not None:
+        change_user(session, user, "language", lang, actor=user.username, action="user.language")
     return RedirectResponse(safe_next(next), status_code=303)
