@@ -115,18 +115,12 @@ def load_config(session: Session) -> ControlConfig:
 
 
 _SETTINGS = cast(Table, Setting.__table__)
-_CONFIG_SQL = select(_SETTINGS.c.value).where(_SETTINGS.c.key == CONFIG_KEY)
 _config_cache: list[tuple[Any, ControlConfig]] = []
 
 
-def config_on(conn: Connection) -> ControlConfig:
-    """:func:`load_config` through a Core read; the parsed config is reused while the stored
-    value is unchanged (compared on every call, so a change applies at once everywhere)."""
-    return config_from(conn.execute(_CONFIG_SQL).scalar())
-
-
 def config_from(raw: Any) -> ControlConfig:
-    """The :class:`ControlConfig` of a stored value, parsed once per distinct value."""
+    """The :class:`ControlConfig` of a stored value (read with :func:`customer_row`), parsed
+    once per distinct value (compared on every call, so a change applies at once)."""
     hit = _config_cache[0] if _config_cache else None
     if hit is not None and hit[0] == raw:
         return hit[1]
@@ -664,29 +658,6 @@ def current_limit(
     return session.scalar(q)
 
 
-def _limits_for(
-    session: Session, customer_id: int, key: str, *, lock: bool
-) -> tuple[CreditLimit | None, CreditLimit | None]:
-    """The customer's and its group's limits in force, in one statement (locked when asked)."""
-    q = select(CreditLimit).where(
-        CreditLimit.status == "active",
-        or_(
-            CreditLimit.customer_id == customer_id,
-            and_(CreditLimit.customer_id.is_(None), CreditLimit.group_key == key),
-        ),
-    )
-    if lock:
-        q = q.with_for_update()
-    mine: CreditLimit | None = None
-    group: CreditLimit | None = None
-    for row in session.scalars(q.order_by(CreditLimit.id)):
-        if row.customer_id is not None:
-            mine = row  # the newest active one wins
-        else:
-            group = row
-    return mine, group
-
-
 def current_group_limit(session: Session, key: str, *, lock: bool = False) -> CreditLimit | None:
     q = (
         select(CreditLimit)
@@ -1129,7 +1100,6 @@ def evaluate_order(
     cfg: ControlConfig,
     *,
     lock: bool = False,
-    snap_in: dict[str, Any] | None = None,
 ) -> tuple[CheckResult, dict[str, Any], Decimal | None, str]:
     """Gather the context of an order and run the ladder (no writes).
 
@@ -1180,7 +1150,7 @@ def evaluate_order(
     # The rules first: the snapshot is a large JSON document (Lorenz curve …) and is only
     # read and parsed when some concentration rule is in force.
     rules = conn.execute(_CONC_SQL).all() if "has_rules" not in head or customer.has_rules else []
-    snap = (snap_in if snap_in is not None else _snapshot(session)) if rules else None
+    snap = _snapshot(session) if rules else None
     if (
         snap
         and rules
