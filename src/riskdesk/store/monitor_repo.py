@@ -696,12 +696,8 @@ def ingest(
         except _Conflict as exc:
             last = exc
             continue
-        res.accepted += done.accepted
-        res.duplicates += done.duplicates
+        res.add(done)
         res.duplicate_ids += done.duplicate_ids
-        res.rejected += done.rejected
-        res.alerts_new += done.alerts_new
-        res.alerts_updated += done.alerts_updated
         res.redone = attempt
         return res
     raise StaleStateError(
