@@ -643,11 +643,7 @@ def _begin_write(session: Session, raw: _Raw) -> None:
     _take_write_turn(session, raw)
     dbapi: Any = raw.conn.connection.dbapi_connection
     if dbapi is not None and not getattr(dbapi, "in_transaction", True):
-        cur = raw.cursor()
-        try:
-            cur.execute("BEGIN IMMEDIATE")
-        finally:
-            cur.close()
+        _sql(raw, "BEGIN IMMEDIATE")
 
 
 def _sql(raw: _Raw, sql: str) -> None:
