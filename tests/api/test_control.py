@@ -209,16 +209,16 @@ def test_order_check_auth_cache_expires_and_forgets_on_change(
     cid = portfolio.ids["C001"]
     day = as_of.isoformat()
     assert _check(client, as_user("alice"), cid, "1", as_of=day).status_code == 200  # cached now
-    eng, table, _q = _token_row(portfolio, "alice")
+    eng, table, q = _token_row(portfolio, "alice")
     with eng.begin() as c:  # as another process would: raw SQL, this process is not told
-        c.execute(update(table).values(revoked=True))
+        c.execute(update(table).where(q.whereclause).values(revoked=True))
     assert _check(client, as_user("alice"), cid, "1", as_of=day).status_code == 200
     later = users.time.monotonic() + users.AUTH_CACHE_SECONDS + 1
     monkeypatch.setattr(users.time, "monotonic", lambda: later)
     assert _check(client, as_user("alice"), cid, "1", as_of=day).status_code == 401
     monkeypatch.undo()
     with eng.begin() as c:
-        c.execute(update(table).values(revoked=False))
+        c.execute(update(table).where(q.whereclause).values(revoked=False))
     eng.dispose()
     users.forget_cached_tokens()
     # deactivated through the API: refused at once, although the token was cached
@@ -247,7 +247,7 @@ def test_cached_token_still_records_its_use(
     eng, table, q = _token_row(portfolio, "alice")
     almost = users.utcnow() - users.TOKEN_TOUCH_INTERVAL + timedelta(seconds=1)
     with eng.begin() as c:
-        c.execute(update(table).values(last_used_at=almost))
+        c.execute(update(table).where(q.whereclause).values(last_used_at=almost))
     cid, day = portfolio.ids["C001"], as_of.isoformat()
     assert _check(client, as_user("alice"), cid, "1", as_of=day).status_code == 200
     with eng.connect() as c:
