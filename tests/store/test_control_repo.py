@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -59,6 +60,25 @@ def rate(s, cid: int, grade: int, pd: float = 0.005, valid: date | None = None) 
         )
     )
     s.flush()
+
+
+def insure(s, cid: int, amount: str, days: int, **policy: Any) -> None:
+    """An Atradius policy (90 % cover) and an insured limit of ``amount`` for ``cid``, both
+    valid since ``days`` days before TODAY."""
+    since = TODAY - timedelta(days=days)
+    pol = repo.add_policy(
+        s,
+        insurer="Atradius",
+        policy_no="P-1",
+        currency="EUR",
+        cover_pct="0.9",
+        actor="t",
+        valid_from=since,
+        **policy,
+    )
+    repo.set_insured_limit(
+        s, policy_id=pol.id, customer_id=cid, amount=amount, actor="t", valid_from=since
+    )
 
 
 def rated_customer_with_limit(engine: Engine, limit: str = "1000", grade: int = 3) -> int:
@@ -263,24 +283,7 @@ def test_maker_checker_on_limit_requests(engine: Engine) -> None:
 def test_control_run_creates_insurer_deadline_tasks_once(engine: Engine) -> None:
     with session_scope(engine) as s:
         c = customer(s, owner="sam")
-        pol = repo.add_policy(
-            s,
-            insurer="Atradius",
-            policy_no="P-1",
-            currency="EUR",
-            cover_pct="0.9",
-            actor="t",
-            report_overdue_days=60,
-            valid_from=TODAY - timedelta(days=100),
-        )
-        repo.set_insured_limit(
-            s,
-            policy_id=pol.id,
-            customer_id=c.id,
-            amount="1000",
-            actor="t",
-            valid_from=TODAY - timedelta(days=100),
-        )
+        insure(s, c.id, "1000", 100, report_overdue_days=60)
         s.add(
             Invoice(
                 external_id="I1",
@@ -493,23 +496,7 @@ def test_one_customer_document_read_matches_the_batch_read(engine: Engine) -> No
                 external_id="CN2", customer_id=c.id, issue_date=TODAY, amount=D("7"), currency="EUR"
             )
         )
-        pol = repo.add_policy(
-            s,
-            insurer="Atradius",
-            policy_no="P-1",
-            currency="EUR",
-            cover_pct="0.9",
-            actor="t",
-            valid_from=TODAY - timedelta(days=10),
-        )
-        repo.set_insured_limit(
-            s,
-            policy_id=pol.id,
-            customer_id=c.id,
-            amount="400",
-            actor="t",
-            valid_from=TODAY - timedelta(days=10),
-        )
+        insure(s, c.id, "400", 10)
         repo.add_collateral(
             s,
             customer_id=c.id,
