@@ -217,19 +217,6 @@ def _customer_info(c: Any) -> dict[str, Any]:
     }
 
 
-_CUSTOMER_COLS = (
-    Customer.id,
-    Customer.external_id,
-    Customer.name,
-    Customer.currency,
-    Customer.industry,
-    Customer.region,
-    Customer.country,
-    Customer.status,
-    Customer.owner,
-)
-
-
 class _CustomerRow(NamedTuple):
     id: int
     external_id: str
