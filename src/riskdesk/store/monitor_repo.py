@@ -103,8 +103,7 @@ def published_engine(session: Session) -> Engine | None:
     ).first()
     if row is None:
         return None
-    bind: Any = session.get_bind()
-    key = (str(bind.url), row.id, row.version, row.created_at.isoformat())
+    key = (_db_key(session), row.id, row.version, row.created_at.isoformat())
     eng = _ENGINES.get(key)
     if eng is None:
         body = session.scalar(select(RuleSet.body).where(RuleSet.id == row.id))
