@@ -995,6 +995,23 @@ _CUSTOMER_COLS = [
 ]
 _BLOCKLIST = cast(Table, BlocklistEntry.__table__)
 _CONC = cast(Table, ConcentrationLimit.__table__)
+
+
+def _blocklist_reason(customer_id: Any, legal_id: Any) -> Any:
+    """The first active blocklist reason for a customer id or its legal id."""
+    return (
+        select(_BLOCKLIST.c.reason)
+        .where(
+            _BLOCKLIST.c.active.is_(True),
+            or_(
+                _BLOCKLIST.c.customer_id == customer_id,
+                and_(_BLOCKLIST.c.legal_id.is_not(None), _BLOCKLIST.c.legal_id == legal_id),
+            ),
+        )
+        .limit(1)
+    )
+
+
 # The customer row carries what the check needs besides it, in the same round trip: the stored
 # control configuration, the blocklist reason (by customer or legal id) and whether any
 # concentration rule is active.
@@ -1003,18 +1020,7 @@ _HEAD_EXTRA = (
     .where(_SETTINGS.c.key == CONFIG_KEY)
     .scalar_subquery()
     .label("config_value"),
-    select(_BLOCKLIST.c.reason)
-    .where(
-        _BLOCKLIST.c.active.is_(True),
-        or_(
-            _BLOCKLIST.c.customer_id == _CUSTOMERS.c.id,
-            and_(
-                _BLOCKLIST.c.legal_id.is_not(None),
-                _BLOCKLIST.c.legal_id == _CUSTOMERS.c.legal_id,
-            ),
-        ),
-    )
-    .limit(1)
+    _blocklist_reason(_CUSTOMERS.c.id, _CUSTOMERS.c.legal_id)
     .scalar_subquery()
     .label("blocklisted"),
     exists(select(_CONC.c.id).where(_CONC.c.active.is_(True))).label("has_rules"),
@@ -1075,17 +1081,7 @@ _LIMITS_SQL = (
     .order_by(_LIMITS.c.id)
 )
 _LIMITS_SQL_LOCKED = _LIMITS_SQL.with_for_update()
-_BLOCK_SQL = (
-    select(_BLOCKLIST.c.reason)
-    .where(
-        _BLOCKLIST.c.active.is_(True),
-        or_(
-            _BLOCKLIST.c.customer_id == bindparam("cid"),
-            and_(_BLOCKLIST.c.legal_id.is_not(None), _BLOCKLIST.c.legal_id == bindparam("legal")),
-        ),
-    )
-    .limit(1)
-)
+_BLOCK_SQL = _blocklist_reason(bindparam("cid"), bindparam("legal"))
 _CONC_SQL = select(_CONC.c.dimension, _CONC.c.key, _CONC.c.max_share).where(
     _CONC.c.active.is_(True)
 )
