@@ -496,9 +496,9 @@ def run_worker_processes(
     try:
         for _ in procs:
             d = out.get()
-            if d:
-                for k in ("batches", "accepted", "duplicates", "rejected", "alerts_new", "ticks"):
-                    setattr(total, k, getattr(total, k) + int(d[k]))
+            if d:  # every count as_dict reports, redelivered included
+                for k, v in d.items():
+                    setattr(total, k, getattr(total, k) + int(v))
         for p in procs:
             p.join()
     finally:
