@@ -230,11 +230,12 @@ def _db_key(session_or_engine: Any) -> str:
 
 def cached_token_user(db: str, token: str) -> TokenUser | None:
     """The cached user of ``token`` in database ``db`` (an engine URL string), or None."""
-    hit = _auth_cache.get((db, _token_hash(token)))
+    key = (db, _token_hash(token))
+    hit = _auth_cache.get(key)
     if hit is None:
         return None
     if hit[0] <= time.monotonic():
-        _auth_cache.pop((db, _token_hash(token)), None)
+        _auth_cache.pop(key, None)
         return None
     return hit[1]
 
