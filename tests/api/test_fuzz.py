@@ -28,6 +28,7 @@ def test_customer_endpoints_never_answer_500(portfolio, as_user):
             suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
         )
         @example(params={"offset": str(2**63)}, cid=str(2**63))
+        @example(params={"industry": "\x00"}, cid="a\x00")  # PostgreSQL refuses NUL in text
         @example(params={"rating": str(2**40), "limit": "-1"}, cid="-5")
         @given(
             params=st.dictionaries(st.sampled_from(PARAMS), values, max_size=4),

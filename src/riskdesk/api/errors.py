@@ -153,3 +153,22 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
+
+
+class RefuseNulMiddleware:
+    """Refuse a request whose path or query string holds a NUL character (raw or ``%00``)
+    with a 422 problem: no text field of riskdesk may contain one, and PostgreSQL cannot
+    even compare against such a string (it would surface as a 500)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            query = scope.get("query_string", b"").lower()
+            if "\x00" in scope.get("path", "") or b"%00" in query or b"\x00" in query:
+                where = "path" if "\x00" in scope.get("path", "") else "query"
+                response = problem(422, detail=f"the {where} contains a NUL character")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
