@@ -371,7 +371,9 @@ def compile_condition(c: Condition) -> Pred:
 
 @dataclass(frozen=True)
 class Hit:
-    """A rule that held for one customer on one event."""
+    """A rule that held for one customer on one event. The engine hands out the same
+    instance for the same rule, event type (and contributing rules): never mutate
+    ``details``."""
 
     rule_id: str
     severity: Severity
@@ -379,22 +381,73 @@ class Hit:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+def types_of(c: Condition) -> frozenset[str] | None:
+    """The event types for which ``c`` can hold, read from its ``event.type == X`` /
+    ``event.type in [...]`` comparisons; None when it may hold for any type."""
+    if c.all is not None:
+        out: frozenset[str] | None = None
+        for x in c.all:
+            t = types_of(x)
+            if t is not None:
+                out = t if out is None else out & t
+        return out
+    if c.any is not None:
+        sets = [types_of(x) for x in c.any]
+        if any(t is None for t in sets):
+            return None
+        return frozenset().union(*sets)  # type: ignore[arg-type]
+    if c.field == "event.type":
+        if c.op == "==" and isinstance(c.value, str):
+            return frozenset((c.value,))
+        if c.op == "in" and all(isinstance(v, str) for v in c.value):
+            return frozenset(c.value)
+    return None
+
+
+_Plan = tuple[tuple[Pred, str, int], ...]
+_HIT_CACHE_MAX = 4096
+
+
 @dataclass
 class Engine:
-    """A compiled rule set; :meth:`evaluate` is pure and cheap."""
+    """A compiled rule set; :meth:`evaluate` is pure and cheap.
+
+    Each enabled rule is compiled once into a predicate, and for every event type the
+    rules that can hold for it (its ``events`` filter and the ``event.type`` comparisons of
+    its condition allow that type) are listed in rule-set order: an event evaluates only
+    those."""
 
     body: RuleSetBody
     version: int = 0
-    _compiled: list[tuple[Rule, Pred, frozenset[str] | None]] = field(default_factory=list)
+    _compiled: list[tuple[Rule, Pred, frozenset[str] | None, frozenset[str] | None]] = field(
+        default_factory=list
+    )
 
     def __post_init__(self) -> None:
         self._compiled = [
-            (r, compile_condition(r.when), frozenset(r.events) if r.events else None)
+            (
+                r,
+                compile_condition(r.when),
+                frozenset(r.events) if r.events else None,
+                types_of(r.when),
+            )
             for r in self.body.rules
             if r.enabled
         ]
         self._thresholds = sorted(
             ((v, k) for k, v in self.body.thresholds.items()), key=lambda x: x[0], reverse=True
+        )
+        self._severity = {r.id: r.severity for r in self.body.rules}
+        self._plans: dict[str, _Plan] = {t: self._plan(t) for t in (*EVENT_TYPES, *DERIVED_TYPES)}
+        self._hits: dict[tuple[Any, ...], Hit | None] = {}
+
+    def _plan(self, etype: Any) -> _Plan:
+        """The rules that can hold for an event of type ``etype``: (predicate, id, points;
+        0 for a rule with a severity)."""
+        return tuple(
+            (pred, r.id, r.points or 0)
+            for r, pred, events, types in self._compiled
+            if (events is None or etype in events) and (types is None or etype in types)
         )
 
     @classmethod
@@ -404,29 +457,53 @@ class Engine:
     def rule(self, rule_id: str) -> Rule | None:
         return next((r for r in self.body.rules if r.id == rule_id), None)
 
+    def _points_hit(self, etype: Any, contributing: list[str], total: int) -> Hit | None:
+        for limit, sev in self._thresholds:
+            if total >= limit:
+                return Hit(POINTS_RULE, sev, total, {"event": etype, "rules": contributing})
+        return None
+
     def evaluate(self, scope: Scope) -> list[Hit]:
-        etype = scope.get("event", {}).get("type")
+        etype = scope.get("event", _EMPTY).get("type")
+        plan = self._plans.get(etype) if type(etype) is str else None
+        cache: dict[tuple[Any, ...], Hit | None] | None = self._hits
+        if plan is None:  # a type no event has (tests, dry runs of odd scopes): no caching
+            plan = self._plan(etype)
+            cache = None
         hits: list[Hit] = []
+        contributing: list[str] | None = None
         total = 0
-        contributing: list[str] = []
-        for rule, pred, events in self._compiled:
-            if events is not None and etype not in events:
-                continue
+        for pred, rule_id, points in plan:
             if not pred(scope):
                 continue
-            if rule.points is not None:
-                total += rule.points
-                contributing.append(rule.id)
+            if points:
+                total += points
+                if contributing is None:
+                    contributing = [rule_id]
+                else:
+                    contributing.append(rule_id)
+                continue
+            h = cache.get(("s", rule_id, etype)) if cache is not None else None
+            if h is None:
+                sev = self._severity[rule_id]
+                assert sev is not None
+                h = Hit(rule_id, sev, 0, {"event": etype})
+                if cache is not None and len(cache) < _HIT_CACHE_MAX:
+                    cache[("s", rule_id, etype)] = h
+            hits.append(h)
+        if contributing is not None:
+            if cache is None:
+                ph = self._points_hit(etype, contributing, total)
             else:
-                assert rule.severity is not None
-                hits.append(Hit(rule.id, rule.severity, 0, {"event": etype}))
-        if total:
-            for limit, sev in self._thresholds:
-                if total >= limit:
-                    hits.append(
-                        Hit(POINTS_RULE, sev, total, {"event": etype, "rules": contributing})
-                    )
-                    break
+                key = ("p", etype, *contributing)
+                if key in cache:
+                    ph = cache[key]
+                else:
+                    ph = self._points_hit(etype, contributing, total)
+                    if len(cache) < _HIT_CACHE_MAX:
+                        cache[key] = ph
+            if ph is not None:
+                hits.append(ph)
         return hits
 
 
