@@ -4,6 +4,8 @@ stored history without touching any table."""
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -39,18 +41,31 @@ _SCOPE_FIELDS = (
     "invoice_id",
     "order_id",
 )
-_FIELDS_OF: dict[type, tuple[str, ...]] = {}
 
 
-def _scope_fields(model: type) -> tuple[str, ...]:
-    """The payload fields an event scope copies (and ``amount``) that ``model`` has: asking
-    a pydantic model for an attribute it does not have is slow (``__getattr__`` raises)."""
-    got = _FIELDS_OF.get(model)
-    if got is None:
-        names = getattr(model, "model_fields", {})
-        got = tuple(k for k in (*_SCOPE_FIELDS, "amount") if k in names)
-        _FIELDS_OF[model] = got
-    return got
+class _ScopeReader:
+    """How to read one payload model's scope fields: their names (in ``_SCOPE_FIELDS``
+    order), one ``attrgetter`` for all of them (asking a pydantic model for an attribute it
+    does not have is slow, so only fields the model has are read), and whether it has
+    ``amount`` / ``currency`` and which date field dates its amount."""
+
+    __slots__ = ("names", "get", "amount", "currency")
+
+    def __init__(self, model: type) -> None:
+        have = getattr(model, "model_fields", {})
+        self.names = tuple(k for k in _SCOPE_FIELDS if k in have)
+        self.amount = "amount" in have
+        self.currency = "currency" in have
+        if not self.names:
+            self.get: Callable[[Any], tuple[Any, ...]] = lambda p: ()
+        elif len(self.names) == 1:
+            one = operator.attrgetter(self.names[0])
+            self.get = lambda p: (one(p),)
+        else:
+            self.get = operator.attrgetter(*self.names)
+
+
+_READERS: dict[type, _ScopeReader] = {}
 
 
 @dataclass
@@ -63,26 +78,31 @@ class Step:
 
 
 def event_scope(ev: Event, book: dict[str, Any], fx: FxFn) -> dict[str, Any]:
-    """The ``event.*`` fields rules can read."""
-    p = ev.payload  # read attributes directly: the same values model_dump(exclude_none) gives
-    fields = _scope_fields(type(p))
+    """The ``event.*`` fields rules can read (the values ``model_dump(exclude_none=True)``
+    gives, read from the payload's attributes)."""
+    p = ev.payload
+    rd = _READERS.get(type(p))
+    if rd is None:
+        rd = _READERS[type(p)] = _ScopeReader(type(p))
     out: dict[str, Any] = {"type": ev.type}
-    for k in fields:
-        v = getattr(p, k)
-        if v is not None and k != "amount":
+    for k, v in zip(rd.names, rd.get(p), strict=True):
+        if v is not None:
             out[k] = v
-    amount = p.amount if "amount" in fields else None  # type: ignore[attr-defined]
+    amount = p.amount if rd.amount else None  # type: ignore[attr-defined]
     if amount is not None:
-        out["amount"] = float(amount)
-        cur = (p.currency if "currency" in fields else None) or book["cur"]  # type: ignore[attr-defined]
-        day_field = _AMOUNT_DATE.get(ev.type)
-        on = (getattr(p, day_field) if day_field else None) or ev.event_time.date()
-        try:
-            out["amount_ccy"] = float(amount) * (
-                1.0 if cur == book["cur"] else float(fx(cur, book["cur"], on))
-            )
-        except LookupError:
-            pass
+        famt = float(amount)
+        out["amount"] = famt
+        bcur = book["cur"]
+        cur = (p.currency if rd.currency else None) or bcur  # type: ignore[attr-defined]
+        if cur == bcur:
+            out["amount_ccy"] = famt * 1.0
+        else:
+            day_field = _AMOUNT_DATE.get(ev.type)
+            on = (getattr(p, day_field) if day_field else None) or ev.event_time.date()
+            try:
+                out["amount_ccy"] = famt * float(fx(cur, bcur, on))
+            except LookupError:
+                pass
     return out
 
 
@@ -132,13 +152,16 @@ def step_event(
     if current is None:
         book["asof"] = day.isoformat()
         prev = prev or features(book, day)
+        as_of = day
     elif day > current:
         _, crossings = advance(book, day)
         if crossings:
             aged = features(book, day)
             hits += _tick_hits(book, engine, prev or aged, crossings, aged, customer, rating)
             prev = aged
-    as_of = book_date(book) or day
+        as_of = day
+    else:
+        as_of = current
     settle(book, as_of)
     state = features(book, as_of)
     if engine is not None:
@@ -149,7 +172,9 @@ def step_event(
             "customer": customer,
             "rating": rating,
         }
-        hits += [(h, escope) for h in engine.evaluate(scope)]
+        found = engine.evaluate(scope)
+        if found:
+            hits += [(h, escope) for h in found]
     return Step(state, hits)
 
 

@@ -207,15 +207,21 @@ def features(book: dict[str, Any], as_of: date) -> dict[str, float]:
     max_dpd = 0
     n_open = 0
     al, cn = book["al"], book["cn"]
-    for inv_id, (issue, due, amount, disp) in book["inv"].items():
+    for inv_id, row in book["inv"].items():
+        issue, due, amount, disp = row
         if issue > t:
             continue
-        # (the same sums as before, skipped when an invoice has no allocation / credit note)
-        lst = al.get(inv_id)
-        paid = sum(a[1] for a in lst if a[0] <= t) if lst else 0
-        lst = cn.get(inv_id)
-        credited = sum(c[1] for c in lst if c[0] <= t) if lst else 0
-        bal = amount - paid - credited
+        # amount − allocations − credit notes up to t (the sums skipped when there are none;
+        # the same float operations in the same order as ``amount - paid - credited``)
+        bal = amount
+        if al:
+            lst = al.get(inv_id)
+            if lst:
+                bal = bal - sum(a[1] for a in lst if a[0] <= t)
+        if cn:
+            lst = cn.get(inv_id)
+            if lst:
+                bal = bal - sum(c[1] for c in lst if c[0] <= t)
         if bal <= 0.0:
             continue
         open_bal += bal
@@ -248,13 +254,17 @@ def features(book: dict[str, Any], as_of: date) -> dict[str, float]:
             amt90 += amt
         if last is None or d > last:
             last = d
-    lo180 = t - 180
     num = den = 0.0
-    for paid_d, due, amount, *_ in book["paid"].values():
-        if lo180 < paid_d <= t:
-            w = max(amount, 0.0)
-            num += max(0, paid_d - due) * w
-            den += w
+    paid = book["paid"]
+    if paid:
+        lo180 = t - 180
+        for rec in paid.values():
+            paid_d = rec[0]
+            if lo180 < paid_d <= t:
+                w = max(rec[2], 0.0)
+                num += max(0, paid_d - rec[1]) * w
+                den += w
+    bureau = book["bureau"]
     return {
         "open_invoice_balance": open_bal,
         "overdue_balance": overdue,
@@ -271,7 +281,7 @@ def features(book: dict[str, Any], as_of: date) -> dict[str, float]:
         "disputed_balance": disputed_bal,
         "disputes_count": float(book["disputes"]),
         "breaches_count": float(book["breaches"]),
-        "bureau_score": math.nan if book["bureau"] is None else float(book["bureau"]),
+        "bureau_score": math.nan if bureau is None else float(bureau),
     }
 
 
@@ -280,24 +290,30 @@ def settle(book: dict[str, Any], as_of: date) -> None:
     (paid more than 180 days ago, orders older than 90 days). Call with a date that never
     goes backwards."""
     t = as_of.toordinal()
-    inv, al, cn, paid = book["inv"], book["al"], book["cn"], book["paid"]
-    for inv_id in [k for k in inv if k in al]:
-        issue, due, amount, disputed = inv[inv_id]
-        if issue > t:
-            continue
-        pd_ = _paid_date(amount, al[inv_id], cn.get(inv_id, []), t)
-        if pd_ is not None:
-            paid[inv_id] = [pd_, due, amount, issue, disputed, al[inv_id], cn.get(inv_id, [])]
-            del inv[inv_id]
-            al.pop(inv_id, None)
-            cn.pop(inv_id, None)
-    for inv_id in [k for k, v in paid.items() if v[0] <= t - 180]:
-        del paid[inv_id]
+    inv, al, paid = book["inv"], book["al"], book["paid"]
+    if al:  # only an invoice with allocations can be paid
+        cn = book["cn"]
+        for inv_id in [k for k in inv if k in al]:
+            issue, due, amount, disputed = inv[inv_id]
+            if issue > t:
+                continue
+            pd_ = _paid_date(amount, al[inv_id], cn.get(inv_id, []), t)
+            if pd_ is not None:
+                paid[inv_id] = [pd_, due, amount, issue, disputed, al[inv_id], cn.get(inv_id, [])]
+                del inv[inv_id]
+                al.pop(inv_id, None)
+                cn.pop(inv_id, None)
+    if paid:
+        lo180 = t - 180
+        for inv_id in [k for k, v in paid.items() if v[0] <= lo180]:
+            del paid[inv_id]
     orders = book["ord"]
-    for oid in [k for k, v in orders.items() if v[0] <= t - 90]:
-        d, _, cancelled = orders.pop(oid)
-        if not cancelled and (book["last_order"] is None or d > book["last_order"]):
-            book["last_order"] = d
+    if orders:
+        lo90 = t - 90
+        for oid in [k for k, v in orders.items() if v[0] <= lo90]:
+            d, _, cancelled = orders.pop(oid)
+            if not cancelled and (book["last_order"] is None or d > book["last_order"]):
+                book["last_order"] = d
 
 
 def overdue_crossings(
@@ -339,7 +355,8 @@ def overdue_crossings(
 def advance(book: dict[str, Any], as_of: date) -> tuple[date | None, list[dict[str, Any]]]:
     """Move the book's clock forward to ``as_of`` (never back); return the previous date and
     the overdue crossings that happened in between."""
-    prev = date.fromisoformat(book["asof"]) if book.get("asof") else None
+    asof = book.get("asof")
+    prev = _day(asof) if asof else None
     if prev is not None and as_of <= prev:
         return prev, []
     crossings = overdue_crossings(book, prev, as_of)
@@ -348,7 +365,22 @@ def advance(book: dict[str, Any], as_of: date) -> tuple[date | None, list[dict[s
 
 
 def book_date(book: dict[str, Any]) -> date | None:
-    return date.fromisoformat(book["asof"]) if book.get("asof") else None
+    asof = book.get("asof")
+    return _day(asof) if asof else None
+
+
+_DAYS: dict[str, date] = {}
+
+
+def _day(iso: str) -> date:
+    """``date.fromisoformat`` remembered (a book's date is read several times per event)."""
+    d = _DAYS.get(iso)
+    if d is None:
+        d = date.fromisoformat(iso)
+        if len(_DAYS) >= 10_000:
+            _DAYS.clear()
+        _DAYS[iso] = d
+    return d
 
 
 def dates_in(day: date, days: int) -> date:
