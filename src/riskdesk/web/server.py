@@ -6,8 +6,49 @@ import os
 
 import uvicorn
 from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from riskdesk.api.app import create_app
+from riskdesk.api.routers.monitor import EVENTS_PATH, intake
+
+
+def _bearer_only(headers: list[tuple[bytes, bytes]]) -> bool:
+    """A non-empty ``Authorization: Bearer`` token and no cookie."""
+    bearer = False
+    for name, value in headers:
+        if name == b"cookie":
+            return False
+        if name == b"authorization":
+            scheme, _, token = value.partition(b" ")
+            bearer = scheme.lower() == b"bearer" and bool(token.strip())
+    return bearer
+
+
+class EventIntakeFastPath:
+    """Hands ``POST /api/v1/events`` with a bearer token (no cookie, no query string) straight
+    to :func:`riskdesk.api.routers.monitor.intake`, past the route table and the middlewares
+    that have nothing to do for it: no session cookie to read (SessionMiddleware), a bearer
+    request needs no CSRF token, the path holds no NUL (RefuseNulMiddleware); the answers are
+    those of the declared endpoint, which serves every other form of the request. It sits
+    inside Starlette's error middleware, so an unexpected error is still the 500 problem."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"] == EVENTS_PATH
+            and scope["method"] == "POST"
+            and not scope.get("query_string")
+            and not scope.get("root_path")
+            and _bearer_only(scope["headers"])
+        ):
+            response = await intake(Request(scope, receive))
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def create_server_app(db_url: str | None = None) -> FastAPI:
@@ -26,6 +67,7 @@ def create_server_app(db_url: str | None = None) -> FastAPI:
     from riskdesk.connectors.events import tune_gc_for_worker
 
     app = create_app(db_url)
+    app.add_middleware(EventIntakeFastPath)  # the outermost of the application's middlewares
     tune_gc_for_worker()
     return app
 

@@ -1,0 +1,217 @@
+"""``POST /api/v1/events`` as ``riskdesk serve`` answers it (the intake fast path) and as the
+declared endpoint does: the same answers, problems included, and notifications still sent."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from riskdesk.api.app import create_app
+from riskdesk.api.routers import monitor as monitor_router
+from riskdesk.store import monitor_repo
+from riskdesk.store.db import make_engine, session_scope
+from riskdesk.store.models import Delivery
+from riskdesk.web.server import EventIntakeFastPath
+
+URL = "/api/v1/events"
+JSON = {"content-type": "application/json"}
+
+
+def _ev(eid: str, kind: str, cust: str, **payload: Any) -> dict[str, Any]:
+    return {
+        "event_id": eid,
+        "type": kind,
+        "event_time": "2026-06-01T10:00:00Z",
+        "customer_id": cust,
+        "payload": payload,
+    }
+
+
+BREACH_C2 = _ev("f1", "contract.breached", "C002", clause="minimum_volume")
+ORDER_C1 = _ev(
+    "f2",
+    "order.placed",
+    "C001",
+    order_id="FO1",
+    order_date="2026-06-01",
+    amount="100.00",
+    currency="EUR",
+)
+
+
+@pytest.fixture(params=["declared", "fast"])
+def api(request: pytest.FixtureRequest, portfolio: Any) -> Iterator[TestClient]:
+    """A client of the application as the tests build it, or with the fast path of ``serve``
+    (without its process-wide GC tuning)."""
+    app = create_app(portfolio.url)
+    if request.param == "fast":
+        app.add_middleware(EventIntakeFastPath)
+    with TestClient(app) as c:
+        yield c
+
+
+def _problem(r: Any) -> dict[str, Any]:
+    assert r.headers["content-type"] == "application/problem+json", r.headers
+    return r.json()  # type: ignore[no-any-return]
+
+
+def test_refused_batches_are_the_problems_of_the_declared_endpoint(api, as_user) -> None:  # type: ignore[no-untyped-def]
+    rita = {**as_user("rita"), **JSON}
+    r = api.post(URL, content=b"[{", headers=rita)
+    assert r.status_code == 422
+    assert _problem(r)["errors"] == [
+        {"field": "2", "location": "body", "message": "JSON decode error"}
+    ]
+    for body, ctype in (
+        (b'{"a": 1}', "application/json"),
+        (b"null", "application/json"),
+        (b"[]", "text/plain"),
+    ):
+        r = api.post(URL, content=body, headers={**as_user("rita"), "content-type": ctype})
+        assert r.status_code == 422, body
+        assert _problem(r)["detail"] == "body: Input should be a valid list"
+    r = api.post(URL, content=b"", headers=rita)
+    assert (r.status_code, _problem(r)["detail"]) == (422, "body: Field required")
+    r = api.post(URL, content=b'["\xff"]', headers=rita)
+    assert (r.status_code, _problem(r)["detail"]) == (400, "There was an error parsing the body")
+    r = api.post(URL, content=json.dumps([{}] * 5001), headers=rita)
+    assert (r.status_code, _problem(r)["title"]) == (413, "Batch too large")
+    # who may send: a token is required, and one of the intake roles
+    r = api.post(URL, content=b"[]", headers=JSON)
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    r = api.post(URL, content=b"[]", headers={"Authorization": "Bearer rdk_nope", **JSON})
+    assert r.status_code == 401 and "unknown" in _problem(r)["detail"]
+    r = api.post(URL, content=b"[]", headers={**as_user("alice"), **JSON})  # sales
+    assert r.status_code == 403 and "roles" in _problem(r)["detail"]
+    r = api.post(URL, content=b"[]", headers={**as_user("audrey"), **JSON})  # auditor
+    assert (r.status_code, _problem(r)["detail"]) == (403, "the auditor role is read-only")
+    # undecodable JSON is refused before the token is looked at, as FastAPI decodes first
+    assert api.post(URL, content=b"[{", headers=JSON).status_code == 422
+
+
+def test_a_batch_is_answered_alike_with_what_python_json_reads(api, as_user) -> None:  # type: ignore[no-untyped-def]
+    h = {**as_user("rita"), **JSON}
+    r = api.post(URL, content=json.dumps([BREACH_C2, ORDER_C1, 7]), headers=h)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    assert r.json() == {
+        "accepted": 2,
+        "duplicates": 0,
+        "rejected": 1,
+        "rejections": [{"index": 2, "event_id": None, "reason": "an event must be a JSON object"}],
+        "alerts_new": 1,
+        "alerts_updated": 0,
+        "rule_set_version": 1,
+    }
+    again = api.post(URL, content=json.dumps([BREACH_C2]), headers=h).json()
+    assert (again["accepted"], again["duplicates"]) == (0, 1)
+    # NaN and integers beyond 64 bits are read as Python's json reads them (not refused)
+    r = api.post(URL, content=b'[NaN, {"event_id": 123456789012345678901234567890}]', headers=h)
+    assert r.status_code == 200
+    assert [x["event_id"] for x in r.json()["rejections"]] == [None, 123456789012345678901234567890]
+
+
+def test_stale_states_are_a_503_to_resend_on_the_fast_path_too(api, as_user, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    def always_stale(*args: Any, **kwargs: Any) -> Any:
+        raise monitor_repo._Conflict("written by another process")
+
+    monkeypatch.setattr(monitor_repo, "_save_states", always_stale)
+    h = {**as_user("rita"), **JSON}
+    r = api.post(URL, content=json.dumps([ORDER_C1]), headers=h)
+    assert r.status_code == 503 and r.headers["retry-after"] == "1"
+    assert "send the same batch again" in _problem(r)["detail"]
+    monkeypatch.undo()
+    again = api.post(URL, content=json.dumps([ORDER_C1]), headers=h).json()
+    assert (again["accepted"], again["duplicates"]) == (1, 0)
+
+
+class _Hook:
+    """A webhook receiver on 127.0.0.1 that records the bodies it is sent."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.bodies.append(json.loads(raw))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_an_intake_that_raises_an_alert_sends_its_notification(api, as_user, portfolio) -> None:  # type: ignore[no-untyped-def]
+    hook = _Hook()
+    eng = make_engine(portfolio.url)
+    try:
+        with session_scope(eng) as s:
+            monitor_repo.add_subscription(s, "webhook", hook.url, min_severity="low")
+        r = api.post(URL, content=json.dumps([BREACH_C2]), headers={**as_user("rita"), **JSON})
+        assert r.json()["alerts_new"] == 1
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # sent off the request, right after it
+            with session_scope(eng) as s:
+                status = s.scalars(select(Delivery.status)).all()
+            if status == ["sent"]:
+                break
+            time.sleep(0.05)
+        assert status == ["sent"]
+        assert [(b["customer"], b["rule"]) for b in hook.bodies] == [("C002", "contract_breach")]
+    finally:
+        hook.server.shutdown()
+        eng.dispose()
+
+
+def test_alerts_raised_while_notifications_are_sent_are_sent_by_one_more_round(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Many intakes raising alerts cost a few sends, not one each, and the last send starts
+    after the last intake (nothing committed before it stays pending)."""
+    import riskdesk.connectors.notify as notify
+
+    starts: list[float] = []
+
+    def slow_dispatch(engine: Any) -> dict[str, int]:
+        starts.append(time.monotonic())
+        time.sleep(0.05)
+        return {}
+
+    monkeypatch.setattr(notify, "dispatch_pending", slow_dispatch)
+    monkeypatch.setattr(monitor_router, "NOTIFY_GAP", 0.05)
+    sender = monitor_router._Notifier(engine=None)  # type: ignore[arg-type]
+
+    async def kicks() -> float:
+        for _ in range(20):
+            await sender.kick()
+            time.sleep(0.01)
+        return time.monotonic()
+
+    import asyncio
+
+    last_kick = asyncio.run(kicks())
+    deadline = time.monotonic() + 5
+    while sender._running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not sender._running
+    assert 2 <= len(starts) <= 5, starts
+    assert starts[-1] >= last_kick - 0.01  # covers the last intake
+
+
+def test_the_openapi_document_describes_the_batch(api) -> None:  # type: ignore[no-untyped-def]
+    op = api.get("/openapi.json").json()["paths"][URL]["post"]
+    schema = op["requestBody"]["content"]["application/json"]["schema"]
+    assert (schema["type"], schema["maxItems"]) == ("array", monitor_router.MAX_BATCH)
