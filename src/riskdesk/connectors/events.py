@@ -14,11 +14,12 @@ still handled by one worker, in order (which also keeps that worker's in-memory 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -268,7 +269,6 @@ async def run_worker(
     messages flow a fetch waits at most about as long as the previous batch took, so an event
     waits for about one batch (the running one) before its own."""
     import nats
-    from nats.errors import TimeoutError as NatsTimeout
     from nats.js.api import ConsumerConfig
 
     from riskdesk.connectors.notify import dispatch_pending
@@ -276,6 +276,7 @@ async def run_worker(
     say = log or (lambda m: print(m, file=sys.stderr))
     stats = WorkerStats()
     nc = await nats.connect(url, connect_timeout=10, max_reconnect_attempts=10)
+    puller: _Puller | None = None
     try:
         js = nc.jetstream(timeout=15)
         for attempt in range(5):
@@ -289,21 +290,20 @@ async def run_worker(
                     if not partitions
                     else [(f"{prefix}.{p}", durable_for(durable, p)) for p in partitions]
                 )
-                subs = []
                 for subject, name in targets:
                     config = ConsumerConfig(ack_wait=ack_wait, max_ack_pending=max(batch * 4, 1000))
-                    subs.append(
-                        await js.pull_subscribe(subject, durable=name, stream=stream, config=config)
-                    )
+                    await _ensure_consumer(js, stream, subject, name, config)
                 break
             except TimeoutError:
                 if attempt == 4:
                     raise
                 await asyncio.sleep(1 + attempt)
+        puller = _Puller(nc, stream, [name for _, name in targets])
+        await puller.start()
         last_msg = time.monotonic()
         last_tick = 0.0
-        # with several consumers (one per partition), each fetches its share of the batch and
-        # the batch is what they all returned (each fetch ends within its wait)
+        # with several consumers (one per partition), each is asked for its share of the batch
+        # and the batch is what they all returned
         sizer = AdaptiveFetch(batch, min_batch, max_wait)
         while True:
             now = time.monotonic()
@@ -312,15 +312,7 @@ async def run_worker(
                     monitor_repo.clock_tick(s, datetime.now(UTC).date(), actor="worker clock")
                 stats.ticks += 1
                 last_tick = now
-            size, wait = sizer.size, sizer.wait
-            if len(subs) == 1:
-                fetched: list[Any] = [await _fetch(subs[0], size, wait, NatsTimeout)]
-            else:
-                share = max(1, -(-size // len(subs)))
-                fetched = await asyncio.gather(
-                    *(_fetch(sub, share, wait, NatsTimeout) for sub in subs)
-                )
-            msgs = [m for part in fetched for m in part]
+            msgs = await puller.fetch(sizer.size, sizer.wait)
             if not msgs:
                 sizer.update(0, 0.0)
                 if stop_when_idle is not None and time.monotonic() - last_msg >= stop_when_idle:
@@ -366,6 +358,8 @@ async def run_worker(
             if max_events is not None and stats.accepted + stats.duplicates >= max_events:
                 break
     finally:
+        if puller is not None:
+            await puller.stop()
         await nc.close()
     return stats
 
@@ -426,13 +420,155 @@ def tune_gc_for_worker() -> None:
     gc.set_threshold(20_000, 20, 50)
 
 
-async def _fetch(sub: Any, n: int, wait: float, timeout_error: type[Exception]) -> list[Any]:
-    """Up to ``n`` messages: those waiting at once, else the first ones within ``wait``."""
+async def _ensure_consumer(js: Any, stream: str, subject: str, name: str, config: Any) -> None:
+    """The durable pull consumer ``name`` over ``subject``, created with ``config`` when it
+    does not exist (an existing one is used as it is, as ``pull_subscribe`` does)."""
+    from nats.js.errors import NotFoundError
+
     try:
-        msgs: list[Any] = await sub.fetch(n, timeout=wait)
-        return msgs
-    except (timeout_error, TimeoutError):
-        return []
+        await js.consumer_info(stream, name)
+    except NotFoundError:
+        config.name = config.durable_name = name
+        config.filter_subject = subject
+        await js.add_consumer(stream, config=config)
+
+
+class _Puller:
+    """Fetches from one worker's pull consumers through one inbox subscription.
+
+    nats-py's ``PullSubscription.fetch`` waits for every message with ``next_msg`` (a task, a
+    uuid and an ``asyncio.wait_for`` per message: about half of the worker's CPU per message
+    outside the intake). Here the pull requests are published directly (the JetStream API
+    ``CONSUMER.MSG.NEXT``) with consumer ``i``'s replies going to ``<inbox>.<i>``, a callback
+    per consumer's subscription files each message, and a fetch waits on one event until its requests
+    have ended.
+
+    A fetch first asks every consumer for what is waiting (``no_wait``: the server sends what
+    it has, then ``404 No Messages`` if that was fewer than asked) and returns at once when
+    anything came. Only when nothing was waiting does it send lingering requests (``expires``
+    = ``wait``) and wait until ``size`` messages arrived or ``wait`` passed; a lingering request
+    still open then keeps delivering, and its messages are returned by the next fetch (before
+    asking that consumer again). Messages never handed out are handed back (nak) on
+    :meth:`stop`, so they are redelivered at once instead of after ``ack_wait``."""
+
+    NO_WAIT = 1
+    LINGER = 2
+
+    def __init__(self, nc: Any, stream: str, consumers: list[str]) -> None:
+        self._nc = nc
+        self._inbox = nc.new_inbox()
+        self._nexts = [f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{c}" for c in consumers]
+        n = len(consumers)
+        self._got: list[list[Any]] = [[] for _ in range(n)]
+        self._open = [0] * n  # 0, NO_WAIT or LINGER: a request whose end has not come
+        self._left = [0] * n  # messages the open request may still deliver
+        self._ends = [0.0] * n  # when an open request is over at the latest (a lost reply)
+        self._wake = asyncio.Event()
+        self._error: Exception | None = None
+        self._subs: list[Any] = []
+
+    async def start(self) -> None:
+        # one subscription per consumer: a delivered message carries its stream subject, so
+        # only the subscription tells whose it is
+        for i in range(len(self._nexts)):
+            self._subs.append(await self._nc.subscribe(f"{self._inbox}.{i}", cb=self._on_msg_of(i)))
+
+    async def stop(self) -> None:
+        # closing anyway: on an error, messages not handed back come back after ack_wait
+        with contextlib.suppress(Exception):
+            for sub in self._subs:
+                await sub.unsubscribe()
+            for got in self._got:
+                for m in got:
+                    await m.nak()
+            await self._nc.flush(timeout=2)
+        self._got = [[] for _ in self._got]
+
+    def _on_msg_of(self, i: int) -> Callable[[Any], Awaitable[None]]:
+        async def on_msg(msg: Any) -> None:
+            self._on_msg(i, msg)
+
+        return on_msg
+
+    def _on_msg(self, i: int, msg: Any) -> None:
+        hdr = msg.headers
+        status = hdr.get("Status") if hdr else None
+        if status is None:
+            self._got[i].append(msg)
+            self._left[i] -= 1
+            if self._left[i] <= 0:
+                self._open[i] = 0
+        elif status == "100":  # an idle heartbeat (none are asked for)
+            return
+        else:
+            # 404 no messages (no_wait), 408 the request expired, 409 a conflict (e.g. the
+            # consumer was deleted): the request ended; other statuses are errors
+            self._open[i] = 0
+            if status not in ("404", "408", "409"):
+                from nats.js.errors import APIError
+
+                self._error = APIError.from_msg(msg)
+        self._wake.set()
+
+    async def _until(self, done: Callable[[], bool], timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while not done() and self._error is None:
+            left = end - loop.time()
+            if left <= 0:
+                return
+            self._wake.clear()
+            try:
+                async with asyncio.timeout(left):
+                    await self._wake.wait()
+            except TimeoutError:
+                return
+
+    async def _ask(self, i: int, n: int, kind: int, wait: float) -> None:
+        self._open[i] = kind
+        self._left[i] = n
+        self._ends[i] = time.monotonic() + wait + 1.0
+        if kind == self.NO_WAIT:
+            req = b'{"batch":%d,"no_wait":true}' % n
+        else:
+            req = b'{"batch":%d,"expires":%d}' % (n, int(wait * 1e9))
+        await self._nc.publish(self._nexts[i], req, reply=f"{self._inbox}.{i}")
+
+    def _take(self) -> list[Any]:
+        out = [m for got in self._got for m in got]
+        for got in self._got:
+            got.clear()
+        return out
+
+    async def fetch(self, size: int, wait: float) -> list[Any]:
+        """Up to about ``size`` messages: those waiting at once, else the first ones within
+        ``wait`` (more when a request still open from an earlier fetch delivered meanwhile)."""
+        share = max(1, -(-size // len(self._nexts)))
+        now = time.monotonic()
+        for i, end in enumerate(self._ends):
+            if self._open[i] and now > end:  # its end never came (e.g. a reconnect lost it)
+                self._open[i] = 0
+        for i, got in enumerate(self._got):
+            if not self._open[i] and len(got) < share:
+                await self._ask(i, share - len(got), self.NO_WAIT, wait)
+        # the server answers a no_wait request at once; the timeout only guards a lost reply
+        await self._until(lambda: self.NO_WAIT not in self._open, max(wait, 1.0))
+        self._raise()
+        if any(self._got):
+            return self._take()
+        for i in range(len(self._nexts)):
+            if not self._open[i]:
+                await self._ask(i, share, self.LINGER, wait)
+        await self._until(
+            lambda: sum(map(len, self._got)) >= size or not any(self._open), wait + 0.005
+        )
+        self._raise()
+        return self._take()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
 
 
 def durable_for(durable: str, partition: int) -> str:
