@@ -305,3 +305,79 @@ def test_new_alerts_and_cases_get_their_own_ids(engine: Engine) -> None:
         }
         assert raised[-1].entity_id == str(raised[-1].after["alerts"][0]["id"])
         assert verify(s).ok
+
+
+def test_a_points_alert_raised_to_a_higher_severity_keeps_it(engine: Engine) -> None:
+    """A later, stronger hit of an open alert updates its severity (and the case's); a weaker
+    one after it leaves the severity as it is while the other columns still change."""
+    rule = {"title": {"en": "t", "zh": "标"}, "playbook": {"en": "p", "zh": "处"}}
+    rules = {
+        "thresholds": {"medium": 40, "high": 70},
+        "rules": [
+            {
+                "id": "any_order",
+                "points": 45,
+                **rule,
+                "events": ["order.placed"],
+                "when": {"field": "event.type", "op": "==", "value": "order.placed"},
+            },
+            {
+                "id": "big_order",
+                "points": 30,
+                **rule,
+                "events": ["order.placed"],
+                "when": {"field": "event.amount", "op": ">", "value": 1000},
+            },
+        ],
+    }
+    with session_scope(engine) as s:
+        repo.publish_rule_set(s, repo.draft_rule_set(s, rules, actor="t").version, actor="t")
+
+    def order(eid: str, amount: str) -> dict[str, object]:
+        return _ev(
+            eid,
+            "order.placed",
+            order_id=eid,
+            order_date="2026-01-05",
+            amount=amount,
+            currency="EUR",
+        )
+
+    seen = []
+    for eid, amount in (("p1", "10.00"), ("p2", "5000.00"), ("p3", "20.00")):
+        with session_scope(engine) as s:
+            repo.ingest(s, [order(eid, amount)])
+        with session_scope(engine) as s:
+            (a,) = s.scalars(select(Alert))
+            case = s.get(Case, a.case_id)
+            assert case is not None
+            seen.append((a.rule_id, a.severity, a.hits, a.event_id, case.severity))
+    assert seen == [
+        ("points_total", "medium", 1, "p1", "medium"),
+        ("points_total", "high", 2, "p2", "high"),
+        ("points_total", "high", 3, "p3", "high"),
+    ]
+
+
+def test_the_state_takes_the_customer_id_once_the_customer_exists(engine: Engine) -> None:
+    from riskdesk.store.models import Customer, CustomerState
+
+    def state_customer() -> int | None:
+        with session_scope(engine) as s:
+            row = s.get(CustomerState, "LATE")
+            assert row is not None
+            return row.customer_id
+
+    with session_scope(engine) as s:
+        repo.ingest(s, [_ev("l1", "contract.breached", cust="LATE", clause="x")])
+    assert state_customer() is None
+    with session_scope(engine) as s:
+        c = Customer(external_id="LATE", name="Late", currency="EUR")
+        s.add(c)
+        s.flush()
+        cid = c.id
+    # the book comes from this process's cache: the stored customer id must still be written
+    for eid in ("l2", "l3"):
+        with session_scope(engine) as s:
+            repo.ingest(s, [_ev(eid, "contract.breached", cust="LATE", clause="y")])
+        assert state_customer() == cid

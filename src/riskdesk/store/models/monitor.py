@@ -30,7 +30,7 @@ class ProcessedEvent(Base):
     __tablename__ = "monitor_events"
 
     event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    customer_ref: Mapped[str] = mapped_column(String(64), index=True)
+    customer_ref: Mapped[str] = mapped_column(String(64))  # not indexed: nothing reads by it
     event_type: Mapped[str] = mapped_column(String(32))
     event_time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -105,11 +105,12 @@ class Alert(Base):
     __tablename__ = "monitor_alerts"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    customer_ref: Mapped[str] = mapped_column(String(64), index=True)
+    # by customer: the leading column of ix_monitor_alerts_open (below)
+    customer_ref: Mapped[str] = mapped_column(String(64))
     customer_id: Mapped[int | None] = mapped_column(
         ForeignKey("customers.id", ondelete="SET NULL"), index=True
     )
-    rule_id: Mapped[str] = mapped_column(String(64), index=True)
+    rule_id: Mapped[str] = mapped_column(String(64))
     rule_set_version: Mapped[int] = mapped_column(Integer)
     severity: Mapped[str] = mapped_column(String(16), index=True)
     points: Mapped[int] = mapped_column(Integer, default=0)
