@@ -22,6 +22,7 @@ from riskdesk.analytics.frames import load_frames
 from riskdesk.assess.features import CORE_STATE_FEATURES, core_state_features
 from riskdesk.connectors.events import (
     AdaptiveFetch,
+    decode_messages,
     delete_stream,
     durable_for,
     parse_partitions,
@@ -105,6 +106,23 @@ def test_adaptive_fetch_grows_under_backlog_shrinks_when_idle_and_bounds_the_wai
         f.update(0, 0.0)
     assert (f.size, f.wait) == (20, 0.05)  # idle: back to min_batch, poll every max_wait
     assert AdaptiveFetch(batch=10, min_batch=50, max_wait=0.05).size == 10  # min <= batch
+
+
+def test_a_message_holds_one_event_or_an_array_of_events() -> None:
+    class M:
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+
+    msgs = [M(b'{"event_id": "a"}'), M(b'[{"event_id": "b"}, {"event_id": "c"}]'), M(b"[]")]
+    msgs += [M(b"{broken"), M(b"\xff"), M(b"[1]")]
+    assert decode_messages(msgs) == [
+        {"event_id": "a"},
+        {"event_id": "b"},
+        {"event_id": "c"},
+        None,  # not JSON: rejected by intake as not an object
+        None,  # not UTF-8
+        1,  # an array's item that is no object is rejected as such too
+    ]
 
 
 def test_read_jsonl_reports_bad_lines(tmp_path: Path) -> None:
@@ -312,3 +330,46 @@ def test_ingest_file_sends_a_batch_refused_as_stale_again_and_gives_up_after_a_f
         ev_conn.ingest_file(engine, path, batch=10_000)
     assert calls["n"] == ev_conn.FILE_BATCH_ATTEMPTS
     assert _processed(engine) == len(h.events)  # the first run's events, nothing doubled
+
+
+def test_events_published_several_per_message_are_applied_once(engine: Engine) -> None:
+    """A producer's batch (a JSON array of one partition's events per message) is applied like
+    the same events one per message; replaying the stream finds them all duplicates."""
+    _need_nats()
+    from riskdesk.connectors.events import run_worker
+
+    hist = _history_module()
+    h = hist.make_history(seed=41, n_customers=12)
+    total = len(h.events)
+    hist.write_customers(engine, h)
+    tag = uuid.uuid4().hex[:10]
+    stream, prefix = f"RDTEST_{tag}", f"rdtest.{tag}"
+    assert (
+        asyncio.run(publish(NATS, h.events, stream=stream, prefix=prefix, per_message=7)) == total
+    )
+
+    def consume(durable: str) -> tuple[int, int, int]:
+        stats = asyncio.run(
+            run_worker(
+                engine,
+                NATS,
+                stream=stream,
+                prefix=prefix,
+                durable=durable,
+                batch=20,  # fewer than a fetch's events: several transactions per fetch
+                tick_seconds=0,
+                stop_when_idle=2,
+                notify=False,
+                log=lambda _m: None,
+            )
+        )
+        return stats.accepted, stats.duplicates, stats.rejected
+
+    try:
+        assert consume(f"w{tag}") == (total, 0, 0)
+        assert consume(f"again{tag}") == (0, total, 0)
+    finally:
+        asyncio.run(delete_stream(NATS, stream))
+    assert _processed(engine) == total
+    with session_scope(engine) as s:
+        assert s.scalar(select(func.sum(CustomerState.events_count))) == total

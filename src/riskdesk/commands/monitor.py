@@ -127,6 +127,15 @@ def events_publish(
     stream: Annotated[str, typer.Option(help="JetStream stream name.")] = ev_conn.DEFAULT_STREAM,
     prefix: Annotated[str, typer.Option(help="Subject prefix.")] = ev_conn.DEFAULT_PREFIX,
     partitions: Annotated[int, typer.Option(min=1, max=1024)] = ev_conn.DEFAULT_PARTITIONS,
+    per_message: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=10000,
+            help="Events per message: more than 1 sends each partition's events as JSON arrays "
+            "of up to this many (less work per event for NATS and the worker).",
+        ),
+    ] = 1,
     as_json: JsonOpt = False,
 ) -> None:
     """Publish a JSONL file of events to NATS JetStream, partitioned by customer."""
@@ -144,6 +153,7 @@ def events_publish(
                 stream=stream,
                 prefix=prefix,
                 partitions=partitions,
+                per_message=per_message,
             )
         )
     except OSError as exc:
