@@ -15,13 +15,19 @@
   each over its share of the partitions. ``--rate 0``: the events are published first and the
   workers drain the backlog (throughput; "latency" is then the time per batch). ``--rate R``:
   published at R events/s while the workers run; latency per event = commit of its batch −
-  its publish.
+  its publish. The load generator publishes pre-encoded messages with core NATS publishes
+  (the stream stores them; ``Nats-Msg-Id`` header kept) and a flush every 10 ms.
+  ``--per-message K``: K events of one partition per message (a JSON array, a producer's
+  batch); the headline figures are K = 1.
 
 Latency: for ``direct`` the time of the batch (validation → state update → rules → commit),
 for ``http`` the round trip of the request carrying the event (same, plus HTTP), for ``nats``
 see above. Each run prints events/s (wall), p50/p99 in ms, and the CPU seconds of the intake
 processes (``cpu_s``; for ``http`` the server's process tree, from /proc) with events per
-CPU-second. Loopback only; the databases are fresh (SQLite temp file; PostgreSQL database
+CPU-second; ``nats`` runs also give the CPU microseconds per event of the workers, of
+nats-server (from /proc: everything the server did meanwhile, other clients included) and of
+the publisher (``--rate`` only), so the intake's cost shows apart from the load generator's.
+Loopback only; the databases are fresh (SQLite temp file; PostgreSQL database
 ``riskdesk_bench_monitor``).
 """
 
@@ -217,6 +223,30 @@ def _tree_cpu(pid: int) -> float:
         total += cpu.get(p, 0.0)
         todo += kids.get(p, [])
     return total
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of one process, from /proc (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            parts = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _nats_server_pids() -> list[int]:
+    """The local nats-server processes (their CPU is reported separately)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/comm") as f:
+                    if f.read().strip() == "nats-server":
+                        out.append(int(d))
+            except OSError:
+                continue
+    return out
 
 
 def _direct_child(url: str, events: list[dict[str, Any]], batch: int, go: Any, q: Any) -> None:
@@ -488,36 +518,65 @@ def _nats_child(
     eng.dispose()
 
 
-async def _publish_paced(
-    events: list[dict[str, Any]], stream: str, prefix: str, rate: float, sent: dict[str, float]
-) -> None:
-    import nats
+def _encode_for_nats(
+    events: list[dict[str, Any]], prefix: str, per_message: int
+) -> list[tuple[str, bytes, dict[str, str], list[str]]]:
+    """Each message's subject, JSON body, ``Nats-Msg-Id`` header and event ids, made before the
+    clock starts (the load generator should cost as little as a real producer's send)."""
+    from riskdesk.connectors.events import DEFAULT_PARTITIONS, encode_messages
 
-    from riskdesk.connectors.events import subject_for
+    out = []
+    for subject, body, msg_id in encode_messages(events, prefix, DEFAULT_PARTITIONS, per_message):
+        ids = [msg_id] if per_message == 1 else [e["event_id"] for e in orjson.loads(body)]
+        out.append((subject, body, {"Nats-Msg-Id": msg_id}, ids))
+    return out
+
+
+async def _publish_paced(
+    msgs: list[tuple[str, bytes, dict[str, str], list[str]]], stream: str, rate: float
+) -> list[tuple[int, float]]:
+    """Publish ``msgs`` at ``rate`` events per second, a chunk every 10 ms; returns the first
+    message and the wall-clock start of each chunk."""
+    import nats
 
     nc = await nats.connect(NATS)
     js = nc.jetstream()
-    chunk = max(1, int(rate / 100))  # 100 publishes of a chunk per second
+    per_chunk = max(1, int(rate / 100))  # events per chunk: 100 chunks per second
+    starts: list[tuple[int, float]] = []  # (first message, wall-clock start) of each chunk
     t0 = time.perf_counter()
-    for i in range(0, len(events), chunk):
-        due = t0 + i / rate
+    i = events = 0
+    while i < len(msgs):
+        due = t0 + events / rate
         wait = due - time.perf_counter()
         if wait > 0:
             await asyncio.sleep(wait)
-        part = events[i : i + chunk]
-        now = time.time()
-        # plain NATS publishes into the stream's subjects (the stream stores them; no
-        # per-message PubAck round trip, which cost the publisher more CPU than the intake)
-        for e in part:
-            sent[e["event_id"]] = now
-            await nc.publish(
-                subject_for(e["customer_id"], prefix),
-                orjson.dumps(e),
-                headers={"Nats-Msg-Id": e["event_id"]},
-            )
+        starts.append((i, time.time()))
+        # plain NATS publishes into the stream's subjects (the stream stores them, and drops a
+        # repeated Nats-Msg-Id; no per-message PubAck round trip, which cost the publisher more
+        # CPU than the intake)
+        in_chunk = 0
+        while i < len(msgs) and in_chunk < per_chunk:
+            subject, body, headers, ids = msgs[i]
+            await nc.publish(subject, body, headers=headers)
+            in_chunk += len(ids)
+            i += 1
+        events += in_chunk
         await nc.flush()
     await js.stream_info(stream)  # everything stored before we stop
     await nc.close()
+    return starts
+
+
+def _sent_times(
+    msgs: list[tuple[str, bytes, dict[str, str], list[str]]], starts: list[tuple[int, float]]
+) -> dict[str, float]:
+    """Each event's publish time: the start of the chunk its message went out in."""
+    sent: dict[str, float] = {}
+    bounds = [*(s[0] for s in starts[1:]), len(msgs)]
+    for (first, at), end in zip(starts, bounds, strict=True):
+        for m in msgs[first:end]:
+            sent.update(dict.fromkeys(m[3], at))
+    return sent
 
 
 def run_nats(
@@ -527,6 +586,7 @@ def run_nats(
     procs: int = 1,
     rate: float = 0,
     min_batch: int = 20,
+    per_message: int = 1,
 ) -> dict[str, Any]:
     from riskdesk.connectors import events as ev
     from riskdesk.connectors.events import split_partitions
@@ -536,7 +596,7 @@ def run_nats(
     groups = split_partitions(procs)
     shares = _groups(events, procs)
     if not rate:
-        asyncio.run(ev.publish(NATS, events, stream=stream, prefix=prefix))
+        asyncio.run(ev.publish(NATS, events, stream=stream, prefix=prefix, per_message=per_message))
     else:
         asyncio.run(ev.publish(NATS, [], stream=stream, prefix=prefix))  # create the stream
     ctx = mp.get_context("spawn")
@@ -550,15 +610,23 @@ def run_nats(
         for g, sh in zip(groups, shares, strict=True)
     ]
     sent: dict[str, float] = {}
+    nats_pids = _nats_server_pids()
+    encoded = _encode_for_nats(events, prefix, per_message) if rate else []
+    pub_cpu = 0.0
     try:
         for k in kids:
             k.start()
         time.sleep(2.0)
+        nats0 = sum(_proc_cpu(p) for p in nats_pids)
         go.set()
         t_pub = time.time()
         if rate:
-            asyncio.run(_publish_paced(events, stream, prefix, rate, sent))
+            c0 = time.process_time()
+            starts = asyncio.run(_publish_paced(encoded, stream, rate))
+            pub_cpu = time.process_time() - c0
+            sent = _sent_times(encoded, starts)
         res = [q.get() for _ in kids]
+        nats_cpu = sum(_proc_cpu(p) for p in nats_pids) - nats0
         for k in kids:
             k.join()
     finally:
@@ -600,8 +668,14 @@ def run_nats(
         procs=procs,
         rate=rate or None,
         min_batch=min_batch,
+        per_message=per_message,
         latency=kind,
         **steady,
+        # CPU microseconds per event of each party (the nats-server figure counts everything
+        # the server did meanwhile, other clients included)
+        worker_us_per_event=round(cpu * 1e6 / len(events), 1),
+        nats_server_us_per_event=round(nats_cpu * 1e6 / len(events), 1) if nats_pids else None,
+        publisher_us_per_event=round(pub_cpu * 1e6 / len(events), 1) if rate else None,
     )
 
 
@@ -615,6 +689,13 @@ def main() -> None:
     ap.add_argument("--procs", type=int, default=1, help="intake processes (and HTTP clients)")
     ap.add_argument("--rate", type=float, default=0, help="NATS: publish at this rate (0: first)")
     ap.add_argument("--min-batch", type=int, default=20, help="NATS: the worker's smallest fetch")
+    ap.add_argument(
+        "--per-message",
+        type=int,
+        default=1,
+        help="NATS: events per message (>1: JSON arrays of one partition's events, a "
+        "producer's batch; the headline figures are 1)",
+    )
     ap.add_argument(
         "--http-conn",
         choices=["pinned", "close"],
@@ -633,7 +714,7 @@ def main() -> None:
             elif via == "http":
                 run_http(url, events, a.batch, a.procs, a.http_conn)
             else:
-                run_nats(url, events, a.batch, a.procs, a.rate, a.min_batch)
+                run_nats(url, events, a.batch, a.procs, a.rate, a.min_batch, a.per_message)
 
 
 if __name__ == "__main__":
