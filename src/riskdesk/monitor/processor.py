@@ -149,21 +149,25 @@ def step_event(
     escope = event_scope(ev, book, fx)
     apply_event(book, ev, fx)  # raises before mutating
     hits: list[tuple[Hit, dict[str, Any]]] = []
+    before: dict[str, float] | None = None  # the features at as_of before settling, if known
     if current is None:
         book["asof"] = day.isoformat()
-        prev = prev or features(book, day)
+        if not prev:
+            prev = before = features(book, day)
         as_of = day
     elif day > current:
         _, crossings = advance(book, day)
         if crossings:
-            aged = features(book, day)
+            aged = before = features(book, day)
             hits += _tick_hits(book, engine, prev or aged, crossings, aged, customer, rating)
             prev = aged
         as_of = day
     else:
         as_of = current
-    settle(book, as_of)
-    state = features(book, as_of)
+    if settle(book, as_of) or before is None:
+        state = features(book, as_of)
+    else:  # settling moved no invoice: the features did not change
+        state = dict(before)
     if engine is not None:
         scope = {
             "state": state,

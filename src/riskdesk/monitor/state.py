@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import date, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from riskdesk.monitor.events import (
@@ -95,11 +96,25 @@ class StateError(ValueError):
     """An event that cannot be applied to the state (e.g. no FX rate); nothing was changed."""
 
 
+_Q6 = Decimal("0.000001")
+
+
 def _conv(fx: FxFn, amount: Any, src: str, dst: str, on: date) -> float:
-    try:
-        rate = 1.0 if src == dst else float(fx(src, dst, on))
-    except LookupError as exc:
-        raise StateError(str(exc)) from None
+    if src == dst:
+        # the common case: an amount in the customer's currency with at most 6 decimals below
+        # 10⁹ is its own float rounded to 6 decimals (the float is within 10⁻⁷ of it), so the
+        # rounding is skipped; anything else takes the general path below
+        try:
+            if type(amount) is Decimal and amount.adjusted() < 9 and amount == amount.quantize(_Q6):
+                return float(amount)
+        except InvalidOperation:
+            pass
+        rate = 1.0
+    else:
+        try:
+            rate = float(fx(src, dst, on))
+        except LookupError as exc:
+            raise StateError(str(exc)) from None
     return round(float(amount) * rate, 6)
 
 
@@ -107,67 +122,112 @@ def apply_event(book: dict[str, Any], ev: Event, fx: FxFn = same_currency_only) 
     """Apply one validated event to ``book`` in place. Raises :class:`StateError` first,
     before changing anything, when the event cannot be applied."""
     p = ev.payload
-    cur = book["cur"]
-    if isinstance(p, OrderPlaced):
-        amt = _conv(fx, p.amount, p.currency, cur, p.order_date)
-        book["ord"][p.order_id] = [p.order_date.toordinal(), amt, 0]
-    elif isinstance(p, OrderChanged):
-        old = book["ord"].get(p.order_id)
-        if old is None:
-            if p.order_date is None or p.amount is None or p.currency is None:
-                # an order outside the 90-day window (or unknown): nothing to update
-                return
-            old = [p.order_date.toordinal(), 0.0, 0]
-        d = p.order_date or date.fromordinal(old[0])
-        amt = old[1] if p.amount is None else _conv(fx, p.amount, p.currency or cur, cur, d)
-        book["ord"][p.order_id] = [d.toordinal(), amt, old[2]]
-    elif isinstance(p, OrderCancelled):
-        if p.order_id in book["ord"]:
-            book["ord"][p.order_id][2] = 1
-    elif isinstance(p, InvoiceIssued):
-        amt = _conv(fx, p.amount, p.currency, cur, p.issue_date)
-        if p.invoice_id in book["paid"]:
+    handler = _APPLY.get(type(p))
+    if handler is None:
+        handler = next((h for cls, h in _APPLY.items() if isinstance(p, cls)), None)
+        if handler is None:
             return
-        old = book["inv"].get(p.invoice_id)
-        disputed = old[3] if old else 0
-        book["inv"][p.invoice_id] = [
-            p.issue_date.toordinal(),
-            p.due_date.toordinal(),
-            amt,
-            disputed,
-        ]
-    elif isinstance(p, PaymentReceived):
-        amts = [
-            (a.invoice_id, _conv(fx, a.amount, p.currency, cur, p.payment_date))
-            for a in p.allocations
-        ]
-        pay_day = p.payment_date.toordinal()
-        for inv_id, amt in amts:
-            _reopen(book, inv_id)
-            lst = book["al"].setdefault(inv_id, [])
-            if not any(x[2] == p.payment_id for x in lst):
-                lst.append([pay_day, amt, p.payment_id])
-    elif isinstance(p, CreditNoteIssued):
-        amt = _conv(fx, p.amount, p.currency, cur, p.issue_date)
-        _reopen(book, p.invoice_id)
-        lst = book["cn"].setdefault(p.invoice_id, [])
-        if not any(x[2] == p.credit_note_id for x in lst):
-            lst.append([p.issue_date.toordinal(), amt, p.credit_note_id])
-    elif isinstance(p, InvoiceDisputed):
-        row = book["inv"].get(p.invoice_id)
-        if row is not None:
-            was = row[3]
-            row[3] = 1 if p.disputed else 0
-            book["disputes"] += row[3] - was
-    elif isinstance(p, ContractBreached):
-        book["breaches"] += 1
-    elif isinstance(p, BureauScoreChanged):
-        book["bureau"] = float(p.score)
-    elif isinstance(p, MarketIndexUpdated):
-        book["market"][p.code] = float(p.value)
-    elif isinstance(p, CustomerChanged):
-        if p.currency and p.currency != cur and not book["inv"] and not book["ord"]:
-            book["cur"] = p.currency
+    handler(book, p, fx)
+
+
+def _order_placed(book: dict[str, Any], p: Any, fx: FxFn) -> None:
+    amt = _conv(fx, p.amount, p.currency, book["cur"], p.order_date)
+    book["ord"][p.order_id] = [p.order_date.toordinal(), amt, 0]
+
+
+def _order_changed(book: dict[str, Any], p: Any, fx: FxFn) -> None:
+    cur = book["cur"]
+    old = book["ord"].get(p.order_id)
+    if old is None:
+        if p.order_date is None or p.amount is None or p.currency is None:
+            # an order outside the 90-day window (or unknown): nothing to update
+            return
+        old = [p.order_date.toordinal(), 0.0, 0]
+    d = p.order_date or date.fromordinal(old[0])
+    amt = old[1] if p.amount is None else _conv(fx, p.amount, p.currency or cur, cur, d)
+    book["ord"][p.order_id] = [d.toordinal(), amt, old[2]]
+
+
+def _order_cancelled(book: dict[str, Any], p: Any, fx: FxFn) -> None:
+    if p.order_id in book["ord"]:
+        book["ord"][p.order_id][2] = 1
+
+
+def _invoice_issued(book: dict[str, Any], p: Any, fx: FxFn) -> None:
+    amt = _conv(fx, p.amount, p.currency, book["cur"], p.issue_date)
+    if p.invoice_id in book["paid"]:
+        return
+    old = book["inv"].get(p.invoice_id)
+    disputed = old[3] if old else 0
+    book["inv"][p.invoice_id] = [
+        p.issue_date.toordinal(),
+        p.due_date.toordinal(),
+        amt,
+        disputed,
+    ]
+
+
+def _payment_received(book: dict[str, Any], p: Any, fx: FxFn) -> None:
+    cur = book["cur"]
+    amts = [
+        (a.invoice_id, _conv(fx, a.amount, p.currency, cur, p.payment_date)) for a in p.allocations
+    ]
+    pay_day = p.payment_date.toordinal()
+    for inv_id, amt in amts:
+        _reopen(book, inv_id)
+        lst = book["al"].setdefault(inv_id, [])
+        if not any(x[2] == p.payment_id for x in lst):
+            lst.append([pay_day, amt, p.payment_id])
+
+
+def _credit_note_issued(book: dict[str, Any], p: Any, fx: FxFn) -> None:
+    amt = _conv(fx, p.amount, p.currency, book["cur"], p.issue_date)
+    _reopen(book, p.invoice_id)
+    lst = book["cn"].setdefault(p.invoice_id, [])
+    if not any(x[2] == p.credit_note_id for x in lst):
+        lst.append([p.issue_date.toordinal(), amt, p.credit_note_id])
+
+
+def _invoice_disputed(book: dict[str, Any], p: Any, fx: FxFn) -> None:
+    row = book["inv"].get(p.invoice_id)
+    if row is not None:
+        was = row[3]
+        row[3] = 1 if p.disputed else 0
+        book["disputes"] += row[3] - was
+
+
+def _contract_breached(book: dict[str, Any], p: Any, fx: FxFn) -> None:
+    book["breaches"] += 1
+
+
+def _bureau_score_changed(book: dict[str, Any], p: Any, fx: FxFn) -> None:
+    book["bureau"] = float(p.score)
+
+
+def _market_index_updated(book: dict[str, Any], p: Any, fx: FxFn) -> None:
+    book["market"][p.code] = float(p.value)
+
+
+def _customer_changed(book: dict[str, Any], p: Any, fx: FxFn) -> None:
+    cur = book["cur"]
+    if p.currency and p.currency != cur and not book["inv"] and not book["ord"]:
+        book["cur"] = p.currency
+
+
+_APPLY: dict[type, Callable[[dict[str, Any], Any, FxFn], None]] = {
+    OrderPlaced: _order_placed,
+    OrderChanged: _order_changed,
+    OrderCancelled: _order_cancelled,
+    InvoiceIssued: _invoice_issued,
+    PaymentReceived: _payment_received,
+    CreditNoteIssued: _credit_note_issued,
+    InvoiceDisputed: _invoice_disputed,
+    ContractBreached: _contract_breached,
+    BureauScoreChanged: _bureau_score_changed,
+    MarketIndexUpdated: _market_index_updated,
+    CustomerChanged: _customer_changed,
+}
+"""What each payload model does to a book (looked up by the payload's class)."""
 
 
 def _reopen(book: dict[str, Any], inv_id: str) -> None:
@@ -187,6 +247,9 @@ def _paid_date(amount: float, allocs: list[list[Any]], cns: list[list[Any]], t: 
     close an invoice; credit notes issued on or before that day count)."""
     if not allocs:
         return None
+    if len(allocs) == 1 and not cns:  # one payment, no credit note: the same sums, inline
+        d, a, _ = allocs[0]
+        return d if d <= t and amount - (0.0 + (0.0 + a)) - 0 <= EPS else None
     days: dict[int, float] = {}
     for d, a, _ in allocs:
         if d <= t:
@@ -285,12 +348,14 @@ def features(book: dict[str, Any], as_of: date) -> dict[str, float]:
     }
 
 
-def settle(book: dict[str, Any], as_of: date) -> None:
+def settle(book: dict[str, Any], as_of: date) -> bool:
     """Move invoices fully paid by ``as_of`` to ``paid`` and drop what no longer matters
     (paid more than 180 days ago, orders older than 90 days). Call with a date that never
-    goes backwards."""
+    goes backwards. Returns whether an invoice moved: only that changes the features at
+    ``as_of`` (what is dropped no longer counts in them)."""
     t = as_of.toordinal()
     inv, al, paid = book["inv"], book["al"], book["paid"]
+    moved = False
     if al:  # only an invoice with allocations can be paid
         cn = book["cn"]
         for inv_id in [k for k in inv if k in al]:
@@ -303,17 +368,35 @@ def settle(book: dict[str, Any], as_of: date) -> None:
                 del inv[inv_id]
                 al.pop(inv_id, None)
                 cn.pop(inv_id, None)
+                moved = True
     if paid:
         lo180 = t - 180
-        for inv_id in [k for k, v in paid.items() if v[0] <= lo180]:
-            del paid[inv_id]
+        old: list[str] | None = None
+        for k, v in paid.items():
+            if v[0] <= lo180:
+                if old is None:
+                    old = [k]
+                else:
+                    old.append(k)
+        if old:
+            for inv_id in old:
+                del paid[inv_id]
     orders = book["ord"]
     if orders:
         lo90 = t - 90
-        for oid in [k for k, v in orders.items() if v[0] <= lo90]:
-            d, _, cancelled = orders.pop(oid)
-            if not cancelled and (book["last_order"] is None or d > book["last_order"]):
-                book["last_order"] = d
+        old = None
+        for k, v in orders.items():
+            if v[0] <= lo90:
+                if old is None:
+                    old = [k]
+                else:
+                    old.append(k)
+        if old:
+            for oid in old:
+                d, _, cancelled = orders.pop(oid)
+                if not cancelled and (book["last_order"] is None or d > book["last_order"]):
+                    book["last_order"] = d
+    return moved
 
 
 def overdue_crossings(
