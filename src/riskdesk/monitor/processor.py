@@ -121,8 +121,7 @@ def _tick_hits(
     scopes: list[dict[str, Any]] = [{"type": "clock.tick"}]
     scopes += [{"type": "invoice.overdue", **c} for c in crossings]
     for ev in scopes:
-        scope = {"state": state, "prev": prev, "event": ev, "customer": customer, "rating": rating}
-        out += [(h, ev) for h in engine.evaluate(scope)]
+        out += [(h, ev) for h in engine.evaluate_parts((state, prev, ev, customer, rating))]
     return out
 
 
@@ -169,14 +168,7 @@ def step_event(
     else:  # settling moved no invoice: the features did not change
         state = dict(before)
     if engine is not None:
-        scope = {
-            "state": state,
-            "prev": prev or state,
-            "event": escope,
-            "customer": customer,
-            "rating": rating,
-        }
-        found = engine.evaluate(scope)
+        found = engine.evaluate_parts((state, prev or state, escope, customer, rating))
         if found:
             hits += [(h, escope) for h in found]
     return Step(state, hits)

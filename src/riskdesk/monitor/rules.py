@@ -215,18 +215,33 @@ def default_rule_set() -> dict[str, Any]:
 
 Scope = Mapping[str, Mapping[str, Any]]
 Pred = Callable[[Scope], bool]
+Parts = tuple[Mapping[str, Any], ...]
+"""A scope's namespaces in the order of ``_NS``: what compiled predicates read."""
+PartsPred = Callable[[Parts], bool]
 _MISSING = object()
 _EMPTY: Mapping[str, Any] = {}
+_NS = {"state": 0, "prev": 1, "event": 2, "customer": 3, "rating": 4}
 
 
-def _getter(name: str) -> Callable[[Scope], Any]:
+def _parts(scope: Scope) -> Parts:
+    get = scope.get
+    return (
+        get("state", _EMPTY),
+        get("prev", _EMPTY),
+        get("event", _EMPTY),
+        get("customer", _EMPTY),
+        get("rating", _EMPTY),
+    )
+
+
+def _getter(name: str) -> Callable[[Parts], Any]:
     """A reader of the field ``name`` ("ns.attr", split once at compile time): the value,
     or ``_MISSING`` when it is absent or NaN."""
     ns, _, attr = name.partition(".")
-    empty: Mapping[str, Any] = {}
+    i = _NS[ns]
 
-    def get(scope: Scope) -> Any:
-        v = scope.get(ns, empty).get(attr, _MISSING)
+    def get(parts: Parts) -> Any:
+        v = parts[i].get(attr, _MISSING)
         if v != v:  # NaN (the only value not equal to itself among field values)
             return _MISSING
         return v
@@ -257,50 +272,57 @@ _CMP: dict[str, Callable[[Any, Any], bool]] = {
 
 def compile_condition(c: Condition) -> Pred:
     """Turn a validated condition tree into a predicate over a scope (no eval)."""
+    pred = _compile(c)
+    return lambda scope: pred(_parts(scope))
+
+
+def _compile(c: Condition) -> PartsPred:
+    """A validated condition tree as a predicate over a scope's :data:`Parts` (each field's
+    namespace resolved to a tuple index at compile time)."""
     if c.all is not None:
-        parts = tuple(compile_condition(x) for x in c.all)
+        parts = tuple(_compile(x) for x in c.all)
         if len(parts) == 1:
             return parts[0]
         if len(parts) == 2:
             p0, p1 = parts
-            return lambda s: p0(s) and p1(s)
+            return lambda v: p0(v) and p1(v)
 
-        def all_(s: Scope) -> bool:
+        def all_(v: Parts) -> bool:
             for p in parts:
-                if not p(s):
+                if not p(v):
                     return False
             return True
 
         return all_
     if c.any is not None:
-        parts = tuple(compile_condition(x) for x in c.any)
+        parts = tuple(_compile(x) for x in c.any)
         if len(parts) == 1:
             return parts[0]
 
-        def any_(s: Scope) -> bool:
+        def any_(v: Parts) -> bool:
             for p in parts:
-                if p(s):
+                if p(v):
                     return True
             return False
 
         return any_
     if c.not_ is not None:
-        inner = compile_condition(c.not_)
-        return lambda s: not inner(s)
+        inner = _compile(c.not_)
+        return lambda v: not inner(v)
     assert c.field is not None and c.op is not None
     name, op, value = c.field, c.op, c.value
-    attr = name.partition(".")[2]
-    prev_name = "prev." + attr
-    get, get_prev = _getter(name), _getter(prev_name)
+    ns, _, attr = name.partition(".")
+    i = _NS[ns]
+    get, get_prev = _getter(name), _getter("prev." + attr)
     if op == "exists":
-        return lambda s: get(s) is not _MISSING
+        return lambda v: get(v) is not _MISSING
     if op == "changed":
-        return lambda s: get(s) != get_prev(s)
+        return lambda v: get(v) != get_prev(v)
     if op == "increased_by":
         k = float(value)
 
-        def inc(s: Scope) -> bool:
-            a, b = _num(get(s)), _num(get_prev(s))
+        def inc(v: Parts) -> bool:
+            a, b = _num(get(v)), _num(get_prev(v))
             if a is None:
                 return False
             return a - (b or 0.0) >= k
@@ -308,13 +330,12 @@ def compile_condition(c: Condition) -> Pred:
         return inc
     if op == "crosses_above":
         k = float(value)
+        pi = _NS["prev"]
 
-        ns, pns = name.partition(".")[0], "prev"
-
-        def cross(s: Scope) -> bool:
+        def cross(v: Parts) -> bool:
             # get/get_prev and _num inlined (the hot path of every event): NaN and a missing
             # value count as no value, as in _getter
-            a = s.get(ns, _EMPTY).get(attr, _MISSING)
+            a = v[i].get(attr, _MISSING)
             if type(a) is float:
                 if a != a or a < k:
                     return False
@@ -322,7 +343,7 @@ def compile_condition(c: Condition) -> Pred:
                 a = _num(a)
                 if a is None or a < k:
                     return False
-            b = s.get(pns, _EMPTY).get(attr, _MISSING)
+            b = v[pi].get(attr, _MISSING)
             if type(b) is float:
                 return b != b or b < k
             b = _num(b)
@@ -332,24 +353,23 @@ def compile_condition(c: Condition) -> Pred:
     if op in ("in", "not_in"):
         options = list(value)
         neg = op == "not_in"
-        return lambda s: (get(s) in options) != neg
+        return lambda v: (get(v) in options) != neg
     fn = _CMP[op]
     if isinstance(value, dict):
         ref = FieldRef.model_validate(value)
         get_ref = _getter(ref.field)
+        times = ref.times
 
-        def cmp_ref(s: Scope) -> bool:
-            a, b = _num(get(s)), _num(get_ref(s))
-            return a is not None and b is not None and fn(a, b * ref.times)
+        def cmp_ref(v: Parts) -> bool:
+            a, b = _num(get(v)), _num(get_ref(v))
+            return a is not None and b is not None and fn(a, b * times)
 
         return cmp_ref
     if isinstance(value, int | float) and not isinstance(value, bool):
         k = float(value)
 
-        ns = name.partition(".")[0]
-
-        def cmp_num(s: Scope) -> bool:
-            a = s.get(ns, _EMPTY).get(attr, _MISSING)  # get() and _num inlined
+        def cmp_num(v: Parts) -> bool:
+            a = v[i].get(attr, _MISSING)  # get() and _num inlined
             if type(a) is float:
                 return a == a and fn(a, k)  # NaN: no value
             a = _num(a)
@@ -357,8 +377,8 @@ def compile_condition(c: Condition) -> Pred:
 
         return cmp_num
 
-    def cmp_any(s: Scope) -> bool:
-        a = get(s)
+    def cmp_any(v: Parts) -> bool:
+        a = get(v)
         if a is _MISSING:
             return False
         try:
@@ -404,7 +424,7 @@ def types_of(c: Condition) -> frozenset[str] | None:
     return None
 
 
-_Plan = tuple[tuple[Pred, str, int], ...]
+_Plan = tuple[tuple[PartsPred, str, int], ...]
 _HIT_CACHE_MAX = 4096
 
 
@@ -419,7 +439,7 @@ class Engine:
 
     body: RuleSetBody
     version: int = 0
-    _compiled: list[tuple[Rule, Pred, frozenset[str] | None, frozenset[str] | None]] = field(
+    _compiled: list[tuple[Rule, PartsPred, frozenset[str] | None, frozenset[str] | None]] = field(
         default_factory=list
     )
 
@@ -427,7 +447,7 @@ class Engine:
         self._compiled = [
             (
                 r,
-                compile_condition(r.when),
+                _compile(r.when),
                 frozenset(r.events) if r.events else None,
                 types_of(r.when),
             )
@@ -464,7 +484,14 @@ class Engine:
         return None
 
     def evaluate(self, scope: Scope) -> list[Hit]:
-        etype = scope.get("event", _EMPTY).get("type")
+        """The hits of the rules on ``scope`` (``{"state", "prev", "event", "customer",
+        "rating"}``; a missing namespace reads as empty)."""
+        return self.evaluate_parts(_parts(scope))
+
+    def evaluate_parts(self, parts: Parts) -> list[Hit]:
+        """:meth:`evaluate` on the scope's namespaces given in order: (state, prev, event,
+        customer, rating)."""
+        etype = parts[2].get("type")
         plan = self._plans.get(etype) if type(etype) is str else None
         cache: dict[tuple[Any, ...], Hit | None] | None = self._hits
         if plan is None:  # a type no event has (tests, dry runs of odd scopes): no caching
@@ -474,7 +501,7 @@ class Engine:
         contributing: list[str] | None = None
         total = 0
         for pred, rule_id, points in plan:
-            if not pred(scope):
+            if not pred(parts):
                 continue
             if points:
                 total += points
