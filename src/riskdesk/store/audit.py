@@ -23,7 +23,12 @@ from riskdesk.store.types import utcnow
 GENESIS = "0" * 64
 
 
+_PLAIN = frozenset((str, int, float, bool, type(None)))
+
+
 def _jsonable(value: Any) -> Any:
+    if type(value) in _PLAIN:  # the common case first (an alert list is mostly these)
+        return value
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, datetime):

@@ -64,10 +64,6 @@ def _chunks(items: Sequence[Any], n: int = CHUNK) -> Iterable[Sequence[Any]]:
         yield items[i : i + n]
 
 
-def _jsonable_features(feats: dict[str, float]) -> dict[str, float | None]:
-    return {k: (None if v != v else v) for k, v in feats.items()}  # NaN → None
-
-
 def _features_from_json(d: dict[str, Any] | None) -> dict[str, float] | None:
     if not d:
         return None
@@ -97,19 +93,36 @@ def ensure_default_rules(session: Session) -> None:
 
 
 def published_engine(session: Session) -> Engine | None:
-    """The compiled published rule set (re-read on every call; compiled once per version)."""
-    row = session.execute(
-        select(RuleSet.id, RuleSet.version, RuleSet.created_at).where(RuleSet.status == "published")
-    ).first()
+    """The compiled published rule set (re-read on every call; compiled once per version).
+
+    The check is one plain DBAPI query (an ORM select cost ≈ 0.4 ms per intake batch)."""
+    _autoflush(session)
+    cur = session.connection().connection.cursor()
+    try:
+        cur.execute(_PUBLISHED_SQL)
+        row = cur.fetchone()
+    finally:
+        cur.close()
     if row is None:
         return None
-    key = (_db_key(session), row.id, row.version, row.created_at.isoformat())
+    rid, version, created = row
+    key = (_db_key(session), rid, version, str(created))
     eng = _ENGINES.get(key)
     if eng is None:
-        body = session.scalar(select(RuleSet.body).where(RuleSet.id == row.id))
-        eng = Engine.from_json(body, version=row.version)
+        body = session.scalar(select(RuleSet.body).where(RuleSet.id == rid))
+        eng = Engine.from_json(body, version=version)
         _ENGINES[key] = eng
     return eng
+
+
+_PUBLISHED_SQL = "SELECT id, version, created_at FROM monitor_rule_sets WHERE status = 'published'"
+
+
+def _autoflush(session: Session) -> None:
+    """What an ORM query would do first: write pending ORM changes (a plain DBAPI read does
+    not, and must see them)."""
+    if session.autoflush:
+        session.flush()
 
 
 def rule_set_dict(rs: RuleSet, with_body: bool = False) -> dict[str, Any]:
@@ -900,7 +913,7 @@ def _save_states(
             cid,
             raw.day(book_date(lv.book)),
             _dumps(lv.book),
-            _dumps(_jsonable_features(feats)),
+            _dumps(feats),  # orjson writes NaN (and ±inf) as null
             feats.get("open_invoice_balance", 0.0),
             feats.get("overdue_balance", 0.0),
             feats.get("max_days_overdue", 0.0),
@@ -1026,6 +1039,8 @@ class _AlertContext:
         self._opened: list[_CaseRec] = []
 
     def subs(self) -> list[Subscription]:
+        if self._subs is None and not self._any_subs():
+            self._subs = []
         if self._subs is None:
             self._subs = list(
                 self.s.scalars(
@@ -1035,6 +1050,23 @@ class _AlertContext:
                 )
             )
         return self._subs
+
+    def _any_subs(self) -> bool:
+        """Whether any subscription hears about single alerts (one plain query: most batches
+        meet none, and the ORM read of an empty table costs ≈ 0.3 ms)."""
+        _autoflush(self.s)
+        raw = _Raw(self.s)
+        cur = raw.cursor()
+        try:
+            cur.execute(
+                "SELECT 1 FROM monitor_subscriptions WHERE active = ? AND digest = ? LIMIT 1".replace(
+                    "?", raw.ph
+                ),
+                (True, False),
+            )
+            return cur.fetchone() is not None
+        finally:
+            cur.close()
 
     def preload(self, refs: Iterable[str]) -> None:
         todo = sorted(set(refs) - self._loaded)
