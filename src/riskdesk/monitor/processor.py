@@ -18,6 +18,7 @@ from riskdesk.monitor.state import (
     apply_event,
     book_date,
     features,
+    overdue_crossings,
     same_currency_only,
     settle,
 )
@@ -68,7 +69,7 @@ class _ScopeReader:
 _READERS: dict[type, _ScopeReader] = {}
 
 
-@dataclass
+@dataclass(slots=True)
 class Step:
     """What one event (or clock tick) did to one customer."""
 
@@ -154,8 +155,9 @@ def step_event(
         if not prev:
             prev = before = features(book, day)
         as_of = day
-    elif day > current:
-        _, crossings = advance(book, day)
+    elif day > current:  # advance() with the date already read
+        crossings = overdue_crossings(book, current, day)
+        book["asof"] = day.isoformat()
         if crossings:
             aged = before = features(book, day)
             hits += _tick_hits(book, engine, prev or aged, crossings, aged, customer, rating)
