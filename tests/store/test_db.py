@@ -1,5 +1,6 @@
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 
 from sqlalchemy import Engine, select
 
@@ -49,3 +50,14 @@ def test_timestamps_come_back_in_utc(engine: Engine) -> None:
         ts = s.scalars(select(AuditEntry.ts)).one()
     assert ts == datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
     assert ts.tzinfo is not None
+
+
+def test_sqlite_connections_checkpoint_the_wal_less_often(tmp_path: Path) -> None:
+    from riskdesk.store.db import WAL_AUTOCHECKPOINT, make_engine
+
+    eng = make_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    with eng.connect() as c:
+        assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert c.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == WAL_AUTOCHECKPOINT
+        assert WAL_AUTOCHECKPOINT > 1000
+    eng.dispose()

