@@ -10,7 +10,9 @@
   flight twice); each client encodes its batches before the clock starts. ``--http-conn
   pinned`` (default): one kept-alive connection per client, reconnected until the server
   process holding it is that client's own (read from /proc), so each process serves one share
-  of the customers; ``close``: a new connection per request (any process, any customer).
+  of the customers; ``keep``: one kept-alive connection per client wherever the kernel puts
+  it (the server's workers rebalance them, as for any client); ``close``: a new connection
+  per request (any process, any customer).
 * ``nats``: the worker (``run_worker``; commit, then ack), N processes with ``--procs N``,
   each over its share of the partitions. ``--rate 0``: the events are published first and the
   workers drain the backlog (throughput; "latency" is then the time per batch). ``--rate R``:
@@ -18,7 +20,8 @@
   its publish. The load generator publishes pre-encoded messages with core NATS publishes
   (the stream stores them; ``Nats-Msg-Id`` header kept) and a flush every 10 ms.
   ``--per-message K``: K events of one partition per message (a JSON array, a producer's
-  batch); the headline figures are K = 1.
+  batch); the headline figures are K = 1. ``--stub-ingest``: the workers skip the intake,
+  so the figures are those of the NATS path alone (fetch, decode, ack; server; publisher).
 
 Latency: for ``direct`` the time of the batch (validation → state update → rules → commit),
 for ``http`` the round trip of the request carrying the event (same, plus HTTP), for ``nats``
@@ -354,13 +357,16 @@ def _http_child(
     for _ in range(200):
         r = client.get("/api/v1/rules")
         r.raise_for_status()
-        if conn == "close" or pin is None:
+        if conn in ("close", "keep") or pin is None:
             break
         # pinned: reconnect until this client's kept-alive connection is served by its own
         # server process (both clients' connections could land on one uvicorn process: seen
         # 9 vs 3 CPU s per process and 4,509 vs 6,464 events/s between runs)
-        local = r.extensions["network_stream"].get_extra_info("client_addr")[1]
-        if _server_pid_of(port, local, pin[1]) == pin[0]:
+        try:
+            local = r.extensions["network_stream"].get_extra_info("client_addr")[1]
+        except OSError:  # the server closed it (its workers rebalance connections)
+            local = None
+        if local is not None and _server_pid_of(port, local, pin[1]) == pin[0]:
             break
         client.close()
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120, headers=headers)
@@ -405,6 +411,23 @@ def _server_workers(pid: int, n: int) -> list[int]:
     raise RuntimeError("the server's worker processes did not start")
 
 
+def _wait_serving(port: int, workers: list[int]) -> None:
+    """Until each server process has answered a request (a worker still starting would leave
+    the first seconds of the run to the others)."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + 120
+    while seen != set(workers) and time.monotonic() < deadline:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as c:
+            r = c.get("/api/v1/health")
+            try:
+                local = r.extensions["network_stream"].get_extra_info("client_addr")[1]
+            except OSError:
+                continue
+            pid = _server_pid_of(port, local, workers)
+            if pid is not None:
+                seen.add(pid)
+
+
 def run_http(
     url: str,
     events: list[dict[str, Any]],
@@ -438,6 +461,7 @@ def run_http(
         time.sleep(1.0)
         cpu0 = _tree_cpu(server.pid)
         workers = _server_workers(server.pid, procs)
+        _wait_serving(port, workers)
         res = _run_children(
             _http_child,
             [
@@ -472,12 +496,20 @@ def _nats_child(
     n: int,
     batch: int,
     min_batch: int,
+    stub_ingest: bool,
     go: Any,
     q: Any,
 ) -> None:
     from riskdesk.connectors import events as ev
 
     ev.tune_gc_for_worker()  # as riskdesk worker does
+    if stub_ingest:  # the NATS path alone: every event counted as accepted, nothing stored
+        from riskdesk.store import monitor_repo
+
+        def no_intake(_session: Any, raws: list[Any], **_kw: Any) -> Any:
+            return monitor_repo.IngestResult(accepted=len(raws))
+
+        monitor_repo.ingest = no_intake  # type: ignore[assignment]
     eng = make_engine(url)
     commits: list[tuple[float, float, list[str]]] = []
     last = [0.0]
@@ -647,6 +679,7 @@ def run_nats(
     min_batch: int = 20,
     per_message: int = 1,
     publisher: str = "raw",
+    stub_ingest: bool = False,
 ) -> dict[str, Any]:
     from riskdesk.connectors import events as ev
     from riskdesk.connectors.events import split_partitions
@@ -665,7 +698,7 @@ def run_nats(
     kids = [
         ctx.Process(
             target=_nats_child,
-            args=(url, stream, prefix, tag, g, len(sh), batch, min_batch, go, q),
+            args=(url, stream, prefix, tag, g, len(sh), batch, min_batch, stub_ingest, go, q),
         )
         for g, sh in zip(groups, shares, strict=True)
     ]
@@ -730,6 +763,7 @@ def run_nats(
         min_batch=min_batch,
         per_message=per_message,
         publisher=publisher if rate else None,
+        stub_ingest=stub_ingest or None,
         latency=kind,
         **steady,
         # CPU microseconds per event of each party (the nats-server figure counts everything
@@ -759,10 +793,11 @@ def main() -> None:
     )
     ap.add_argument(
         "--http-conn",
-        choices=["pinned", "close"],
+        choices=["pinned", "keep", "close"],
         default="pinned",
         help="HTTP: one kept-alive connection per client, each served by its own server "
-        "process (pinned), or a new connection per request (close)",
+        "process (pinned) or wherever the server balances it (keep), or a new connection per "
+        "request (close)",
     )
     ap.add_argument(
         "--publisher",
@@ -770,6 +805,12 @@ def main() -> None:
         default="raw",
         help="NATS --rate: the load generator writes pre-encoded protocol frames on a socket "
         "(raw) or publishes with nats-py (client)",
+    )
+    ap.add_argument(
+        "--stub-ingest",
+        action="store_true",
+        help="NATS: the workers skip the intake (each event counted as accepted, nothing "
+        "stored), to measure the NATS path alone (worker, server, publisher)",
     )
     a = ap.parse_args()
     events = make_events(a.events, a.customers)
@@ -783,7 +824,15 @@ def main() -> None:
                 run_http(url, events, a.batch, a.procs, a.http_conn)
             else:
                 run_nats(
-                    url, events, a.batch, a.procs, a.rate, a.min_batch, a.per_message, a.publisher
+                    url,
+                    events,
+                    a.batch,
+                    a.procs,
+                    a.rate,
+                    a.min_batch,
+                    a.per_message,
+                    a.publisher,
+                    a.stub_ingest,
                 )
 
 
