@@ -367,6 +367,47 @@ def _compile(c: Condition) -> PartsPred:
         return cmp_ref
     if isinstance(value, int | float) and not isinstance(value, bool):
         k = float(value)
+        # the orderings, written out (a comparison with NaN is false: no value, as in _getter)
+        if op == ">":
+
+            def gt(v: Parts) -> bool:
+                a = v[i].get(attr, _MISSING)
+                if type(a) is float:
+                    return a > k
+                a = _num(a)
+                return a is not None and a > k
+
+            return gt
+        if op == ">=":
+
+            def ge(v: Parts) -> bool:
+                a = v[i].get(attr, _MISSING)
+                if type(a) is float:
+                    return a >= k
+                a = _num(a)
+                return a is not None and a >= k
+
+            return ge
+        if op == "<":
+
+            def lt(v: Parts) -> bool:
+                a = v[i].get(attr, _MISSING)
+                if type(a) is float:
+                    return a < k
+                a = _num(a)
+                return a is not None and a < k
+
+            return lt
+        if op == "<=":
+
+            def le(v: Parts) -> bool:
+                a = v[i].get(attr, _MISSING)
+                if type(a) is float:
+                    return a <= k
+                a = _num(a)
+                return a is not None and a <= k
+
+            return le
 
         def cmp_num(v: Parts) -> bool:
             a = v[i].get(attr, _MISSING)  # get() and _num inlined
