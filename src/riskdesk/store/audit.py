@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from riskdesk.store.models import AuditEntry
@@ -59,7 +59,7 @@ def _digest(entry: AuditEntry) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-_TAIL_HASH = select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
+_TAIL_HASH_SQL = "SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1"
 
 
 def record(
@@ -113,11 +113,21 @@ def record_many(session: Session, items: list[AuditItem]) -> list[AuditEntry]:
     write, in fewer round trips)."""
     if not items:
         return []
-    if session.get_bind().dialect.name == "postgresql":
-        # one chain writer at a time; released at commit/rollback
-        session.execute(text("SELECT pg_advisory_xact_lock(7243901)"))
-    # only the previous hash is needed: a one-column Core read, not an ORM row
-    prev = session.scalar(_TAIL_HASH) or GENESIS
+    # plain DBAPI statements on the session's connection (same transaction): the lock and the
+    # one-column read cost ≈ 0.5 ms per call through the ORM, a few µs this way
+    conn = session.connection()
+    cur = conn.connection.cursor()
+    try:
+        if conn.dialect.name == "postgresql":
+            # one chain writer at a time; released at commit/rollback
+            cur.execute("SELECT pg_advisory_xact_lock(7243901)")
+        if session.autoflush:
+            session.flush()  # what the ORM read of the tail did first (an entry may be pending)
+        cur.execute(_TAIL_HASH_SQL)
+        row = cur.fetchone()
+    finally:
+        cur.close()
+    prev = (row[0] if row else None) or GENESIS
     now = utcnow()
     entries: list[AuditEntry] = []
     for it in items:
