@@ -418,3 +418,29 @@ def test_amounts_in_the_customers_currency_convert_like_the_general_rule() -> No
         mag = rng.choice((1, 1000, 10**6, 10**8, 999_999_999, 10**9, 10**12))
         d = Decimal(rng.randint(0, mag * 10**digits)).scaleb(-digits)
         assert _conv(same_currency_only, d, "EUR", "EUR", on) == round(float(d) * 1.0, 6)
+
+
+def test_overdue_crossings_are_the_marks_passed_by_open_invoices() -> None:
+    from riskdesk.monitor.state import EPS, OVERDUE_MARKS, overdue_crossings
+
+    rng = random.Random(4)
+    base = date(2026, 1, 1).toordinal()
+    for _ in range(300):
+        book = new_book("EUR")
+        for k in range(rng.randint(0, 12)):
+            issue = base + rng.randint(0, 200)
+            book["inv"][f"I{k}"] = [issue, issue + rng.choice((0, 30, 60)), 100.0, 0]
+            if rng.random() < 0.4:
+                book["al"][f"I{k}"] = [
+                    [issue + rng.randint(0, 150), rng.choice((40.0, 100.0)), "P"]
+                ]
+        t0 = base + rng.randint(0, 300)
+        t1 = t0 + rng.choice((0, 1, 5, 30, 90, 200))
+        want = []
+        for inv_id, (issue, due, amount, _) in book["inv"].items():
+            marks = [m for m in OVERDUE_MARKS if t0 - due < m <= t1 - due]
+            paid = sum(a[1] for a in book["al"].get(inv_id, ()) if a[0] <= t1)
+            if issue <= t1 and marks and amount - paid > EPS:
+                want.append((inv_id, float(max(marks)), round(amount - paid, 2)))
+        got = overdue_crossings(book, date.fromordinal(t0), date.fromordinal(t1))
+        assert [(c["invoice_id"], c["days_overdue"], c["balance"]) for c in got] == want

@@ -409,12 +409,15 @@ def overdue_crossings(
     t0, t1 = before.toordinal(), after.toordinal()
     out: list[dict[str, Any]] = []
     al, cn = book["al"], book["cn"]
-    for inv_id, (issue, due, amount, _) in book["inv"].items():
-        if issue > t1:
+    # a mark can lie between the dates only when t1 − due ≥ the first mark and t0 − due < the
+    # last one: due dates outside (lo, hi] are skipped at once (the common case)
+    lo, hi = t0 - OVERDUE_MARKS[-1], t1 - OVERDUE_MARKS[0]
+    for inv_id, row in book["inv"].items():
+        due = row[1]
+        if due > hi or due <= lo or row[0] > t1:
             continue
+        amount = row[2]
         d0, d1 = t0 - due, t1 - due
-        if d1 < OVERDUE_MARKS[0] or d0 >= OVERDUE_MARKS[-1]:
-            continue  # no mark between the two dates (the common case)
         marks = [m for m in OVERDUE_MARKS if d0 < m <= d1]
         if not marks:
             continue
