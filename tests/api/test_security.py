@@ -239,3 +239,12 @@ def test_bearer_requests_and_requests_without_a_session_are_left_to_the_endpoint
     assert status == 200 and endpoint.called  # the endpoint applies its own limit
     status, _, _, endpoint = call(Body(big), session={})
     assert status == 200 and endpoint.called
+
+
+@pytest.mark.parametrize("auth", ["Bearer ", "Bearer    ", "bearer"])
+def test_an_empty_bearer_token_does_not_exempt_a_cookie_session_from_the_check(auth):
+    # an empty token falls back to the cookie session, so the CSRF token is still required
+    status, _, _, endpoint = call(
+        Body(b'{"a": 1}'), ctype="application/json", headers={"authorization": auth}
+    )
+    assert status == 403 and not endpoint.called

@@ -5,8 +5,8 @@ when that is empty, a random secret generated once and kept in the ``app_setting
 
 Every state-changing request (POST, PUT, PATCH, DELETE) that is authenticated by the session
 cookie must carry the session's CSRF token, as the form field ``csrf_token`` or the header
-``X-CSRF-Token``. Requests with an ``Authorization: Bearer`` header are exempt (a browser never
-adds that header on its own).
+``X-CSRF-Token``. Requests with a non-empty ``Authorization: Bearer`` token are exempt (a browser
+never adds that header on its own, and such a request is authenticated by the token alone).
 
 The same requests may not send a body larger than the import upload limit plus a little room
 for the form (:func:`body_limit`): a larger ``Content-Length`` is refused with a 413 before any
@@ -167,8 +167,10 @@ class CSRFMiddleware:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        auth = headers.get("authorization", "")
-        if auth.lower().startswith("bearer "):
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            # authenticated by the token, never by the cookie (an empty token falls back to
+            # the cookie in ``session_user``, so such a request is checked like any other)
             await self.app(scope, receive, send)
             return
         session = scope.get("session") or {}
