@@ -38,13 +38,17 @@ def _pg_available() -> bool:
 def pg_server() -> bool:
     ok = _pg_available()
     if not ok and os.environ.get("RISKDESK_REQUIRE_SERVICES") == "1":
-        pytest.fail("PostgreSQL is required (RISKDESK_REQUIRE_SERVICES=1, set by .ci/run) but not reachable")
+        pytest.fail(
+            "PostgreSQL is required (RISKDESK_REQUIRE_SERVICES=1, set by .ci/run) but not reachable"
+        )
     return ok
 
 
 def _drop_stale_databases(conn: Connection) -> None:
     """Drop test databases left behind by runs whose process is gone (killed runs)."""
-    rows = conn.execute(text("SELECT datname FROM pg_database WHERE datname LIKE 'riskdesk_test_%'"))
+    rows = conn.execute(
+        text("SELECT datname FROM pg_database WHERE datname LIKE 'riskdesk_test_%'")
+    )
     for (dbname,) in rows.fetchall():
         pid = dbname.split("_")[2]
         if pid.isdigit() and not Path(f"/proc/{pid}").exists():
