@@ -272,9 +272,17 @@ def test_serve_workers_balance_kept_alive_connections(sqlite_url: str) -> None:
             workers = [k for k in kids if "fork" in Path(f"/proc/{k}/cmdline").read_text()]
             clients = [httpx.Client(base_url=f"http://127.0.0.1:{port}") for _ in range(4)]
             try:
-                for _ in range(8):
+                # rounds of one request per client until a whole round keeps every connection
+                # (a surplus connection is closed after its answer and the client reconnects
+                # on its next request: counted before that, a worker would seem one short)
+                for _ in range(16):
+                    closed = False
                     for c in clients:
-                        assert c.post(URL, content=b"[]", headers=headers).status_code == 200
+                        r = c.post(URL, content=b"[]", headers=headers)
+                        assert r.status_code == 200
+                        closed |= r.headers.get("connection", "").lower() == "close"
+                    if not closed:
+                        break
                 spread = sorted(_established(port, w) for w in workers)
             except httpx.TransportError:
                 spread = []  # not listening yet
@@ -284,8 +292,12 @@ def test_serve_workers_balance_kept_alive_connections(sqlite_url: str) -> None:
                     c.close()
             if spreads or (len(spread) == 2 and spread[0] > 0):  # both workers serve
                 spreads.append(spread)
-        # every round ends 2 + 2 (the kernel alone: all three only about 1 time in 20)
-        assert spreads == [[2, 2]] * 3, spreads
+        # every round ends balanced: no worker holds more than one connection above the other
+        # (2 + 2; now and then a client is between two connections when counted, 1 + 2). The
+        # kernel alone leaves 1 + 3 or 0 + 4 in at least one of three rounds about 19 times
+        # in 20
+        assert all(len(sp) == 2 and sp[1] - sp[0] <= 1 for sp in spreads), spreads
+        assert len(spreads) == 3 and sum(map(sum, spreads)) >= 11, spreads
     finally:
         server.terminate()
         server.wait(30)
