@@ -409,3 +409,14 @@ class Book:
 
     def frames(self) -> Frames:
         return make_frames(coerce=True, **self.rows)
+
+
+def api_event(eid: str, kind: str, cust: str, **payload: Any) -> dict[str, Any]:
+    """A raw event as a client posts it to ``/api/v1/events`` (event time 2026-06-01 10:00 UTC)."""
+    return {
+        "event_id": eid,
+        "type": kind,
+        "event_time": "2026-06-01T10:00:00Z",
+        "customer_id": cust,
+        "payload": payload,
+    }

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from tests.seed import api_event
 
 from riskdesk.api.app import create_app
 from riskdesk.api.routers import monitor as monitor_router
@@ -28,14 +29,7 @@ URL = "/api/v1/events"
 JSON = {"content-type": "application/json"}
 
 
-def _ev(eid: str, kind: str, cust: str, **payload: Any) -> dict[str, Any]:
-    return {
-        "event_id": eid,
-        "type": kind,
-        "event_time": "2026-06-01T10:00:00Z",
-        "customer_id": cust,
-        "payload": payload,
-    }
+_ev = api_event
 
 
 BREACH_C2 = _ev("f1", "contract.breached", "C002", clause="minimum_volume")

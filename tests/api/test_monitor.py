@@ -4,15 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.seed import api_event
 
-def _ev(eid: str, kind: str, cust: str, **payload: Any) -> dict[str, Any]:
-    return {
-        "event_id": eid,
-        "type": kind,
-        "event_time": "2026-06-01T10:00:00Z",
-        "customer_id": cust,
-        "payload": payload,
-    }
+_ev = api_event
 
 
 BREACH_C2 = _ev("a1", "contract.breached", "C002", clause="minimum_volume")
