@@ -8,6 +8,8 @@ importable from every test file and conftest. (Test modules still cannot import 
   user of every role and their API tokens (``PORTFOLIO.seed(url)``, ``AS_OF``, ``PASSWORD``).
 - :func:`cheap_argon2` — argon2 at minimal cost for tests that log users in.
 - :func:`customer_with_invoice` — one customer with one invoice, in an open session.
+- :class:`WebhookReceiver` — a webhook endpoint on 127.0.0.1 that records what it is sent.
+- :func:`api_event` — a raw event as a client posts it to ``/api/v1/events``.
 - :class:`Book` / :func:`make_frames` — analytics frames (what ``load_frames`` returns) built
   from plain rows, for the stage packages' tests, which take frames and no database.
 """
@@ -16,8 +18,10 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import threading
 from datetime import date
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -420,3 +424,37 @@ def api_event(eid: str, kind: str, cust: str, **payload: Any) -> dict[str, Any]:
         "customer_id": cust,
         "payload": payload,
     }
+
+
+class WebhookReceiver:
+    """A webhook endpoint on 127.0.0.1 that records requests (headers, body); can fail the
+    first ``fail_next`` calls with 503. Call :meth:`close` when done."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.fail_next = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if outer.fail_next > 0:
+                    outer.fail_next -= 1
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                outer.requests.append((dict(self.headers.items()), body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

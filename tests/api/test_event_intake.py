@@ -6,17 +6,15 @@ from __future__ import annotations
 import json
 import os
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from tests.seed import api_event
+from tests.seed import WebhookReceiver, api_event
 
 from riskdesk.api.app import create_app
 from riskdesk.api.routers import monitor as monitor_router
@@ -129,30 +127,8 @@ def test_stale_states_are_a_503_to_resend_on_the_fast_path_too(api, as_user, mon
     assert (again["accepted"], again["duplicates"]) == (1, 0)
 
 
-class _Hook:
-    """A webhook receiver on 127.0.0.1 that records the bodies it is sent."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                outer.bodies.append(json.loads(raw))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 def test_an_intake_that_raises_an_alert_sends_its_notification(api, as_user, portfolio) -> None:  # type: ignore[no-untyped-def]
-    hook = _Hook()
+    hook = WebhookReceiver()
     eng = make_engine(portfolio.url)
     try:
         with session_scope(eng) as s:
@@ -167,9 +143,10 @@ def test_an_intake_that_raises_an_alert_sends_its_notification(api, as_user, por
                 break
             time.sleep(0.05)
         assert status == ["sent"]
-        assert [(b["customer"], b["rule"]) for b in hook.bodies] == [("C002", "contract_breach")]
+        bodies = [json.loads(body) for _, body in hook.requests]
+        assert [(b["customer"], b["rule"]) for b in bodies] == [("C002", "contract_breach")]
     finally:
-        hook.server.shutdown()
+        hook.close()
         eng.dispose()
 
 

@@ -60,6 +60,12 @@ def _need_nats() -> None:
         pytest.skip("NATS not reachable on 127.0.0.1:4222")
 
 
+def _new_stream() -> tuple[str, str, str]:
+    """A unique tag and the JetStream stream name and subject prefix of a test of its own."""
+    tag = uuid.uuid4().hex[:10]
+    return tag, f"RDTEST_{tag}", f"rdtest.{tag}"
+
+
 def _nats_up() -> bool:
     import socket
 
@@ -148,8 +154,7 @@ def test_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
     assert total > 400
     hist.write_customers(engine, h)
     hist.write_documents(engine, h.events)
-    tag = uuid.uuid4().hex[:10]
-    stream, prefix = f"RDTEST_{tag}", f"rdtest.{tag}"
+    tag, stream, prefix = _new_stream()
     asyncio.run(publish(NATS, h.events, stream=stream, prefix=prefix))
     cmd = [
         RISKDESK,
@@ -217,8 +222,7 @@ def test_two_worker_processes_split_the_partitions_and_apply_everything_once(
     h = hist.make_history(seed=29, n_customers=20)
     total = len(h.events)
     hist.write_customers(engine, h)
-    tag = uuid.uuid4().hex[:10]
-    stream, prefix = f"RDTEST_{tag}", f"rdtest.{tag}"
+    tag, stream, prefix = _new_stream()
     asyncio.run(publish(NATS, h.events, stream=stream, prefix=prefix))
     cmd = [RISKDESK, "--db", db_url, "worker", "--url", NATS, "--stream", stream]
     cmd += ["--prefix", prefix, "--durable", f"w{tag}", "--batch", "40", "--tick-seconds", "0"]
@@ -269,8 +273,7 @@ def test_a_batch_refused_as_stale_is_handed_back_and_applied_once_on_redelivery(
         return real(session, raws, **kw)
 
     monkeypatch.setattr(monitor_repo, "ingest", stale_once)
-    tag = uuid.uuid4().hex[:10]
-    stream, prefix = f"RDTEST_{tag}", f"rdtest.{tag}"
+    tag, stream, prefix = _new_stream()
     asyncio.run(publish(NATS, h.events, stream=stream, prefix=prefix))
     try:
         stats = asyncio.run(
@@ -342,8 +345,7 @@ def test_events_published_several_per_message_are_applied_once(engine: Engine) -
     h = hist.make_history(seed=41, n_customers=12)
     total = len(h.events)
     hist.write_customers(engine, h)
-    tag = uuid.uuid4().hex[:10]
-    stream, prefix = f"RDTEST_{tag}", f"rdtest.{tag}"
+    tag, stream, prefix = _new_stream()
     assert (
         asyncio.run(publish(NATS, h.events, stream=stream, prefix=prefix, per_message=7)) == total
     )

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Iterator
 from datetime import date
 from email import message_from_bytes
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, select
+from tests.seed import WebhookReceiver
 
 from riskdesk.connectors.notify import (
     SIGNATURE_HEADER,
@@ -30,39 +29,6 @@ from riskdesk.store.models import Case, Customer, Delivery
 from riskdesk.store.users import add_user
 
 
-class Receiver:
-    """A webhook endpoint on 127.0.0.1 that records requests; can fail the first N calls."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.fail_next = 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if outer.fail_next > 0:
-                    outer.fail_next -= 1
-                    self.send_response(503)
-                    self.end_headers()
-                    return
-                outer.requests.append((dict(self.headers.items()), body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 class Mailbox:
     def __init__(self) -> None:
         self.messages: list[Any] = []
@@ -73,8 +39,8 @@ class Mailbox:
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
+def receiver() -> Iterator[WebhookReceiver]:
+    r = WebhookReceiver()
     yield r
     r.close()
 
@@ -105,7 +71,7 @@ def test_signature_round_trip_and_tamper_detection() -> None:
     assert not verify_signature("s3cret", body, None)
 
 
-def test_webhook_is_retried_with_back_off_then_delivered(receiver: Receiver) -> None:
+def test_webhook_is_retried_with_back_off_then_delivered(receiver: WebhookReceiver) -> None:
     receiver.fail_next = 2
     delays: list[float] = []
     sender = WebhookSender(attempts=4, base_delay=0.01, sleep=lambda d: delays.append(d))
@@ -127,7 +93,7 @@ def _ev(eid: str, kind: str, day: str, **payload: object) -> dict[str, object]:
 
 
 def test_a_customer_driven_into_trouble_raises_alert_case_webhook_and_email(
-    engine: Engine, receiver: Receiver, mailbox: tuple[Mailbox, int]
+    engine: Engine, receiver: WebhookReceiver, mailbox: tuple[Mailbox, int]
 ) -> None:
     box, port = mailbox
     with session_scope(engine) as s:
@@ -232,7 +198,7 @@ def test_a_customer_driven_into_trouble_raises_alert_case_webhook_and_email(
 
 
 def test_failed_webhook_goes_to_dead_letters_and_can_be_replayed(
-    engine: Engine, receiver: Receiver
+    engine: Engine, receiver: WebhookReceiver
 ) -> None:
     with session_scope(engine) as s:
         monitor_repo.add_subscription(s, "webhook", receiver.url, min_severity="low", secret="k")
