@@ -371,31 +371,15 @@ def settle(book: dict[str, Any], as_of: date) -> bool:
                 moved = True
     if paid:
         lo180 = t - 180
-        old: list[str] | None = None
-        for k, v in paid.items():
-            if v[0] <= lo180:
-                if old is None:
-                    old = [k]
-                else:
-                    old.append(k)
-        if old:
-            for inv_id in old:
-                del paid[inv_id]
+        for inv_id in [k for k, v in paid.items() if v[0] <= lo180]:
+            del paid[inv_id]
     orders = book["ord"]
     if orders:
         lo90 = t - 90
-        old = None
-        for k, v in orders.items():
-            if v[0] <= lo90:
-                if old is None:
-                    old = [k]
-                else:
-                    old.append(k)
-        if old:
-            for oid in old:
-                d, _, cancelled = orders.pop(oid)
-                if not cancelled and (book["last_order"] is None or d > book["last_order"]):
-                    book["last_order"] = d
+        for oid in [k for k, v in orders.items() if v[0] <= lo90]:
+            d, _, cancelled = orders.pop(oid)
+            if not cancelled and (book["last_order"] is None or d > book["last_order"]):
+                book["last_order"] = d
     return moved
 
 
