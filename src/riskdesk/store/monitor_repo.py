@@ -97,12 +97,7 @@ def published_engine(session: Session) -> Engine | None:
 
     The check is one plain DBAPI query (an ORM select cost ≈ 0.4 ms per intake batch)."""
     _autoflush(session)
-    cur = session.connection().connection.cursor()
-    try:
-        cur.execute(_PUBLISHED_SQL)
-        row = cur.fetchone()
-    finally:
-        cur.close()
+    row = _Raw(session).first(_PUBLISHED_SQL)
     if row is None:
         return None
     rid, version, created = row
@@ -479,6 +474,16 @@ class _Raw:
     def cursor(self) -> Any:
         """A DBAPI cursor on the session's connection (same transaction)."""
         return self.conn.connection.cursor()
+
+    def first(self, sql: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+        """The first row of ``sql`` (``?`` placeholders), or None."""
+        cur = self.cursor()
+        try:
+            cur.execute(sql if self.ph == "?" else sql.replace("?", self.ph), params)
+            row: tuple[Any, ...] | None = cur.fetchone()
+            return row
+        finally:
+            cur.close()
 
     def many(self, sql: str, rows: list[tuple[Any, ...]]) -> int:
         """Run ``sql`` for every row; the number of rows it changed (summed by the driver)."""
@@ -1055,18 +1060,13 @@ class _AlertContext:
         """Whether any subscription hears about single alerts (one plain query: most batches
         meet none, and the ORM read of an empty table costs ≈ 0.3 ms)."""
         _autoflush(self.s)
-        raw = _Raw(self.s)
-        cur = raw.cursor()
-        try:
-            cur.execute(
-                "SELECT 1 FROM monitor_subscriptions WHERE active = ? AND digest = ? LIMIT 1".replace(
-                    "?", raw.ph
-                ),
+        return (
+            _Raw(self.s).first(
+                "SELECT 1 FROM monitor_subscriptions WHERE active = ? AND digest = ? LIMIT 1",
                 (True, False),
             )
-            return cur.fetchone() is not None
-        finally:
-            cur.close()
+            is not None
+        )
 
     def preload(self, refs: Iterable[str]) -> None:
         todo = sorted(set(refs) - self._loaded)
