@@ -136,6 +136,57 @@ def test_rules_can_read_the_rating_in_force(engine: Engine) -> None:
     assert fired == {("G9", "weak_grade_order")}
 
 
+def test_intake_reads_the_same_rating_in_force_as_the_rating_store(engine: Engine) -> None:
+    """The intake's plain read of ratings gives what ``current_ratings`` gives: the latest
+    approved rating, an expired override falling back to the grade without it, nothing for a
+    customer without an approved rating."""
+    from datetime import timedelta
+
+    from riskdesk.store import ratings
+    from riskdesk.store.models import Customer
+    from riskdesk.store.types import utcnow
+
+    today = utcnow().date()
+    with session_scope(engine) as s:
+        ids = {}
+        for ext in ("R1", "R2", "R3", "R4"):
+            c = Customer(external_id=ext, name=ext, currency="EUR")
+            s.add(c)
+            s.flush()
+            ids[ext] = c.id
+        plans = [
+            ("R1", 2, {}),
+            ("R1", 6, {}),  # supersedes the grade 2
+            ("R2", 4, {"override_notches": 2, "override_expires": today}),  # expires today
+            ("R3", 5, {"override_notches": 1, "override_expires": today + timedelta(days=9)}),
+        ]
+        for ext, grade, over in plans:
+            r = ratings.propose_rating(
+                s,
+                ids[ext],
+                base=ratings.BaseGrade("manual", grade),
+                proposed_by="ana",
+                on=today - timedelta(days=1),
+                override_reason="test" if over else None,
+                **over,
+            )
+            ratings.approve_rating(s, r.id, approver="rita", approver_role="risk_manager")
+        ratings.propose_rating(  # proposed only: not in force
+            s, ids["R4"], base=ratings.BaseGrade("manual", 9), proposed_by="ana"
+        )
+        customers = repo._customers(s, sorted(ids))
+        got = repo._ratings(s, customers.values())
+        want = {
+            cid: {"grade": r.grade, "pd": r.pd}
+            for cid, r in ratings.current_ratings(s, list(ids.values()), today).items()
+        }
+    assert got == want
+    assert set(got) == {ids["R1"], ids["R2"], ids["R3"]}
+    assert got[ids["R1"]]["grade"] == 6
+    assert got[ids["R2"]]["grade"] == 4  # the override has expired
+    assert got[ids["R3"]]["grade"] == 6  # the override is still in force
+
+
 def _inv(eid: str, inv: str, amount: str, cust: str = "K", day: str = "2026-01-05") -> dict:
     return _ev(
         eid,

@@ -21,11 +21,11 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import case as sa_case
 from sqlalchemy import event as sa_event
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from riskdesk.assess.rating import effective
 from riskdesk.domain.money import FxTable
 from riskdesk.monitor.cases import check_transition, needs_escalation, severity_at_least, sla_due
 from riskdesk.monitor.events import Event, EventError, parse_event
@@ -252,13 +252,42 @@ def _customers(session: Session, refs: Sequence[str]) -> dict[str, Any]:
 
 
 def _ratings(session: Session, customers: Iterable[Any]) -> dict[int, dict[str, Any]]:
-    """The rating in force per customer id, as the ``rating.*`` rule fields."""
-    from riskdesk.store.ratings import current_ratings
-
-    ids = [c.id for c in customers]
+    """The rating in force per customer id, as the ``rating.*`` rule fields: what
+    :func:`riskdesk.store.ratings.current_ratings` gives (the latest approved rating, an
+    expired override falling back), read with one plain query instead of ORM rows (the ORM
+    read cost ≈ 2.5 ms per batch even when no customer of the batch had a rating)."""
+    ids = sorted({c.id for c in customers})
     if not ids:
         return {}
-    return {cid: {"grade": r.grade, "pd": r.pd} for cid, r in current_ratings(session, ids).items()}
+    _autoflush(session)
+    raw = _Raw(session)
+    latest: dict[int, tuple[Any, ...]] = {}
+    # ``status || ''``: the planner takes the customer_id index, not the status one (every
+    # approved rating of the portfolio)
+    for r in raw.select_in(
+        "SELECT customer_id, base_grade, base_pd, qualitative_notches, override_notches, "
+        "override_expires, final_grade, final_pd, valid_until FROM ratings "
+        "WHERE customer_id IN ({marks}) AND status || '' = 'approved' "
+        "ORDER BY approved_at, id",
+        ids,
+    ):
+        latest[r[0]] = r
+    on = utcnow().date()
+    out: dict[int, dict[str, Any]] = {}
+    for cid, bgrade, bpd, qual, ovr, ovr_exp, fgrade, fpd, valid in latest.values():
+        eff = effective(
+            base_grade=bgrade,
+            base_pd=bpd,
+            qualitative_notches=qual or 0,
+            override_notches=ovr or 0,
+            override_expires=raw.read_day(ovr_exp),
+            final_grade=fgrade,
+            final_pd=fpd,
+            valid_until=raw.read_day(valid),  # type: ignore[arg-type]
+            on=on,
+        )
+        out[cid] = {"grade": eff.grade, "pd": eff.pd}
+    return out
 
 
 def _rating_of(ratings: dict[int, dict[str, Any]], c: Any) -> dict[str, Any]:
@@ -963,14 +992,16 @@ def _save_states(
 def _default_assignee(session: Session, customer: Any) -> str | None:
     if customer is not None and customer.owner:
         return customer.owner
-    # the first active analyst, else the first active risk manager: one query, not one per role
-    # (the usernames are non-empty, so this picks what a query per role in turn would)
-    return session.scalar(
-        select(User.username)
-        .where(User.role.in_(("analyst", "risk_manager")), User.active.is_(True))
-        .order_by(sa_case((User.role == "analyst", 0), else_=1), User.id)
-        .limit(1)
+    # the first active analyst, else the first active risk manager: one plain query, not
+    # one per role (the usernames are non-empty, so this picks what a query per role in turn
+    # would; the ORM query cost ≈ 1.9 ms)
+    _autoflush(session)
+    row = _Raw(session).first(
+        "SELECT username FROM users WHERE role IN ('analyst', 'risk_manager') AND active = ? "
+        "ORDER BY CASE WHEN role = 'analyst' THEN 0 ELSE 1 END, id LIMIT 1",
+        (True,),
     )
+    return None if row is None else str(row[0])
 
 
 @dataclass(slots=True)
