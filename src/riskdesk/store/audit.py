@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -107,12 +107,9 @@ class AuditItem:
     reason: str | None = None
 
 
-def record_many(session: Session, items: list[AuditItem]) -> list[AuditEntry]:
-    """Append several entries, chained in the given order, with one chain lock, one read of
-    the tail hash and one flush (the same entries :func:`record` called once per item would
-    write, in fewer round trips)."""
-    if not items:
-        return []
+def _chained(session: Session, items: list[AuditItem]) -> list[AuditEntry]:
+    """The entries of ``items``, chained in order after the current tail (read under the
+    chain lock, which is held until the transaction ends), not yet added to the session."""
     # plain DBAPI statements on the session's connection (same transaction): the lock and the
     # one-column read cost ≈ 0.5 ms per call through the ORM, a few µs this way
     conn = session.connection()
@@ -146,9 +143,63 @@ def record_many(session: Session, items: list[AuditItem]) -> list[AuditEntry]:
         entry.hash = _digest(entry)
         prev = entry.hash
         entries.append(entry)
+    return entries
+
+
+def record_many(session: Session, items: list[AuditItem]) -> list[AuditEntry]:
+    """Append several entries, chained in the given order, with one chain lock, one read of
+    the tail hash and one flush (the same entries :func:`record` called once per item would
+    write, in fewer round trips)."""
+    if not items:
+        return []
+    entries = _chained(session, items)
     session.add_all(entries)
     session.flush()
     return entries
+
+
+_INSERT_SQL = (
+    "INSERT INTO audit_log (ts, actor, action, entity, entity_id, before, after, reason, "
+    "prev_hash, hash) VALUES ({marks})"
+)
+
+
+def append_many(session: Session, items: list[AuditItem]) -> None:
+    """:func:`record_many` for writers that need no ``AuditEntry`` back (the event intake):
+    the same chained entries, written with one plain DBAPI ``executemany`` instead of ORM
+    objects and a flush (≈ 1–2 ms per call). The stored rows are the ones the ORM would
+    write: timestamps in each dialect's form, JSON as text, ``None`` as SQL NULL (read back
+    as ``None``, so :func:`verify` gets the same digests)."""
+    if not items:
+        return
+    entries = _chained(session, items)
+    conn = session.connection()
+    sqlite = conn.dialect.name == "sqlite"
+    ph = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+    def js(value: Any) -> str | None:
+        return None if value is None else json.dumps(value, ensure_ascii=False)
+
+    rows = [
+        (
+            e.ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else e.ts,
+            e.actor,
+            e.action,
+            e.entity,
+            e.entity_id,
+            js(e.before),
+            js(e.after),
+            e.reason,
+            e.prev_hash,
+            e.hash,
+        )
+        for e in entries
+    ]
+    cur = conn.connection.cursor()
+    try:
+        cur.executemany(_INSERT_SQL.format(marks=", ".join([ph] * 10)), rows)
+    finally:
+        cur.close()
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from riskdesk.monitor.events import Event, EventError, parse_event
 from riskdesk.monitor.processor import Step, step_clock, step_event
 from riskdesk.monitor.rules import POINTS_RULE, Engine, Hit, RuleError, default_rule_set
 from riskdesk.monitor.state import FxFn, StateError, book_date, features, new_book
-from riskdesk.store.audit import AuditItem, record, record_many
+from riskdesk.store.audit import AuditItem, append_many, record
 from riskdesk.store.models import (
     Alert,
     Case,
@@ -1368,7 +1368,7 @@ class _AlertContext:
                 },
             )
         )
-        record_many(self.s, entries)
+        append_many(self.s, entries)
         if self.subs():
             for a, cust, _ in self._created:
                 self._notify(a, cust)
