@@ -18,9 +18,9 @@ from riskdesk.monitor.state import (
     apply_event,
     book_date,
     features,
-    overdue_crossings,
     same_currency_only,
     settle,
+    settle_features,
 )
 
 _AMOUNT_DATE = {
@@ -149,26 +149,29 @@ def step_event(
     escope = event_scope(ev, book, fx)
     apply_event(book, ev, fx)  # raises before mutating
     hits: list[tuple[Hit, dict[str, Any]]] = []
-    before: dict[str, float] | None = None  # the features at as_of before settling, if known
+    state: dict[str, float] | None = None
     if current is None:
         book["asof"] = day.isoformat()
         if not prev:
-            prev = before = features(book, day)
+            prev = features(book, day)
+            state = dict(prev) if not settle(book, day) else features(book, day)
         as_of = day
-    elif day > current:  # advance() with the date already read
-        crossings = overdue_crossings(book, current, day)
+    elif day > current:
+        # settling and the features in one pass, unless an invoice crossed an overdue mark
+        # (then the rules see the aged book before settling too: a tick)
+        crossings, state = settle_features(book, day, current)
         book["asof"] = day.isoformat()
         if crossings:
-            aged = before = features(book, day)
+            aged = features(book, day)
             hits += _tick_hits(book, engine, prev or aged, crossings, aged, customer, rating)
             prev = aged
+            state = dict(aged) if not settle(book, day) else features(book, day)
         as_of = day
     else:
         as_of = current
-    if settle(book, as_of) or before is None:
-        state = features(book, as_of)
-    else:  # settling moved no invoice: the features did not change
-        state = dict(before)
+    if state is None:
+        state = settle_features(book, as_of)[1]
+        assert state is not None
     if engine is not None:
         found = engine.evaluate_parts((state, prev or state, escope, customer, rating))
         if found:
