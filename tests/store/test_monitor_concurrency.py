@@ -284,3 +284,41 @@ def test_a_batch_that_keeps_meeting_newer_states_gives_up_and_writes_nothing(
         assert _count_and_balance(engine, "K") == (2, 101.0)
     finally:
         engine.dispose()
+
+
+def test_an_event_recorded_meanwhile_makes_the_batch_redo_and_count_it_once(
+    db_url: str, monkeypatch: Any
+) -> None:
+    """Another writer records one of the batch's events after the batch checked for
+    duplicates: the batch's insert of the events (COPY on PostgreSQL) fails on the key, the
+    batch is redone and that event counts as a duplicate, applied once."""
+    engine = make_engine(db_url)
+    other = make_engine(db_url)
+    try:
+        with session_scope(engine) as s:
+            repo.ingest(s, [_inv("e0", "I0", "1.00")])  # the rule set exists, K has a state
+        real = repo._customers
+        calls = {"n": 0}
+
+        def customers_then_another_writer(session: Any, refs: Any) -> Any:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                with session_scope(other) as s2:
+                    # the same event id, for a customer the batch does not touch: only the
+                    # insert of the events meets it (not the state rows)
+                    repo.ingest(s2, [_inv("e2", "J1", "5.00", "M")])
+            return real(session, refs)
+
+        monkeypatch.setattr(repo, "_customers", customers_then_another_writer)
+        with session_scope(engine) as s:
+            res = repo.ingest(s, [_inv("e1", "I1", "1.00"), _inv("e2", "J1", "5.00", "N")])
+        assert (res.accepted, res.duplicates, res.redone) == (1, 1, 1)
+        assert _count_and_balance(engine, "M") == (1, 5.0)
+        with session_scope(engine) as s:
+            assert repo.customer_state(s, "N") is None  # its only event was the duplicate
+        assert _count_and_balance(engine, "K") == (2, 2.0)
+        with session_scope(engine) as s:
+            assert s.scalar(select(func.count()).select_from(ProcessedEvent)) == 3
+    finally:
+        engine.dispose()
+        other.dispose()

@@ -525,6 +525,25 @@ class _Raw:
         finally:
             cur.close()
 
+    def insert(self, table: str, cols: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+        """Insert ``rows`` into ``table``: ``executemany`` on SQLite, ``COPY … FROM STDIN`` on
+        PostgreSQL (≈ 8 µs of client CPU per row against ≈ 20 for a pipelined
+        ``executemany``). A key already present fails the whole statement with the driver's
+        integrity error either way."""
+        if not rows:
+            return
+        if self.sqlite:
+            marks = ", ".join("?" for _ in cols)
+            self.many(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})", rows)
+            return
+        cur = self.cursor()
+        try:
+            with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        finally:
+            cur.close()
+
     def many_ids(self, sql: str, rows: list[tuple[Any, ...]]) -> list[int] | None:
         """On PostgreSQL, run the INSERT ``sql`` for every row and return the new ``id`` of
         each, in row order (``RETURNING id`` over psycopg's pipelined ``executemany``: no
@@ -550,14 +569,21 @@ class _Raw:
         return ids
 
     def select_in(self, sql: str, items: Iterable[Any]) -> Iterator[tuple[Any, ...]]:
-        """Rows of ``sql`` whose ``{marks}`` stands for the placeholders of ``items`` (in
-        chunks). SQLAlchemy renders an expanding IN anew on every call (≈ 0.2 ms for 100
-        values); this costs a fraction of that."""
+        """Rows of ``sql`` whose ``IN ({marks})`` stands for the placeholders of ``items`` (in
+        chunks; on PostgreSQL ``= ANY(array)``). SQLAlchemy renders an expanding IN anew on
+        every call (≈ 0.2 ms for 100 values); this costs a fraction of that."""
         items = list(items)
         if not items:
             return
         cur = self.cursor()
         try:
+            if not self.sqlite:
+                # PostgreSQL: one array parameter, so the statement's text is the same for
+                # every batch (psycopg parses it once and prepares it after a few runs; a
+                # new IN list per batch was parsed anew every time, ≈ 10 µs per event)
+                cur.execute(sql.replace("IN ({marks})", "= ANY(%s)"), (items,))
+                yield from cur.fetchall()
+                return
             for chunk in _chunks(items):
                 marks = ", ".join(self.ph for _ in chunk)
                 cur.execute(sql.format(marks=marks), tuple(chunk))
@@ -737,6 +763,9 @@ def ingest(
     ) from last
 
 
+_EVENT_COLS = ("event_id", "customer_ref", "event_type", "event_time", "received_at", "body")
+
+
 def _ingest_once(
     session: Session,
     raw: _Raw,
@@ -839,11 +868,7 @@ def _ingest_once(
     _sql(raw, f"SAVEPOINT {_SAVEPOINT}")
     try:
         written = _save_states(session, live.values(), now)
-        raw.many(
-            "INSERT INTO monitor_events (event_id, customer_ref, event_type, event_time, "
-            "received_at, body) VALUES (?, ?, ?, ?, ?, ?)",
-            records,
-        )
+        raw.insert("monitor_events", _EVENT_COLS, records)
     except Exception as exc:
         try:
             _sql(raw, f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
