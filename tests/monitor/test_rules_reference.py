@@ -260,8 +260,13 @@ def test_rules_are_indexed_by_the_event_types_they_can_fire_on() -> None:
         }
     )
     engine = Engine(body)
-    assert [r for _, r, _ in engine._plans["contract.breached"]] == ["breach"]
+    assert [r for _, r, _, _ in engine._plans["contract.breached"]] == ["breach"]
     assert engine._plans["order.placed"] == ()
     state = {"overdue_balance": 1.0}
     assert engine.evaluate({"state": state, "event": {"type": "contract.breached"}})
     assert not engine.evaluate({"state": state, "event": {"type": "order.placed"}})
+    # one shared hit per rule and event type
+    scope = {"state": state, "event": {"type": "contract.breached"}}
+    (first,) = engine.evaluate(scope)
+    assert engine.evaluate(scope)[0] is first
+    assert first.details == {"event": "contract.breached"} and first.severity == "high"

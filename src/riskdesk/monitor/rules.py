@@ -465,7 +465,7 @@ def types_of(c: Condition) -> frozenset[str] | None:
     return None
 
 
-_Plan = tuple[tuple[PartsPred, str, int], ...]
+_Plan = tuple[tuple[PartsPred, str, int, Hit | None], ...]
 _HIT_CACHE_MAX = 4096
 
 
@@ -498,18 +498,22 @@ class Engine:
         self._thresholds = sorted(
             ((v, k) for k, v in self.body.thresholds.items()), key=lambda x: x[0], reverse=True
         )
-        self._severity = {r.id: r.severity for r in self.body.rules}
         self._plans: dict[str, _Plan] = {t: self._plan(t) for t in (*EVENT_TYPES, *DERIVED_TYPES)}
         self._hits: dict[tuple[Any, ...], Hit | None] = {}
 
     def _plan(self, etype: Any) -> _Plan:
-        """The rules that can hold for an event of type ``etype``: (predicate, id, points;
-        0 for a rule with a severity)."""
-        return tuple(
-            (pred, r.id, r.points or 0)
-            for r, pred, events, types in self._compiled
-            if (events is None or etype in events) and (types is None or etype in types)
-        )
+        """The rules that can hold for an event of type ``etype``: (predicate, id, points,
+        hit): a rule with points has no hit of its own (0 points for a rule with a severity,
+        whose hit is made here, once per plan)."""
+        plan: list[tuple[PartsPred, str, int, Hit | None]] = []
+        for r, pred, events, types in self._compiled:
+            if (events is None or etype in events) and (types is None or etype in types):
+                if r.points:
+                    plan.append((pred, r.id, r.points, None))
+                else:
+                    assert r.severity is not None
+                    plan.append((pred, r.id, 0, Hit(r.id, r.severity, 0, {"event": etype})))
+        return tuple(plan)
 
     @classmethod
     def from_json(cls, data: Any, version: int = 0) -> Engine:
@@ -541,24 +545,17 @@ class Engine:
         hits: list[Hit] = []
         contributing: list[str] | None = None
         total = 0
-        for pred, rule_id, points in plan:
+        for pred, rule_id, points, hit in plan:
             if not pred(parts):
                 continue
-            if points:
-                total += points
-                if contributing is None:
-                    contributing = [rule_id]
-                else:
-                    contributing.append(rule_id)
+            if hit is not None:
+                hits.append(hit)
                 continue
-            h = cache.get(("s", rule_id, etype)) if cache is not None else None
-            if h is None:
-                sev = self._severity[rule_id]
-                assert sev is not None
-                h = Hit(rule_id, sev, 0, {"event": etype})
-                if cache is not None and len(cache) < _HIT_CACHE_MAX:
-                    cache[("s", rule_id, etype)] = h
-            hits.append(h)
+            total += points
+            if contributing is None:
+                contributing = [rule_id]
+            else:
+                contributing.append(rule_id)
         if contributing is not None:
             if cache is None:
                 ph = self._points_hit(etype, contributing, total)
