@@ -232,3 +232,50 @@ def test_one_pass_validation_accepts_and_refuses_like_the_two_models(seed: int) 
 )
 def test_odd_envelopes_give_the_reference_outcome(raw: Any) -> None:
     assert _outcome(parse_event, raw) == _outcome(_two_step, raw)
+
+
+def _decimal_reading(fn: Any, v: Any) -> tuple[str, str]:
+    try:
+        d = fn(v)
+    except ValueError as exc:
+        return ("refused", str(exc))
+    return ("ok", f"{d!s}")
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_amounts_read_like_to_decimal(seed: int) -> None:
+    """``_amount``'s shortcut for plain strings gives ``to_decimal``'s value (same digits and
+    exponent) or its refusal, for odd strings too."""
+    from riskdesk.domain.money import to_decimal
+
+    def reference(v: Any) -> Any:
+        d = to_decimal(v)
+        if d < 0:
+            raise ValueError("an amount cannot be negative")
+        return d
+
+    rng = random.Random(seed)
+    parts = ("1", "0", "9", ".", ",", "-", "+", "e", "E", "_", " ", "\t", "\xa0", "٣", "x")
+    odd = ["", " ", "NaN", "sNaN", "-inf", "Infinity", "1e999999", "-0", "0e-9", "12\x00"]
+    values = odd + ["".join(rng.choices(parts, k=rng.randint(1, 8))) for _ in range(3000)]
+    values += [f"{rng.randint(0, 10**9)}.{rng.randint(0, 99):02d}" for _ in range(500)]
+    ok = 0
+    for v in values:
+        got = _decimal_reading(ev_mod._amount, v)
+        assert got == _decimal_reading(reference, v), v
+        ok += got[0] == "ok"
+    assert 500 < ok < len(values) - 500
+
+
+def test_the_canonical_payload_is_the_models_json_dump() -> None:
+    rng = random.Random(9)
+    seen = 0
+    for raw in [*BASE, *(_mutate(rng, rng.choice(BASE)) for _ in range(600))]:
+        try:
+            ev = parse_event(raw)
+        except EventError:
+            continue
+        want = ev.payload.model_dump(mode="json", exclude_none=True)
+        assert ev.to_dict()["payload"] == want
+        seen += 1
+    assert seen > 50
