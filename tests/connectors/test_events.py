@@ -14,6 +14,7 @@ import time
 import uuid
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -112,15 +113,16 @@ def test_adaptive_fetch_grows_under_backlog_shrinks_when_idle_and_bounds_the_wai
         f.update(0, 0.0)
     assert (f.size, f.wait) == (20, 0.05)  # idle: back to min_batch, poll every max_wait
     assert AdaptiveFetch(batch=10, min_batch=50, max_wait=0.05).size == 10  # min <= batch
+    g = AdaptiveFetch(batch=250, min_batch=20, max_wait=0.05, min_wait=0.01)
+    g.update(30, 0.001)
+    assert g.wait == 0.01  # a quick batch: the next one gathers for at least min_wait
+    g.update(30, 0.03)
+    assert g.wait == 0.03
 
 
 def test_a_message_holds_one_event_or_an_array_of_events() -> None:
-    class M:
-        def __init__(self, data: bytes) -> None:
-            self.data = data
-
-    msgs = [M(b'{"event_id": "a"}'), M(b'[{"event_id": "b"}, {"event_id": "c"}]'), M(b"[]")]
-    msgs += [M(b"{broken"), M(b"\xff"), M(b"[1]")]
+    msgs = [b'{"event_id": "a"}', b'[{"event_id": "b"}, {"event_id": "c"}]', b"[]"]
+    msgs += [b"{broken", b"\xff", b"[1]"]
     assert decode_messages(msgs) == [
         {"event_id": "a"},
         {"event_id": "b"},
@@ -375,3 +377,287 @@ def test_events_published_several_per_message_are_applied_once(engine: Engine) -
     assert _processed(engine) == total
     with session_scope(engine) as s:
         assert s.scalar(select(func.sum(CustomerState.events_count))) == total
+
+
+class _FakeConnection:
+    """What the fast parser and the puller's writes use of a nats-py connection."""
+
+    def __init__(self) -> None:
+        from nats.protocol.parser import Parser
+
+        self._ps = Parser(self)
+        self.slow: list[tuple[int, bytes, bytes, bytes, bytes | None]] = []
+        self.pings = 0
+        self.sent: list[bytes] = []
+        self.requests: list[tuple[str, bytes, str]] = []
+        self.is_closed = False
+        self._flush_queue: asyncio.Queue[Any] | None = None
+
+        self.callbacks: dict[int, Any] = {}  # sid -> subscription callback
+
+    async def _process_msg(
+        self, sid: int, subject: bytes, reply: bytes, data: bytes, hdr: bytes | None
+    ) -> None:
+        """As nats-py's: a message for a subscription with a callback becomes a ``Msg`` with
+        its headers parsed, handed to the callback; others are recorded."""
+        from nats.aio.client import Client
+        from nats.aio.msg import Msg
+
+        cb = self.callbacks.get(sid)
+        if cb is None:
+            self.slow.append((sid, bytes(subject), bytes(reply), data, hdr))
+            return
+        headers = await Client._process_headers(self, hdr)  # type: ignore[arg-type]
+        await cb(Msg(self, bytes(subject).decode(), bytes(reply).decode(), data, headers))
+
+    @staticmethod
+    def _parse_header_lines(raw: bytes) -> dict[str, str]:
+        from nats.aio.client import Client
+
+        return Client._parse_header_lines(raw)
+
+    async def _error_cb(self, exc: Exception) -> None:
+        raise exc
+
+    async def _process_ping(self) -> None:
+        self.pings += 1
+
+    async def publish(self, subject: str, payload: bytes, reply: str) -> None:
+        self.requests.append((subject, payload, reply))
+
+    async def _send_command(self, cmd: bytes) -> None:
+        self.sent.append(cmd)
+
+    async def _flush_pending(self) -> None:
+        pass
+
+
+def _hmsg(subject: bytes, sid: int, reply: bytes, hdr: bytes, body: bytes) -> bytes:
+    head = b"HMSG %s %d %s%d %d\r\n" % (
+        subject,
+        sid,
+        reply + b" " if reply else b"",
+        len(hdr),
+        len(hdr) + len(body),
+    )
+    return head + hdr + body + b"\r\n"
+
+
+def test_the_fast_parser_hands_over_its_subscriptions_messages_and_leaves_the_rest() -> None:
+    from nats.errors import ProtocolError
+
+    from riskdesk.connectors.events import _install_fast_parser, _via_msg
+
+    nc = _FakeConnection()
+    got: list[tuple[bytes, bytes | None, bytes]] = []
+
+    def on_msg(reply: bytes, status: bytes | None, body: bytes) -> None:
+        got.append((reply, status, body))
+
+    # what nats-py's own parser meets (here: after a PING in the same read) reaches the same
+    # handler through the subscription's callback
+    nc.callbacks[7] = _via_msg(on_msg)
+    parser = _install_fast_parser(nc, {7: on_msg})
+    stored = b"NATS/1.0\r\nNats-Msg-Id: e1\r\n\r\n"
+    stream = b"".join(
+        [
+            _hmsg(b"ev.3", 7, b"$JS.ACK.S.C.1.1.1.1.0", stored, b'{"event_id":"e1"}'),
+            b"MSG ev.3 7 $JS.ACK.S.C.1.2.2.1.0 2\r\n{}\r\n",  # a message without headers
+            _hmsg(b"_INBOX.x.0", 7, b"", b"NATS/1.0 404 No Messages\r\n\r\n", b""),
+            _hmsg(b"other", 9, b"rep", stored, b"[1]"),  # another subscription's
+            b"PING\r\n",  # left to nats-py's parser, with what follows in the same read
+            _hmsg(b"ev.3", 7, b"$JS.ACK.S.C.1.3.3.1.0", stored, b'{"event_id":"e3"}'),
+        ]
+    )
+
+    async def feed(parts: list[bytes]) -> None:
+        for part in parts:
+            await parser.parse(part)
+
+    # whole, then cut at every tenth byte (messages split across reads)
+    for parts in ([stream], [stream[i : i + 10] for i in range(0, len(stream), 10)]):
+        got.clear()
+        nc.slow.clear()
+        asyncio.run(feed(parts))
+        assert [(r, st) for r, st, _ in got] == [
+            (b"$JS.ACK.S.C.1.1.1.1.0", None),
+            (b"$JS.ACK.S.C.1.2.2.1.0", None),
+            (b"", b"404"),
+            (b"$JS.ACK.S.C.1.3.3.1.0", None),
+        ]
+        assert [b for _, _, b in got] == [b'{"event_id":"e1"}', b"{}", b"", b'{"event_id":"e3"}']
+        assert nc.slow == [(9, b"other", b"rep", b"[1]", stored)]
+        assert not parser.buf
+    assert nc.pings == 2
+    with pytest.raises(ProtocolError):
+        asyncio.run(parser.parse(b"HMSG ev.3 7 x y\r\n"))
+
+
+def test_acks_and_naks_are_written_together_one_frame_per_message() -> None:
+    from riskdesk.connectors.events import _Puller
+
+    nc = _FakeConnection()
+    nc.new_inbox = lambda: "_INBOX.t"  # type: ignore[attr-defined]
+    puller = _Puller(nc, "S", ["c"], ahead=10)
+    asyncio.run(puller.ack([b"$JS.ACK.a", b"$JS.ACK.b"]))
+    asyncio.run(puller.ack([]))
+    asyncio.run(puller.nak([b"$JS.ACK.c"], delay=0.2))
+    asyncio.run(puller.nak([b"$JS.ACK.d"]))
+    assert nc.sent == [
+        b"PUB $JS.ACK.a 0\r\n\r\nPUB $JS.ACK.b 0\r\n\r\n",  # what Msg.ack sends
+        b'PUB $JS.ACK.c 24\r\n-NAK {"delay":200000000}\r\n',
+        b"PUB $JS.ACK.d 4\r\n-NAK\r\n",
+    ]
+    nc.is_closed = True
+    from nats.errors import ConnectionClosedError
+
+    with pytest.raises(ConnectionClosedError):
+        asyncio.run(puller.ack([b"$JS.ACK.e"]))
+
+
+def test_a_running_worker_takes_events_as_they_come_and_renews_its_pull_requests(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events published while the worker runs (a trickle, with pauses longer than a pull
+    request lasts) are all applied once, each soon after its publish: the standing pull
+    requests deliver them as they are stored and are renewed when they expire."""
+    _need_nats()
+    from riskdesk.connectors import events as ev
+
+    monkeypatch.setattr(ev._Puller, "REQUEST_SECONDS", 0.3)
+    hist = _history_module()
+    h = hist.make_history(seed=43, n_customers=6)
+    events = h.events[:120]
+    hist.write_customers(engine, h)
+    tag, stream, prefix = _new_stream()
+    asyncio.run(publish(NATS, [], stream=stream, prefix=prefix))  # the stream, empty
+    sent: dict[str, float] = {}
+    applied: dict[str, float] = {}
+
+    def on_batch(stats: ev.WorkerStats) -> None:
+        now = time.monotonic()
+        applied.update(dict.fromkeys(stats.last_ids, now))
+
+    async def producer() -> None:
+        import nats
+
+        nc = await nats.connect(NATS)
+        try:
+            js = nc.jetstream()
+            for i in range(0, len(events), 20):
+                await asyncio.sleep(0.8 if i in (40, 80) else 0.05)  # longer than a request
+                for e in events[i : i + 20]:
+                    sent[e["event_id"]] = time.monotonic()
+                    subject = ev.subject_for(e["customer_id"], prefix)
+                    await js.publish(subject, json.dumps(e).encode())
+        finally:
+            await nc.close()
+
+    async def both() -> ev.WorkerStats:
+        worker = asyncio.ensure_future(
+            ev.run_worker(
+                engine,
+                NATS,
+                stream=stream,
+                prefix=prefix,
+                durable=f"w{tag}",
+                batch=50,
+                tick_seconds=0,
+                max_events=len(events),
+                notify=False,
+                on_batch=on_batch,
+                log=lambda _m: None,
+            )
+        )
+        await producer()
+        return await asyncio.wait_for(worker, 60)
+
+    try:
+        stats = asyncio.run(both())
+    finally:
+        asyncio.run(delete_stream(NATS, stream))
+    assert (stats.accepted, stats.duplicates, stats.redelivered) == (len(events), 0, 0)
+    assert set(applied) == set(sent)
+    # no event waited for a poll or an expired request: well under a request's lifetime
+    assert max(applied[i] - sent[i] for i in sent) < 0.25
+    assert _processed(engine) == len(events)
+
+
+def test_each_consumer_keeps_one_standing_pull_request_renewed_when_it_is_over() -> None:
+    from riskdesk.connectors.events import _Puller
+
+    nc = _FakeConnection()
+    nc.new_inbox = lambda: "_INBOX.t"  # type: ignore[attr-defined]
+    puller = _Puller(nc, "S", ["c0", "c1"], ahead=3)
+    handlers = [puller._handler(0), puller._handler(1)]
+    asyncio.run(puller._request(limit=10))
+    req = b'{"batch":3,"expires":%d}' % int(puller.REQUEST_SECONDS * 1e9)
+    assert nc.requests == [
+        ("$JS.API.CONSUMER.MSG.NEXT.S.c0", req, "_INBOX.t.0"),
+        ("$JS.API.CONSUMER.MSG.NEXT.S.c1", req, "_INBOX.t.1"),
+    ]
+    nc.requests.clear()
+    handlers[0](b"r1", None, b"{}")
+    handlers[0](b"r2", None, b"{}")
+    handlers[1](b"", b"100", b"")  # a heartbeat ends nothing
+    asyncio.run(puller._request(limit=10))
+    assert nc.requests == []  # both still open
+    handlers[0](b"r3", None, b"{}")  # c0's request delivered its count
+    handlers[1](b"", b"408", b"")  # c1's expired
+    asyncio.run(puller._request(limit=10))
+    assert [r[0][-2:] for r in nc.requests] == ["c0", "c1"]
+    nc.requests.clear()
+    puller.reset()  # after a reconnect
+    asyncio.run(puller._request(limit=3))  # three messages held already: none asked for
+    assert nc.requests == []
+    bodies, replies = asyncio.run(puller.fetch(size=1, wait=0.01, limit=2, idle=0.01))
+    assert (bodies, replies) == ([b"{}", b"{}"], [b"r1", b"r2"])  # at once, up to limit
+    assert nc.requests == []
+    bodies, replies = asyncio.run(puller.fetch(size=1, wait=0.01, limit=2, idle=0.01))
+    assert (bodies, replies) == ([b"{}"], [b"r3"])
+    assert len(nc.requests) == 2  # fewer than the limit held again: both asked anew
+    handlers[1](b"", b"503", b"")
+    with pytest.raises(Exception, match="pull request failed"):
+        asyncio.run(puller.fetch(size=1, wait=0.01, limit=2, idle=0.01))
+
+
+def test_a_fetch_takes_what_was_stored_a_while_ago_at_once_and_lingers_for_fresh_messages() -> None:
+    """The first held message's store time (in its acknowledgement subject) decides: stored
+    ``wait`` ago or earlier (it arrived while the last batch ran), the fetch returns at once;
+    just stored, the fetch waits up to ``wait`` for company (or until ``size`` are held)."""
+    from riskdesk.connectors.events import _Puller
+
+    nc = _FakeConnection()
+    nc.new_inbox = lambda: "_INBOX.t"  # type: ignore[attr-defined]
+    puller = _Puller(nc, "S", ["c"], ahead=100)
+    on_msg = puller._handler(0)
+
+    def reply(stored: float, seq: int) -> bytes:
+        return b"$JS.ACK.S.c.1.%d.%d.%d.0" % (seq, seq, int(stored * 1e9))
+
+    async def run() -> list[tuple[int, float]]:
+        out = []
+        on_msg(reply(time.time() - 0.5, 1), None, b"{}")  # stored half a second ago
+        t = time.monotonic()
+        bodies, _ = await puller.fetch(size=50, wait=0.2, limit=100, idle=1.0)
+        out.append((len(bodies), time.monotonic() - t))
+        on_msg(reply(time.time(), 2), None, b"{}")  # just stored
+        asyncio.get_running_loop().call_later(0.05, on_msg, reply(time.time(), 3), None, b"{}")
+        t = time.monotonic()
+        bodies, _ = await puller.fetch(size=50, wait=0.2, limit=100, idle=1.0)
+        out.append((len(bodies), time.monotonic() - t))
+        for seq in range(4, 7):
+            on_msg(reply(time.time(), seq), None, b"{}")
+        t = time.monotonic()
+        bodies, _ = await puller.fetch(size=3, wait=0.2, limit=100, idle=1.0)
+        out.append((len(bodies), time.monotonic() - t))
+        t = time.monotonic()
+        bodies, _ = await puller.fetch(size=3, wait=0.2, limit=100, idle=0.1)
+        out.append((len(bodies), time.monotonic() - t))
+        return out
+
+    (n1, t1), (n2, t2), (n3, t3), (n4, t4) = asyncio.run(run())
+    assert n1 == 1 and t1 < 0.1  # at once
+    assert n2 == 2 and 0.15 < t2 < 0.4  # lingered for the wait, taking the later one too
+    assert n3 == 3 and t3 < 0.1  # size held: at once
+    assert n4 == 0 and 0.08 < t4 < 0.4  # nothing within idle: none
