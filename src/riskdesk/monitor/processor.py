@@ -14,7 +14,6 @@ from riskdesk.monitor.events import Event
 from riskdesk.monitor.rules import Engine, Hit
 from riskdesk.monitor.state import (
     FxFn,
-    advance,
     apply_event,
     book_date,
     features,
@@ -157,15 +156,18 @@ def step_event(
             state = dict(prev) if not settle(book, day) else features(book, day)
         as_of = day
     elif day > current:
-        # settling and the features in one pass, unless an invoice crossed an overdue mark
-        # (then the rules see the aged book before settling too: a tick)
+        # the overdue crossings, settling and the features in one pass; crossings are a tick:
+        # the rules see the aged book before settling too
         crossings, state = settle_features(book, day, current)
         book["asof"] = day.isoformat()
         if crossings:
-            aged = features(book, day)
+            if state is None:  # settling moves an invoice: the features before it, then after
+                aged = features(book, day)
+                state = dict(aged) if not settle(book, day) else features(book, day)
+            else:  # settling moved none: the same features before and after
+                aged, state = state, dict(state)
             hits += _tick_hits(book, engine, prev or aged, crossings, aged, customer, rating)
             prev = aged
-            state = dict(aged) if not settle(book, day) else features(book, day)
         as_of = day
     else:
         as_of = current
@@ -194,8 +196,10 @@ def step_clock(
         return None
     if prev is None and current is not None:
         prev = features(book, current)
-    _, crossings = advance(book, as_of)
-    settle(book, as_of)
-    state = features(book, as_of)
+    crossings, state = settle_features(book, as_of, current)  # advance, settle, features
+    book["asof"] = as_of.isoformat()
+    if state is None:
+        settle(book, as_of)
+        state = features(book, as_of)
     hits = _tick_hits(book, engine, prev or state, crossings, state, customer or {}, rating or {})
     return Step(state, hits)

@@ -277,9 +277,10 @@ def settle_features(
     the same results (the features of the settled book, bit for bit).
 
     With ``since`` (the book's previous date, before ``as_of``), the overdue crossings
-    between the two dates are looked for too (:func:`overdue_crossings`): when there are
-    any, the book is left as it was and ``(crossings, None)`` is returned (the caller needs
-    the features before settling as well); otherwise ``([], features)``."""
+    between the two dates are looked for too (:func:`overdue_crossings`) and returned first.
+    When there are crossings and settling would move an invoice, the book is left as it was
+    and ``(crossings, None)`` is returned: the caller needs the features before settling as
+    well. (When settling moves no invoice, the features before and after are the same.)"""
     t = as_of.toordinal()
     return _scan(book, t, since.toordinal() if since is not None else None, True)
 
@@ -288,9 +289,10 @@ def _scan(
     book: dict[str, Any], t: int, t0: int | None, settle_now: bool
 ) -> tuple[list[dict[str, Any]], dict[str, float] | None]:
     """One pass over the book at day ``t`` (an ordinal): the overdue crossings since ``t0``
-    (when given), then — when there are none — the features; with ``settle_now`` the book is
-    settled on the way (as :func:`settle` does) and the features are those of the settled
-    book. Every sum runs over the same items in the same order as in the separate steps."""
+    (when given) and the features; with ``settle_now`` the book is settled on the way (as
+    :func:`settle` does) and the features are those of the settled book — unless there are
+    crossings and settling moves an invoice: then nothing is changed and the features are
+    None. Every sum runs over the same items in the same order as in the separate steps."""
     open_bal = overdue = b1 = b2 = b3 = b4 = disputed_bal = 0.0
     max_dpd = 0
     n_open = 0
@@ -355,7 +357,7 @@ def _scan(
                 b3 += bal
             else:
                 b4 += bal
-    if crossings:
+    if crossings and moved:
         return crossings, None
     paid = book["paid"]
     for inv_id, pd_ in moved:
@@ -407,7 +409,7 @@ def _scan(
             for inv_id in old:
                 del paid[inv_id]
     bureau = book["bureau"]
-    return [], {
+    return crossings, {
         "open_invoice_balance": open_bal,
         "overdue_balance": overdue,
         "overdue_1_30": b1,
