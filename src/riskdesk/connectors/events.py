@@ -532,6 +532,8 @@ class _Puller:
     (nak) on :meth:`stop`, so they are redelivered at once instead of after ``ack_wait``."""
 
     REQUEST_SECONDS = 5.0
+    REQUEST_GRACE = 1.0
+    """How long after its expiry a request whose 408 never came counts as over."""
 
     def __init__(self, nc: Any, stream: str, consumers: list[str], ahead: int) -> None:
         self._nc = nc
@@ -588,6 +590,7 @@ class _Puller:
                 append_reply(reply)
                 left[i] -= 1
                 if len(bodies) >= self._wake_at:
+                    self._wake_at = sys.maxsize  # once (not for every message after)
                     self._wake.set()
             elif status != b"100":  # not an idle heartbeat (none are asked for)
                 # 404 no messages, 408 the request expired, 409 a conflict (e.g. the consumer
@@ -610,8 +613,8 @@ class _Puller:
                 continue
             self._left[i] = self._ahead
             # the server sends a 408 when the request expires; should it not (2.9 does not
-            # always), the request counts as over a second later
-            self._ends[i] = now + self.REQUEST_SECONDS + 1.0
+            # always), the request counts as over a little later
+            self._ends[i] = now + self.REQUEST_SECONDS + self.REQUEST_GRACE
             req = b'{"batch":%d,"expires":%d}' % (self._ahead, int(self.REQUEST_SECONDS * 1e9))
             await self._nc.publish(nxt, req, reply=f"{self._inbox}.{i}")
 
