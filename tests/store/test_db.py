@@ -1,6 +1,7 @@
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, select
 
@@ -61,3 +62,44 @@ def test_sqlite_connections_checkpoint_the_wal_less_often(tmp_path: Path) -> Non
         assert c.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == WAL_AUTOCHECKPOINT
         assert WAL_AUTOCHECKPOINT > 1000
     eng.dispose()
+
+
+def test_a_background_thread_checkpoints_the_wal_of_committed_sqlite_writes(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Commits leave the copy of the WAL into the database file to the process's checkpoint
+    thread (the committing connection's own checkpoint is only a fallback, far away); past
+    WAL_RESTART_BYTES it also makes the WAL start over, so the file stops growing."""
+    import time
+
+    from sqlalchemy import text
+
+    from riskdesk.store import db
+
+    monkeypatch.setattr(db, "CHECKPOINT_INTERVAL", 0.05)
+    monkeypatch.setattr(db, "WAL_RESTART_BYTES", 1)  # start over after every checkpoint
+    path = tmp_path / "c.db"
+    eng = db.make_engine(f"sqlite:///{path}")
+    try:
+        with eng.begin() as c:
+            c.execute(text("CREATE TABLE t (x TEXT)"))
+        before = path.stat().st_size
+        for _ in range(3):
+            with eng.begin() as c:  # ≈ 1.5 MB in the WAL: far below the fallback threshold
+                c.execute(text("INSERT INTO t VALUES (:x)"), [{"x": "y" * 5000}] * 100)
+        deadline = time.monotonic() + 10
+        while path.stat().st_size < before + 1_000_000 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert path.stat().st_size >= before + 1_500_000  # the rows are in the database file
+        assert db._Checkpointer.runs.get(str(path.resolve()), 0) >= 1
+        wal = path.with_name("c.db-wal")
+        high = wal.stat().st_size
+        for _ in range(5):  # the WAL was wholly copied and restarted: writers reuse it
+            with eng.begin() as c:
+                c.execute(text("INSERT INTO t VALUES ('z')"))
+            time.sleep(0.1)
+        assert wal.stat().st_size <= high
+        with eng.connect() as c:
+            assert c.execute(text("SELECT count(*) FROM t")).scalar() == 305
+    finally:
+        eng.dispose()

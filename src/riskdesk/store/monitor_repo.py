@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import os
 import secrets
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -33,6 +32,7 @@ from riskdesk.monitor.processor import Step, step_clock, step_event
 from riskdesk.monitor.rules import POINTS_RULE, Engine, Hit, RuleError, default_rule_set
 from riskdesk.monitor.state import FxFn, StateError, book_date, features, new_book
 from riskdesk.store.audit import AuditItem, append_many, record
+from riskdesk.store.db import INTAKE_LOCK_SUFFIX, take_file_lock
 from riskdesk.store.models import (
     Alert,
     Case,
@@ -411,6 +411,7 @@ def _books_rolled_back(session: Session) -> None:
 # ends. A transaction that already wrote before the intake (it holds
 # SQLite's lock) does not take the file lock, so the two locks are always taken in the same
 # order; processes that do not use it are unaffected (they meet SQLite's lock as before).
+# The WAL checkpointer (``store/db.py``) takes the same turn, rarely, to finish a checkpoint.
 
 _WRITE_TURN = "riskdesk.monitor.write_turn"
 WRITE_TURN_WAIT = 10.0
@@ -421,7 +422,7 @@ def _sqlite_lock_path(session: Session) -> str | None:
     url = bind.url
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         return None
-    return f"{url.database}.intake-lock"
+    return f"{url.database}{INTAKE_LOCK_SUFFIX}"
 
 
 def _take_write_turn(session: Session, raw: _Raw) -> None:
@@ -431,27 +432,12 @@ def _take_write_turn(session: Session, raw: _Raw) -> None:
     dbapi: Any = raw.conn.connection.dbapi_connection
     if path is None or dbapi is None or getattr(dbapi, "in_transaction", True):
         return  # this transaction already writes (holds SQLite's lock): no second lock
-    try:
-        import fcntl
-
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    except (ImportError, OSError):
-        return  # no advisory locks here: SQLite's own locking still applies
-    # poll finely (0.5 ms) rather than block: a holder that never ends its transaction must
-    # not stop the others for good; after WRITE_TURN_WAIT seconds go on without the turn
-    deadline = time.monotonic() + WRITE_TURN_WAIT
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                os.close(fd)
-                return
-            time.sleep(0.0005)
-        except OSError:
-            os.close(fd)
-            return
+    # polled finely (0.5 ms) rather than blocking: a holder that never ends its transaction
+    # must not stop the others for good; after WRITE_TURN_WAIT seconds go on without the
+    # turn (and without advisory locks where there are none: SQLite's own locking applies)
+    fd = take_file_lock(path, WRITE_TURN_WAIT)
+    if fd is None:
+        return
     session.info[_WRITE_TURN] = fd
 
 
