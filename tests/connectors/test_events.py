@@ -240,7 +240,10 @@ def test_two_worker_processes_split_the_partitions_and_apply_everything_once(
         assert (first["accepted"], first["duplicates"]) == (total, 0), first
         # replaying the stream through one all-partition consumer changes nothing
         again = subprocess.run(
-            cmd + ["--stop-when-idle", "3", "--json"], capture_output=True, text=True, timeout=180
+            cmd + ["--stop-when-idle", "3", "--min-wait", "0.002", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=180,
         )
         assert again.returncode == 0, again.stderr[-2000:]
         second = json.loads(again.stdout.strip().splitlines()[-1])

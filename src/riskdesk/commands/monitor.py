@@ -211,6 +211,15 @@ def worker(
             help="Seconds a fetch waits for its batch to fill (lower: less latency at low rates).",
         ),
     ] = 0.05,
+    min_wait: Annotated[
+        float,
+        typer.Option(
+            min=0.0005,
+            max=30,
+            help="Shortest wait for a batch to fill once messages flow (higher: fewer, larger "
+            "batches and less CPU per event at moderate rates, a little more latency).",
+        ),
+    ] = 0.01,
     min_batch: Annotated[
         int,
         typer.Option(
@@ -248,6 +257,7 @@ def worker(
         "tick_seconds": tick_seconds,
         "stop_when_idle": stop_when_idle,
         "max_wait": max_wait,
+        "min_wait": min_wait,
         "min_batch": min_batch,
     }
     try:
