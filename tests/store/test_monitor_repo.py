@@ -432,3 +432,28 @@ def test_the_state_takes_the_customer_id_once_the_customer_exists(engine: Engine
         with session_scope(engine) as s:
             repo.ingest(s, [_ev(eid, "contract.breached", cust="LATE", clause="y")])
         assert state_customer() == cid
+
+
+def test_a_batch_counts_the_notifications_it_queued(engine: Engine) -> None:
+    """Callers send notifications only after a batch that queued some: alerts with no
+    subscription to hear them queue none; a subscription queues one per new alert at or above
+    its severity (a digest subscription none)."""
+    from riskdesk.store.models import Delivery
+
+    with session_scope(engine) as s:
+        res = repo.ingest(s, [_ev("n1", "contract.breached", cust="N1", clause="x")])
+        assert (res.alerts_new, res.notifications) == (1, 0)
+    with session_scope(engine) as s:
+        repo.add_subscription(s, "webhook", "http://127.0.0.1:9/hook", min_severity="low")
+        repo.add_subscription(s, "email", "risk@example.com", min_severity="low", digest=True)
+    with session_scope(engine) as s:
+        res = repo.ingest(
+            s,
+            [
+                _ev("n2", "contract.breached", cust="N2", clause="x"),
+                _ev("n3", "invoice.disputed", cust="N2", invoice_id="I9"),
+                _ev("n4", "contract.breached", cust="N1", clause="y"),  # an update, no new alert
+            ],
+        )
+        assert (res.alerts_new, res.notifications) == (2, 2)
+        assert s.scalar(select(func.count()).select_from(Delivery)) == 2

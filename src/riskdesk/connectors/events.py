@@ -404,8 +404,8 @@ async def run_worker(
             stats.alerts_new += res.alerts_new
             for r in res.rejected:
                 say(f"rejected event {r.get('event_id')!r}: {r['reason']}")
-            if notify and res.alerts_new:
-                dispatch_pending(engine)
+            if notify and res.notifications:  # only batches that queued some (a send reads
+                dispatch_pending(engine)  # the table: ≈ 2-3 ms, most batches queue none)
             if on_batch:
                 on_batch(stats)
             if max_events is not None and stats.accepted + stats.duplicates >= max_events:

@@ -312,6 +312,9 @@ class IngestResult:
     rule_set_version: int | None = None
     duplicate_ids: list[str] = field(default_factory=list)
     redone: int = 0  # tries redone because another process wrote a customer meanwhile
+    notifications: int = 0
+    """Notifications (deliveries) the batch queued: the caller sends them
+    (:func:`riskdesk.connectors.notify.dispatch_pending`) only when there are some."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -330,6 +333,7 @@ class IngestResult:
         self.rejected += other.rejected
         self.alerts_new += other.alerts_new
         self.alerts_updated += other.alerts_updated
+        self.notifications += other.notifications
         self.redone += other.redone
         self.rule_set_version = other.rule_set_version or self.rule_set_version
 
@@ -886,6 +890,7 @@ def _ingest_once(
         ctx.finish()
         res.alerts_new += ctx.new
         res.alerts_updated += ctx.updated
+        res.notifications += ctx.queued
     return res
 
 
@@ -1095,6 +1100,7 @@ class _AlertContext:
         self.actor = actor
         self.new = 0
         self.updated = 0
+        self.queued = 0  # deliveries added
         self._subs: list[Subscription] | None = None
         self._loaded: set[str] = set()
         self._alerts: dict[tuple[str, str], _AlertRec] = {}
@@ -1467,6 +1473,7 @@ class _AlertContext:
         }
         for sub in self.subs():
             if severity_at_least(alert.severity, sub.min_severity):
+                self.queued += 1
                 self.s.add(
                     Delivery(
                         subscription_id=sub.id,

@@ -52,7 +52,7 @@ NOTIFY_GAP = 0.1
 
 class _Notifier:
     """Sends the pending notifications (:func:`~riskdesk.connectors.notify.dispatch_pending`)
-    after intakes that raised alerts, off the request: one sender per process at a time. A
+    after intakes that queued notifications, off the request: one sender per process at a time. A
     request that raises alerts while it runs makes it send once more, :data:`NOTIFY_GAP`
     seconds later (a send reads every delivery committed before it starts, so nothing is
     left pending and a busy intake does not pay one send per request)."""
@@ -192,7 +192,7 @@ async def intake(request: Request) -> Response:
         return problem(exc.status, exc.title, exc.detail, field=exc.field, headers=exc.headers)
     except _Refused as exc:
         return exc.response
-    kick = BackgroundTask(_notifier(request).kick) if res.alerts_new else None
+    kick = BackgroundTask(_notifier(request).kick) if res.notifications else None
     return _json(res.as_dict(), kick)
 
 
