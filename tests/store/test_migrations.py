@@ -55,3 +55,56 @@ def test_lean_monitor_indexes_migration_is_reversible(engine: Engine) -> None:
         assert not names & _index_names(engine, table)
     # what the intake's open-alert read still has: an index led by customer_ref
     assert "ix_monitor_alerts_open" in _index_names(engine, "monitor_alerts")
+
+
+def test_state_json_migration_is_reversible(engine: Engine) -> None:
+    """On PostgreSQL the state's book and features become ``json`` (``jsonb`` before, and
+    after a downgrade), with the stored documents kept; SQLite keeps its JSON text."""
+    from sqlalchemy import text
+
+    from riskdesk.store import monitor_repo
+    from riskdesk.store.db import session_scope
+
+    def kinds() -> dict[str, str]:
+        cols = inspect(engine).get_columns("monitor_customer_state")
+        return {
+            c["name"]: str(c["type"]).lower() for c in cols if c["name"] in ("book", "features")
+        }
+
+    ev = {
+        "event_id": "j1",
+        "type": "invoice.issued",
+        "event_time": "2026-01-05T10:00:00Z",
+        "customer_id": "J",
+        "payload": {
+            "invoice_id": "I1",
+            "issue_date": "2026-01-05",
+            "due_date": "2026-02-04",
+            "amount": "12.50",
+            "currency": "EUR",
+        },
+    }
+    with session_scope(engine) as s:
+        monitor_repo.ingest(s, [ev])
+        before = monitor_repo.customer_state(s, "J")
+    pg = engine.dialect.name == "postgresql"
+    assert kinds() == {"book": "json", "features": "json"}  # SQLite: its JSON text
+    cfg = alembic_config(str(engine.url.render_as_string(hide_password=False)))
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0004_monitor_lean_indexes")
+        engine.dispose()
+        if pg:
+            assert kinds() == {"book": "jsonb", "features": "jsonb"}
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM monitor_customer_state")).scalar() == 1
+    finally:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "heads")
+        engine.dispose()
+    assert is_current(engine)
+    monitor_repo.clear_book_cache()
+    with session_scope(engine) as s:
+        assert monitor_repo.customer_state(s, "J") == before

@@ -85,6 +85,10 @@ class UTCDateTime(TypeDecorator[datetime]):
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 """JSON on SQLite, JSONB on PostgreSQL."""
 
+JSONDoc = JSON()
+"""JSON kept as written (``json`` on PostgreSQL, not ``jsonb``): for documents rewritten often
+and only ever read whole, which ``jsonb`` would parse into its binary form on every write."""
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

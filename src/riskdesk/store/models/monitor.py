@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from riskdesk.store.models.base import Base
-from riskdesk.store.types import JSONType, UTCDateTime, utcnow
+from riskdesk.store.types import JSONDoc, JSONType, UTCDateTime, utcnow
 
 
 class ProcessedEvent(Base):
@@ -47,8 +47,9 @@ class CustomerState(Base):
         ForeignKey("customers.id", ondelete="SET NULL"), index=True
     )
     as_of: Mapped[date | None] = mapped_column(Date)
-    book: Mapped[dict[str, Any]] = mapped_column(JSONType)
-    features: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    # rewritten by every intake batch, read whole: ``json``, not ``jsonb``, on PostgreSQL
+    book: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    features: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
     open_invoice_balance: Mapped[float] = mapped_column(Float, default=0.0)
     overdue_balance: Mapped[float] = mapped_column(Float, default=0.0)
     max_days_overdue: Mapped[float] = mapped_column(Float, default=0.0)
