@@ -935,6 +935,18 @@ _STATE_SET_SAME_CUSTOMER = (
 _STATE_UPDATE = _STATE_SET + "WHERE customer_ref = ? AND stamp = ?"
 _STATE_UPDATE_SAME_CUSTOMER = _STATE_SET_SAME_CUSTOMER + "WHERE customer_ref = ? AND stamp = ?"
 _STATE_UPDATE_UNSTAMPED = _STATE_SET + "WHERE customer_ref = ? AND stamp IS NULL"
+# PostgreSQL: the batch's stamped rows in one statement, their values one JSON array
+# (``json_to_recordset``): ≈ 5 µs of client CPU per row against ≈ 18 for a pipelined
+# ``executemany`` (psycopg's per-row work), the same server work.
+_STATE_UPDATE_FROM_JSON = (
+    "UPDATE monitor_customer_state AS t SET customer_id = v.cid, as_of = v.as_of, "
+    "book = v.book, features = v.features, open_invoice_balance = v.oib, "
+    "overdue_balance = v.ob, max_days_overdue = v.mdo, events_count = v.n, "
+    "updated_at = %s, stamp = v.stamp "
+    "FROM json_to_recordset(%s::json) AS v(ref text, old bigint, cid integer, as_of date, "
+    "book json, features json, oib float8, ob float8, mdo float8, n integer, stamp bigint) "
+    "WHERE t.customer_ref = v.ref AND t.stamp = v.old"
+)
 
 
 def _save_states(
@@ -954,6 +966,7 @@ def _save_states(
     upd_rows: list[tuple[Any, ...]] = []
     upd_same: list[tuple[Any, ...]] = []  # customer_id unchanged: not set
     unstamped: list[tuple[Any, ...]] = []
+    pg_rows: list[dict[str, Any]] = []  # PostgreSQL: one UPDATE over a JSON array of rows
     written: list[tuple[_Live, int]] = []
     for lv in sorted(lives, key=lambda x: x.ref):
         if not lv.dirty:
@@ -962,28 +975,48 @@ def _save_states(
         stamp = _new_stamp()
         count = (lv.count or 0) + lv.n
         cid = lv.customer.id if lv.customer is not None else None
-        vals = (
-            cid,
-            raw.day(book_date(lv.book)),
-            _dumps(lv.book),
-            _dumps(feats),  # orjson writes NaN (and ±inf) as null
-            feats.get("open_invoice_balance", 0.0),
-            feats.get("overdue_balance", 0.0),
-            feats.get("max_days_overdue", 0.0),
-            count,
-            now_db,
-            stamp,
-        )
-        if lv.count is None:
-            new_rows.append((lv.ref, *vals))
-        elif lv.stamp is None:
-            unstamped.append((*vals, lv.ref))
-        elif raw.sqlite and lv.customer_id is not False and lv.customer_id == cid:
-            # (SQLite only: PostgreSQL compares the values itself, and one statement keeps
-            # its row locks in key order)
-            upd_same.append((*vals[1:], lv.ref, lv.stamp))
+        as_of = raw.day(book_date(lv.book))
+        oib = feats.get("open_invoice_balance", 0.0)
+        ob = feats.get("overdue_balance", 0.0)
+        mdo = feats.get("max_days_overdue", 0.0)
+        if not raw.sqlite and lv.count is not None and lv.stamp is not None:
+            pg_rows.append(
+                {
+                    "ref": lv.ref,
+                    "old": lv.stamp,
+                    "cid": cid,
+                    "as_of": as_of,
+                    "book": lv.book,
+                    "features": feats,  # orjson writes NaN (and ±inf) as null
+                    "oib": oib,
+                    "ob": ob,
+                    "mdo": mdo,
+                    "n": count,
+                    "stamp": stamp,
+                }
+            )
         else:
-            upd_rows.append((*vals, lv.ref, lv.stamp))
+            vals = (
+                cid,
+                as_of,
+                _dumps(lv.book),
+                _dumps(feats),  # orjson writes NaN (and ±inf) as null
+                oib,
+                ob,
+                mdo,
+                count,
+                now_db,
+                stamp,
+            )
+            if lv.count is None:
+                new_rows.append((lv.ref, *vals))
+            elif lv.stamp is None:
+                unstamped.append((*vals, lv.ref))
+            elif raw.sqlite and lv.customer_id is not False and lv.customer_id == cid:
+                # (SQLite only: PostgreSQL compares the values itself)
+                upd_same.append((*vals[1:], lv.ref, lv.stamp))
+            else:
+                upd_rows.append((*vals, lv.ref, lv.stamp))
         lv.customer_id = cid
         lv.count = count
         lv.n = 0
@@ -996,7 +1029,14 @@ def _save_states(
         + raw.many(_STATE_UPDATE, upd_rows)
         + raw.many(_STATE_UPDATE_UNSTAMPED, unstamped)
     )
-    expected = len(upd_same) + len(upd_rows) + len(unstamped)
+    if pg_rows:
+        cur = raw.cursor()
+        try:
+            cur.execute(_STATE_UPDATE_FROM_JSON, (now_db, _dumps(pg_rows)))
+            hit += cur.rowcount
+        finally:
+            cur.close()
+    expected = len(upd_same) + len(upd_rows) + len(unstamped) + len(pg_rows)
     if hit != expected:
         raise _Conflict(
             f"{expected - hit} customer state(s) were written by another process since they "
