@@ -66,10 +66,10 @@ def test_state_json_migration_is_reversible(engine: Engine) -> None:
     from riskdesk.store.db import session_scope
 
     def kinds() -> dict[str, str]:
-        cols = inspect(engine).get_columns("monitor_customer_state")
-        return {
-            c["name"]: str(c["type"]).lower() for c in cols if c["name"] in ("book", "features")
-        }
+        insp = inspect(engine)
+        cols = insp.get_columns("monitor_customer_state") + insp.get_columns("monitor_events")
+        wanted = ("book", "features", "body")
+        return {c["name"]: str(c["type"]).lower() for c in cols if c["name"] in wanted}
 
     ev = {
         "event_id": "j1",
@@ -88,7 +88,7 @@ def test_state_json_migration_is_reversible(engine: Engine) -> None:
         monitor_repo.ingest(s, [ev])
         before = monitor_repo.customer_state(s, "J")
     pg = engine.dialect.name == "postgresql"
-    assert kinds() == {"book": "json", "features": "json"}  # SQLite: its JSON text
+    assert kinds() == {"book": "json", "features": "json", "body": "json"}  # SQLite: JSON text
     cfg = alembic_config(str(engine.url.render_as_string(hide_password=False)))
     try:
         with engine.begin() as conn:
@@ -96,9 +96,10 @@ def test_state_json_migration_is_reversible(engine: Engine) -> None:
             command.downgrade(cfg, "0004_monitor_lean_indexes")
         engine.dispose()
         if pg:
-            assert kinds() == {"book": "jsonb", "features": "jsonb"}
+            assert kinds() == {"book": "jsonb", "features": "jsonb", "body": "jsonb"}
         with engine.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM monitor_customer_state")).scalar() == 1
+            assert conn.execute(text("SELECT count(*) FROM monitor_events")).scalar() == 1
     finally:
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn

@@ -34,7 +34,7 @@ class ProcessedEvent(Base):
     event_type: Mapped[str] = mapped_column(String(32))
     event_time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    body: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    body: Mapped[dict[str, Any]] = mapped_column(JSONDoc)  # written once, read whole
 
 
 class CustomerState(Base):
