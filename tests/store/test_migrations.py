@@ -32,24 +32,29 @@ def test_migrations_create_the_indexes_of_the_models(engine: Engine) -> None:
     assert [d for d in diff if isinstance(d, tuple) and d[0] in ("add_index", "remove_index")] == []
 
 
+def _migrate(engine: Engine, revision: str) -> None:
+    """Downgrade (or, with "heads", upgrade) the test database to ``revision``."""
+    cfg = alembic_config(str(engine.url.render_as_string(hide_password=False)))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        if revision == "heads":
+            command.upgrade(cfg, "heads")
+        else:
+            command.downgrade(cfg, revision)
+    engine.dispose()
+
+
 def test_lean_monitor_indexes_migration_is_reversible(engine: Engine) -> None:
     dropped = {
         "monitor_events": {"ix_monitor_events_customer_ref"},
         "monitor_alerts": {"ix_monitor_alerts_customer_ref", "ix_monitor_alerts_rule_id"},
     }
-    cfg = alembic_config(str(engine.url.render_as_string(hide_password=False)))
     try:
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0003_control_open_docs")
-        engine.dispose()
+        _migrate(engine, "0003_control_open_docs")
         for table, names in dropped.items():
             assert names <= _index_names(engine, table)
     finally:
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "heads")
-        engine.dispose()
+        _migrate(engine, "heads")
     assert is_current(engine)
     for table, names in dropped.items():
         assert not names & _index_names(engine, table)
@@ -89,22 +94,15 @@ def test_state_json_migration_is_reversible(engine: Engine) -> None:
         before = monitor_repo.customer_state(s, "J")
     pg = engine.dialect.name == "postgresql"
     assert kinds() == {"book": "json", "features": "json", "body": "json"}  # SQLite: JSON text
-    cfg = alembic_config(str(engine.url.render_as_string(hide_password=False)))
     try:
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0004_monitor_lean_indexes")
-        engine.dispose()
+        _migrate(engine, "0004_monitor_lean_indexes")
         if pg:
             assert kinds() == {"book": "jsonb", "features": "jsonb", "body": "jsonb"}
         with engine.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM monitor_customer_state")).scalar() == 1
             assert conn.execute(text("SELECT count(*) FROM monitor_events")).scalar() == 1
     finally:
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "heads")
-        engine.dispose()
+        _migrate(engine, "heads")
     assert is_current(engine)
     monitor_repo.clear_book_cache()
     with session_scope(engine) as s:

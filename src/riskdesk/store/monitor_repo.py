@@ -1350,16 +1350,7 @@ class _AlertContext:
         if self._opened:
             case_ids = raw.insert_ids(
                 "monitor_cases",
-                (
-                    "customer_ref",
-                    "customer_id",
-                    "status",
-                    "severity",
-                    "assignee",
-                    "opened_at",
-                    "sla_due_at",
-                    "escalation_level",
-                ),
+                _CASE_COLS[1:],  # all but the id
                 [
                     (
                         c.customer_ref,
