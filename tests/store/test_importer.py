@@ -214,3 +214,27 @@ def test_region_and_private_use_codes_are_not_countries(engine: Engine, tmp_path
     ]
     assert "European Union" in res.errors[0].reason and "Unknown Region" in res.errors[1].reason
     assert _count(engine, Customer) == 0
+
+
+def test_an_import_on_postgresql_refreshes_the_tables_planner_statistics(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """After a committed import PostgreSQL knows the table's new size (ANALYZE), so plans
+    prepared by long-lived processes are made again for it; SQLite has nothing to do."""
+    from sqlalchemy import text
+
+    rows = "".join(f"K{i:04d},Kunde {i},EUR\n" for i in range(300))
+    res = run_import(
+        engine, "customers", _csv(tmp_path, "k.csv", "external_id,name,currency\n" + rows)
+    )
+    assert res.ok and res.inserted == 300
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect() as c:
+        analysed, tuples = c.execute(
+            text(
+                "SELECT s.last_analyze, c.reltuples FROM pg_stat_user_tables s "
+                "JOIN pg_class c ON c.oid = s.relid WHERE s.relname = 'customers'"
+            )
+        ).one()
+    assert analysed is not None and tuples >= 300

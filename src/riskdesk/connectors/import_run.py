@@ -94,6 +94,7 @@ def run_import(
                         )
                         if result.ok and not dry_run:
                             session.commit()
+                            _analyze(conn, f.kind.table, result)
                         else:
                             session.rollback()
                     except BaseException:
@@ -102,6 +103,17 @@ def run_import(
             finally:
                 restore()
     return result
+
+
+def _analyze(conn: Connection, table: str, result: ImportResult) -> None:
+    """On PostgreSQL, refresh the planner's statistics of the table an import changed.
+    Autovacuum does it a while later; until then statements prepared by long-lived processes
+    (the event intake's read of a batch's customers by ``external_id = ANY(...)``) keep a
+    generic plan made for the old size, a scan of the whole table after a large first import."""
+    if conn.dialect.name != "postgresql" or not (result.inserted or result.updated):
+        return
+    conn.exec_driver_sql(f'ANALYZE "{table}"')
+    conn.commit()
 
 
 SQLITE_IMPORT_CACHE_KIB = 256 * 1024
