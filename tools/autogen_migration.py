@@ -26,8 +26,9 @@ def main() -> None:
     cfg = alembic_config(url)
     with make_engine(url).begin() as conn:
         cfg.attributes["connection"] = conn
-        command.revision(cfg, message=message, autogenerate=True, rev_id=rev_id, head=down,
-                         splice=True)
+        command.revision(
+            cfg, message=message, autogenerate=True, rev_id=rev_id, head=down, splice=True
+        )
 
 
 if __name__ == "__main__":
