@@ -92,6 +92,29 @@ def test_refused_batches_are_the_problems_of_the_declared_endpoint(api, as_user)
     assert api.post(URL, content=b"[{", headers=JSON).status_code == 422
 
 
+def test_a_body_over_the_limit_is_refused_before_it_is_read_whole(  # type: ignore[no-untyped-def]
+    api, as_user, monkeypatch
+) -> None:
+    """413 for a body larger than MAX_BODY_BYTES, declared (Content-Length) or streamed
+    (chunked), and nothing of it stored; a body within the limit is taken as before."""
+    batch = json.dumps([_ev(f"big{i}", "contract.breached", "C001", clause="x") for i in range(20)])
+    monkeypatch.setattr(monitor_router, "MAX_BODY_BYTES", len(batch) - 1)
+    rita = {**as_user("rita"), **JSON}
+    r = api.post(URL, content=batch, headers=rita)
+    assert r.status_code == 413
+    assert "smaller batches" in _problem(r)["detail"]
+
+    def chunks() -> Iterator[bytes]:
+        for i in range(0, len(batch), 100):
+            yield batch[i : i + 100].encode()
+
+    r = api.post(URL, content=chunks(), headers=rita)
+    assert r.status_code == 413
+    monkeypatch.setattr(monitor_router, "MAX_BODY_BYTES", len(batch))
+    r = api.post(URL, content=chunks(), headers=rita)
+    assert r.status_code == 200 and r.json()["accepted"] == 20, r.text
+
+
 def test_a_batch_is_answered_alike_with_what_python_json_reads(api, as_user) -> None:  # type: ignore[no-untyped-def]
     h = {**as_user("rita"), **JSON}
     r = api.post(URL, content=json.dumps([BREACH_C2, ORDER_C1, 7]), headers=h)

@@ -42,6 +42,9 @@ Intake = Annotated[User, Depends(_intake_role)]
 Workers = Annotated[User, Depends(require_roles("risk_manager", "analyst", "sales"))]
 RiskManagers = Annotated[User, Depends(require_roles("risk_manager"))]
 MAX_BATCH = 5000
+MAX_BODY_BYTES = MAX_BATCH * 8 * 1024
+"""The largest body ``POST /api/v1/events`` reads (40 MiB: 8 KiB for each event of a full
+batch); a larger one is refused with a 413 before it is held in memory."""
 CaseId = Annotated[int, Path(ge=1, le=2_147_483_647)]
 VersionNo = Annotated[int, Path(ge=1, le=2_147_483_647)]
 EVENTS_PATH = "/api/v1/events"
@@ -177,6 +180,23 @@ def _json(data: dict[str, Any], background: BackgroundTask | None) -> Response:
     return Response(content, media_type="application/json", background=background)
 
 
+async def _read_body(request: Request) -> bytes | None:
+    """The request's body, or None when it is larger than :data:`MAX_BODY_BYTES`: refused on
+    its ``Content-Length`` before any of it is read, or counted as it streams (chunked)."""
+    limit = MAX_BODY_BYTES
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    seen = 0
+    async for chunk in request.stream():
+        seen += len(chunk)
+        if seen > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def intake(request: Request) -> Response:
     """``POST /api/v1/events`` without FastAPI's body and dependency machinery: the body is
     read here, and decoded, authenticated (bearer token or web session, roles
@@ -184,8 +204,16 @@ async def intake(request: Request) -> Response:
     Errors are the problems the declared endpoint gave: JSON that cannot be decoded 422
     (before authentication, as FastAPI decodes the body first), no or unknown token 401, wrong
     role 403, a body that is not a list 422, more than :data:`MAX_BATCH` events 413, stale
-    states 503 with ``Retry-After``."""
-    body = await request.body()
+    states 503 with ``Retry-After``, a body over :data:`MAX_BODY_BYTES` 413."""
+    body = await _read_body(request)
+    if body is None:
+        mib = MAX_BODY_BYTES / (1024 * 1024)
+        return problem(
+            413,
+            "Content too large",
+            f"the request body is larger than {mib:g} MiB; send the events in smaller batches "
+            f"(at most {MAX_BATCH} per request)",
+        )
     try:
         res = await asyncio.get_running_loop().run_in_executor(None, _intake_sync, request, body)
     except ApiError as exc:
