@@ -125,6 +125,13 @@ def _tick_hits(
     return out
 
 
+def _settled_features(book: dict[str, Any], as_of: date) -> dict[str, float]:
+    """Settle ``book`` at ``as_of`` and return its features, in one pass."""
+    state = settle_features(book, as_of)[1]
+    assert state is not None  # (None only when crossings were asked for)
+    return state
+
+
 def step_event(
     book: dict[str, Any],
     ev: Event,
@@ -149,11 +156,11 @@ def step_event(
     apply_event(book, ev, fx)  # raises before mutating
     hits: list[tuple[Hit, dict[str, Any]]] = []
     state: dict[str, float] | None = None
+    before: dict[str, float] | None = None  # the features at as_of before settling, if known
     if current is None:
         book["asof"] = day.isoformat()
         if not prev:
-            prev = features(book, day)
-            state = dict(prev) if not settle(book, day) else features(book, day)
+            prev = before = features(book, day)
         as_of = day
     elif day > current:
         # the overdue crossings, settling and the features in one pass; crossings are a tick:
@@ -162,8 +169,7 @@ def step_event(
         book["asof"] = day.isoformat()
         if crossings:
             if state is None:  # settling moves an invoice: the features before it, then after
-                aged = features(book, day)
-                state = dict(aged) if not settle(book, day) else features(book, day)
+                aged = before = features(book, day)
             else:  # settling moved none: the same features before and after
                 aged, state = state, dict(state)
             hits += _tick_hits(book, engine, prev or aged, crossings, aged, customer, rating)
@@ -172,8 +178,12 @@ def step_event(
     else:
         as_of = current
     if state is None:
-        state = settle_features(book, as_of)[1]
-        assert state is not None
+        if before is None:
+            state = _settled_features(book, as_of)
+        elif settle(book, as_of):
+            state = features(book, as_of)
+        else:  # settling moved no invoice: the features did not change
+            state = dict(before)
     if engine is not None:
         found = engine.evaluate_parts((state, prev or state, escope, customer, rating))
         if found:
@@ -196,10 +206,9 @@ def step_clock(
         return None
     if prev is None and current is not None:
         prev = features(book, current)
-    crossings, state = settle_features(book, as_of, current)  # advance, settle, features
+    crossings, state = settle_features(book, as_of, current)  # age, settle, features
     book["asof"] = as_of.isoformat()
     if state is None:
-        settle(book, as_of)
-        state = features(book, as_of)
+        state = _settled_features(book, as_of)
     hits = _tick_hits(book, engine, prev or state, crossings, state, customer or {}, rating or {})
     return Step(state, hits)

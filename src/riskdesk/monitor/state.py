@@ -503,18 +503,6 @@ def overdue_crossings(
     return out
 
 
-def advance(book: dict[str, Any], as_of: date) -> tuple[date | None, list[dict[str, Any]]]:
-    """Move the book's clock forward to ``as_of`` (never back); return the previous date and
-    the overdue crossings that happened in between."""
-    asof = book.get("asof")
-    prev = _day(asof) if asof else None
-    if prev is not None and as_of <= prev:
-        return prev, []
-    crossings = overdue_crossings(book, prev, as_of)
-    book["asof"] = as_of.isoformat()
-    return prev, crossings
-
-
 def book_date(book: dict[str, Any]) -> date | None:
     asof = book.get("asof")
     return _day(asof) if asof else None
