@@ -169,12 +169,14 @@ def take_file_lock(path: str, wait: float) -> int | None:
             return None
 
 
-def _sqlite_file(url: str) -> str | None:
+def sqlite_file(url: Any) -> str | None:
+    """The absolute path of an SQLite database file (None for another database, an
+    in-memory one or a ``file:`` URI)."""
     from sqlalchemy.engine import make_url
 
     u = make_url(url)
     db = u.database
-    if not db or db == ":memory:" or db.startswith("file:"):
+    if u.get_backend_name() != "sqlite" or not db or db == ":memory:" or db.startswith("file:"):
         return None
     return os.path.abspath(db)
 
@@ -191,7 +193,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             kwargs.setdefault("max_overflow", 30)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
-        path = _sqlite_file(url)
+        path = sqlite_file(url)
         if path is not None:
             event.listen(engine, "commit", lambda _conn: _Checkpointer.committed(path))
         return engine

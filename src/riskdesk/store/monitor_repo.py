@@ -32,7 +32,7 @@ from riskdesk.monitor.processor import Step, step_clock, step_event
 from riskdesk.monitor.rules import POINTS_RULE, Engine, Hit, RuleError, default_rule_set
 from riskdesk.monitor.state import FxFn, StateError, book_date, features, new_book
 from riskdesk.store.audit import AuditItem, append_many, record
-from riskdesk.store.db import INTAKE_LOCK_SUFFIX, take_file_lock
+from riskdesk.store.db import INTAKE_LOCK_SUFFIX, sqlite_file, take_file_lock
 from riskdesk.store.models import (
     Alert,
     Case,
@@ -423,10 +423,8 @@ WRITE_TURN_WAIT = 10.0
 
 def _sqlite_lock_path(session: Session) -> str | None:
     bind: Any = session.get_bind()
-    url = bind.url
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
-        return None
-    return f"{url.database}{INTAKE_LOCK_SUFFIX}"
+    path = sqlite_file(bind.url)  # the path the WAL checkpointer locks too
+    return None if path is None else path + INTAKE_LOCK_SUFFIX
 
 
 def _take_write_turn(session: Session, raw: _Raw) -> None:
