@@ -542,8 +542,7 @@ class _Raw:
         return rows from ``executemany``) the rows are inserted and None is returned: the
         caller reads the ids back."""
         if self.sqlite:
-            marks = ", ".join("?" for _ in cols)
-            self.many(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})", rows)
+            self.insert(table, cols, rows)
             return None
         if not rows:
             return []
