@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, func, select
+import re
+from datetime import date
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func, select, text
 
 from riskdesk.store import monitor_repo as repo
 from riskdesk.store.audit import verify
@@ -358,9 +363,8 @@ def test_new_alerts_and_cases_get_their_own_ids(engine: Engine) -> None:
         assert verify(s).ok
 
 
-def test_a_points_alert_raised_to_a_higher_severity_keeps_it(engine: Engine) -> None:
-    """A later, stronger hit of an open alert updates its severity (and the case's); a weaker
-    one after it leaves the severity as it is while the other columns still change."""
+def _publish_order_points(engine: Engine) -> None:
+    """Rules where any order scores 45 points (medium) and one over 1,000 another 30 (high)."""
     rule = {"title": {"en": "t", "zh": "标"}, "playbook": {"en": "p", "zh": "处"}}
     rules = {
         "thresholds": {"medium": 40, "high": 70},
@@ -384,16 +388,24 @@ def test_a_points_alert_raised_to_a_higher_severity_keeps_it(engine: Engine) -> 
     with session_scope(engine) as s:
         repo.publish_rule_set(s, repo.draft_rule_set(s, rules, actor="t").version, actor="t")
 
-    def order(eid: str, amount: str) -> dict[str, object]:
-        return _ev(
-            eid,
-            "order.placed",
-            order_id=eid,
-            order_date="2026-01-05",
-            amount=amount,
-            currency="EUR",
-        )
 
+def _order(eid: str, amount: str, cust: str = "K") -> dict[str, object]:
+    return _ev(
+        eid,
+        "order.placed",
+        cust=cust,
+        order_id=eid,
+        order_date="2026-01-05",
+        amount=amount,
+        currency="EUR",
+    )
+
+
+def test_a_points_alert_raised_to_a_higher_severity_keeps_it(engine: Engine) -> None:
+    """A later, stronger hit of an open alert updates its severity (and the case's); a weaker
+    one after it leaves the severity as it is while the other columns still change."""
+    _publish_order_points(engine)
+    order = _order
     seen = []
     for eid, amount in (("p1", "10.00"), ("p2", "5000.00"), ("p3", "20.00")):
         with session_scope(engine) as s:
@@ -457,3 +469,139 @@ def test_a_batch_counts_the_notifications_it_queued(engine: Engine) -> None:
         )
         assert (res.alerts_new, res.notifications) == (2, 2)
         assert s.scalar(select(func.count()).select_from(Delivery)) == 2
+
+
+def _alert_reads(monkeypatch: Any) -> list[str]:
+    """The intake's reads of open alerts, cases and snoozes from now on (their SQL; not the
+    read-back of new ids on SQLite)."""
+    reads: list[str] = []
+    real = repo._Raw.select_in
+
+    def spy(self: Any, sql: str, items: Any, **kw: Any) -> Any:
+        if "hits, case_id" in sql or "escalation_level" in sql or "monitor_snoozes" in sql:
+            reads.append(sql)
+        return real(self, sql, items, **kw)
+
+    monkeypatch.setattr(repo._Raw, "select_in", spy)
+    return reads
+
+
+def test_open_alerts_and_cases_are_read_once_then_kept_with_the_book(
+    engine: Engine, monkeypatch: Any
+) -> None:
+    """A customer's open alerts, case and snoozes are read by its first batch with a hit; later
+    batches of this process use what it kept (valid under the state's stamp), with the same
+    result as reading them; a write by another process (a new stamp) makes it read them
+    again."""
+    from riskdesk.store.models import CustomerState
+
+    reads = _alert_reads(monkeypatch)
+    with session_scope(engine) as s:
+        repo.ingest(s, [_ev("k1", "contract.breached", clause="x")])
+    first = len(reads)
+    assert first >= 1
+    for i in range(2, 5):
+        with session_scope(engine) as s:
+            repo.ingest(s, [_ev(f"k{i}", "contract.breached", clause="x")])
+    with session_scope(engine) as s:
+        repo.ingest(s, [_ev("k5", "invoice.disputed", invoice_id="I1")])
+    assert len(reads) == first  # nothing read again
+    with session_scope(engine) as s:
+        alerts = {a.rule_id: a.hits for a in s.scalars(select(Alert))}
+        assert alerts == {"contract_breach": 4, "dispute_opened": 1}
+        assert s.scalar(select(func.count()).select_from(Case)) == 1
+        row = s.get(CustomerState, "K")
+        assert row is not None
+        row.stamp = 777  # as another process's write leaves it
+    with session_scope(engine) as s:
+        repo.ingest(s, [_ev("k6", "contract.breached", clause="x")])
+    assert len(reads) > first
+    with session_scope(engine) as s:
+        assert s.scalar(select(Alert.hits).where(Alert.rule_id == "contract_breach")) == 5
+
+
+def test_case_actions_and_snoozes_reach_an_intake_that_kept_the_alerts(engine: Engine) -> None:
+    """Resolving, acknowledging and snoozing give the customer's state a new stamp, so an
+    intake process that kept the customer's alerts and case reads them again: after a
+    resolution a new hit opens a new alert and case (not one more hit on the closed one); a
+    snooze is honoured at once; an acknowledged case keeps its SLA when the severity rises."""
+    with session_scope(engine) as s:
+        repo.ingest(s, [_ev("r1", "contract.breached", clause="x")])
+    with session_scope(engine) as s:
+        repo.ingest(s, [_ev("r2", "contract.breached", clause="x")])  # kept from here on
+        (case_id,) = s.scalars(select(Case.id))
+    with session_scope(engine) as s:
+        repo.resolve_case(s, case_id, "confirmed_risk", actor="t")
+    with session_scope(engine) as s:
+        repo.ingest(s, [_ev("r3", "contract.breached", clause="x")])
+    with session_scope(engine) as s:
+        rows = [(a.status, a.hits) for a in s.scalars(select(Alert).order_by(Alert.id))]
+        assert rows == [("closed", 2), ("open", 1)]
+        assert s.scalar(select(func.count()).select_from(Case)) == 2
+    with session_scope(engine) as s:
+        repo.snooze(s, "K", "contract_breach", date(2099, 1, 1), "known issue", actor="t")
+    with session_scope(engine) as s:
+        res = repo.ingest(s, [_ev("r4", "contract.breached", clause="x")])
+        assert (res.alerts_new, res.alerts_updated) == (0, 0)
+
+    # an acknowledged case's SLA stays as it is when a stronger hit raises its severity
+    _publish_order_points(engine)
+    with session_scope(engine) as s:
+        repo.ingest(s, [_order("o1", "10.00", cust="A")])
+    with session_scope(engine) as s:
+        repo.ingest(s, [_order("o2", "20.00", cust="A")])  # kept from here on
+        (case,) = s.scalars(select(Case).where(Case.customer_ref == "A"))
+        sla = case.sla_due_at
+    with session_scope(engine) as s:
+        repo.acknowledge_case(s, case.id, actor="t")
+    with session_scope(engine) as s:
+        repo.ingest(s, [_order("o3", "5000.00", cust="A")])
+    with session_scope(engine) as s:
+        after = s.get(Case, case.id)
+        assert after is not None
+        assert (after.status, after.severity) == ("acknowledged", "high")
+        assert after.sla_due_at == sla  # an open case's would have been brought forward
+
+
+def _generic_plan(conn: Any, sql: str, types: str, args: str) -> str:
+    """The plan PostgreSQL caches for ``sql`` once prepared (its generic plan), as text."""
+    n = iter(range(1, 10))
+    conn.exec_driver_sql(
+        f"PREPARE probe ({types}) AS " + re.sub(r"%s", lambda _: f"${next(n)}", sql)
+    )
+    try:
+        rows = conn.exec_driver_sql(f"EXPLAIN EXECUTE probe ({args})").all()
+        return "\n".join(r[0] for r in rows)
+    finally:
+        conn.exec_driver_sql("DEALLOCATE probe")
+
+
+def test_intake_plans_stay_on_the_indexes_of_a_new_postgres_database(engine: Engine) -> None:
+    """A new database's tables are small, so PostgreSQL's cached (generic) plans for the
+    intake's statements would scan them whole for good: the state UPDATE hash-joined every
+    state row (locking in table order, not key order), the duplicate check read every event.
+    The intake plans its statements on the indexes, and gives the settings back after."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's plan cache")
+    with engine.connect() as c:
+        c.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
+        update = ("timestamptz, text", "now(), '[]'")
+        seen = ("text[]", "'{a,b}'")
+        # what the planner does by itself on the empty tables (the reason for the settings)
+        assert "Seq Scan" in _generic_plan(c, repo._STATE_UPDATE_FROM_JSON, *update)
+        c.exec_driver_sql(repo._PG_INDEX_PLANS)
+        plan = _generic_plan(c, repo._STATE_UPDATE_FROM_JSON, *update)
+        assert "Nested Loop" in plan and "Index Scan using pk_monitor_customer_state" in plan
+        assert "Seq Scan" not in plan and "Hash" not in plan
+        dup = "SELECT event_id FROM monitor_events WHERE event_id = ANY(%s)"
+        assert "Seq Scan" not in _generic_plan(c, dup, *seen)
+        c.rollback()
+    with session_scope(engine) as s:
+
+        def settings() -> list[Any]:
+            return [s.execute(text(f"SHOW {g}")).scalar() for g in repo._PG_PLAN_SETTINGS]
+
+        before = settings()
+        assert before[:3] == ["on", "on", "on"]
+        repo.ingest(s, [_ev("g1", "contract.breached", clause="x")])
+        assert settings() == before  # back to the defaults after the batch

@@ -363,6 +363,17 @@ class _Live:
 # the transaction commits; a failed commit leaves nothing behind (the next batch reloads it).
 # Another process writing the row (another worker, the clock, the batch step) changes the
 # stamp, so the next batch here reloads that book.
+#
+# The same entry keeps what the intake knows of the customer's open alerts, its unresolved
+# case and its snoozes once a batch has read them, so later batches do not read them again
+# (on PostgreSQL the per-batch read of the open alerts grew with the table: 1–6 ms a batch at
+# 1,000–7,000 open alerts). They are valid under the same stamp, because every writer of them
+# writes the state row too: the intake writes the state of every customer it raises an alert
+# for, the clock the states it ages, and the case and snooze actions (acknowledge, assign,
+# resolve, snooze) give the state row a new stamp first (:func:`_touch_states`), in the same
+# transaction. Taking the state row first also puts those actions in the intake's lock order
+# (state row, then alerts and cases). The clock's escalation changes only a case's
+# escalation level and time, which the intake does not use for an existing case.
 
 BOOK_CACHE_MAX = 50_000
 """Books kept per database (least recently written dropped first)."""
@@ -376,6 +387,11 @@ class _Cached:
     prev: dict[str, float] | None
     count: int
     customer_id: int | None = None  # as stored with ``stamp``
+    # open alerts by rule id, the unresolved case and the snoozes as of ``stamp``; ``alerts``
+    # None: not known (read when the customer next raises an alert)
+    alerts: dict[str, _AlertRec] | None = None
+    case: _CaseRec | None = None
+    snoozes: list[tuple[str, date]] | None = None
 
 
 _BOOKS: dict[str, dict[str, _Cached]] = {}
@@ -558,10 +574,13 @@ class _Raw:
         self.insert(table, ("id", *cols), [(i, *r) for i, r in zip(ids, rows, strict=True)])
         return ids
 
-    def select_in(self, sql: str, items: Iterable[Any]) -> Iterator[tuple[Any, ...]]:
+    def select_in(
+        self, sql: str, items: Iterable[Any], *, prepare: bool | None = None
+    ) -> Iterator[tuple[Any, ...]]:
         """Rows of ``sql`` whose ``IN ({marks})`` stands for the placeholders of ``items`` (in
         chunks; on PostgreSQL ``= ANY(array)``). SQLAlchemy renders an expanding IN anew on
-        every call (≈ 0.2 ms for 100 values); this costs a fraction of that."""
+        every call (≈ 0.2 ms for 100 values); this costs a fraction of that. ``prepare``
+        False: on PostgreSQL, never a prepared statement (planned for its array each time)."""
         items = list(items)
         if not items:
             return
@@ -571,7 +590,7 @@ class _Raw:
                 # PostgreSQL: one array parameter, so the statement's text is the same for
                 # every batch (psycopg parses it once and prepares it after a few runs; a
                 # new IN list per batch was parsed anew every time, ≈ 10 µs per event)
-                cur.execute(sql.replace("IN ({marks})", "= ANY(%s)"), (items,))
+                cur.execute(sql.replace("IN ({marks})", "= ANY(%s)"), (items,), prepare=prepare)
                 yield from cur.fetchall()
                 return
             for chunk in _chunks(items):
@@ -735,22 +754,51 @@ def ingest(
             res.rejected.append({"index": first_index + i, "event_id": eid, "reason": str(exc)})
     raw = _Raw(session)
     last: Exception | None = None
-    for attempt in range(INGEST_ATTEMPTS):
-        try:
-            done = _ingest_once(
-                session, raw, parsed, engine, actor, fx, first_index, fresh=attempt > 0
-            )
-        except _Conflict as exc:
-            last = exc
-            continue
-        res.add(done)
-        res.duplicate_ids += done.duplicate_ids
-        res.redone = attempt
-        return res
+    if not raw.sqlite:
+        _sql(raw, _PG_INDEX_PLANS)
+    try:
+        for attempt in range(INGEST_ATTEMPTS):
+            try:
+                done = _ingest_once(
+                    session, raw, parsed, engine, actor, fx, first_index, fresh=attempt > 0
+                )
+            except _Conflict as exc:
+                last = exc
+                continue
+            res.add(done)
+            res.duplicate_ids += done.duplicate_ids
+            res.redone = attempt
+            return res
+    finally:
+        if not raw.sqlite and not _aborted(raw):
+            _sql(raw, _PG_DEFAULT_PLANS)
     raise StaleStateError(
         f"customer states of this batch kept being written by another process; gave up after "
         f"{INGEST_ATTEMPTS} tries ({last}); nothing of the batch was written"
     ) from last
+
+
+# PostgreSQL: the intake's statements touch a batch's keys only, so their plans are kept on
+# the indexes. Prepared statements get a generic plan after a few runs, made with the table
+# sizes of that moment; made on a new database (small tables) those plans scanned the whole
+# table and hash-joined it ever after (until autovacuum analysed it): the batch's state UPDATE
+# read every state row (and locked rows in table order, not key order), the duplicate check
+# every stored event (6 ms a batch at 30,000 events). Set for the intake's statements only
+# (``SET LOCAL``, back to the defaults when the batch is done). JIT goes off with them: a
+# disabled scan only costs more in the planner's eyes, which took the few reads of small
+# tables without a usable index (subscriptions, users) over the JIT threshold, to be compiled
+# on every run.
+_PG_PLAN_SETTINGS = ("enable_seqscan", "enable_hashjoin", "enable_mergejoin", "jit")
+_PG_INDEX_PLANS = "; ".join(f"SET LOCAL {g} = off" for g in _PG_PLAN_SETTINGS)
+_PG_DEFAULT_PLANS = "; ".join(f"SET LOCAL {g} TO DEFAULT" for g in _PG_PLAN_SETTINGS)
+
+
+def _aborted(raw: _Raw) -> bool:
+    """Whether the PostgreSQL transaction is in the failed state (only a rollback helps)."""
+    dbapi: Any = raw.conn.connection.dbapi_connection
+    info = getattr(dbapi, "info", None)
+    status = getattr(info, "transaction_status", None)
+    return getattr(status, "name", "INERROR") == "INERROR"
 
 
 _EVENT_COLS = ("event_id", "customer_ref", "event_type", "event_time", "received_at", "body")
@@ -897,10 +945,13 @@ def _ingest_once(
         pend = (key, {})
         session.info[_PENDING] = pend
     entries: dict[str, _Cached] = pend[1]
-    for lv, stamp in written:
-        entries[lv.ref] = _Cached(stamp, lv.book, lv.prev, lv.count or 0, lv.customer_id)
+    ctx: _AlertContext | None = None
     if pending_hits and engine is not None:
         ctx = _AlertContext(session, engine, now, actor)
+        for lv, _, _ in pending_hits:
+            ent = found.get(lv.ref)
+            if ent is not None:
+                ctx.seed(lv.ref, ent)
         ctx.preload(lv.ref for lv, _, _ in pending_hits)
         for lv, ev, hits in pending_hits:
             ctx.raise_hits(lv.ref, lv.customer, hits, ev.event_id, book_date(lv.book))
@@ -908,6 +959,16 @@ def _ingest_once(
         res.alerts_new += ctx.new
         res.alerts_updated += ctx.updated
         res.notifications += ctx.queued
+    for lv, stamp in written:
+        new = _Cached(stamp, lv.book, lv.prev, lv.count or 0, lv.customer_id)
+        known = ctx.known(lv.ref) if ctx is not None else None
+        if known is not None:
+            new.alerts, new.case, new.snoozes = known
+        else:
+            old = found.get(lv.ref)
+            if old is not None and old.alerts is not None:  # no alert this batch: unchanged
+                new.alerts, new.case, new.snoozes = old.alerts, old.case, old.snoozes
+        entries[lv.ref] = new
     return res
 
 
@@ -1160,7 +1221,7 @@ class _AlertContext:
         self.queued = 0  # deliveries added
         self._subs: list[Subscription] | None = None
         self._loaded: set[str] = set()
-        self._alerts: dict[tuple[str, str], _AlertRec] = {}
+        self._alerts: dict[str, dict[str, _AlertRec]] = {}  # customer → rule id → alert
         self._touched: dict[int, _AlertRec] = {}
         self._cases: dict[str, _CaseRec] = {}
         self._cases_touched: dict[int, _CaseRec] = {}
@@ -1193,6 +1254,29 @@ class _AlertContext:
             is not None
         )
 
+    def seed(self, ref: str, known: _Cached) -> None:
+        """Take what the book cache knows of ``ref``'s open alerts, case and snoozes (valid
+        under the stamp the batch found) instead of reading them."""
+        if known.alerts is None or ref in self._loaded:
+            return
+        self._alerts[ref] = known.alerts
+        if known.case is not None:
+            self._cases[ref] = known.case
+        if known.snoozes:
+            self._snoozes[ref] = known.snoozes
+        self._loaded.add(ref)
+
+    def known(self, ref: str) -> tuple[dict[str, _AlertRec], _CaseRec | None, list[Any]] | None:
+        """``ref``'s open alerts, case and snoozes as this batch leaves them (after
+        :meth:`finish`), or None if the batch never read them."""
+        if ref not in self._loaded:
+            return None
+        alerts = self._alerts.get(ref, {})
+        for a in alerts.values():  # written by finish(); a later batch sets them anew
+            a.details = None
+            a.event_id = None
+        return alerts, self._cases.get(ref), self._snoozes.get(ref, [])
+
     def preload(self, refs: Iterable[str]) -> None:
         todo = sorted(set(refs) - self._loaded)
         if not todo:
@@ -1200,17 +1284,24 @@ class _AlertContext:
         raw = _Raw(self.s)
         # ``status || ''`` keeps the planner on the index led by customer_ref: without
         # statistics SQLite chose the status index, i.e. a scan of every open alert (1 ms per
-        # batch at 6,000 open alerts)
+        # batch at 6,000 open alerts). On PostgreSQL these reads are planned for their array
+        # each time (not prepared): a generic plan made while the tables were small scanned
+        # them whole ever after (6 ms a batch at 7,000 open alerts, until autovacuum analysed
+        # the table)
         for aid, aref, arule, asev, ahits, acase in raw.select_in(
             "SELECT id, customer_ref, rule_id, severity, hits, case_id FROM monitor_alerts "
             "WHERE customer_ref IN ({marks}) AND status || '' = 'open'",
             todo,
+            prepare=False,
         ):
-            self._alerts[(aref, arule)] = _AlertRec(aid, aref, arule, asev, ahits, acase)
+            self._alerts.setdefault(aref, {})[arule] = _AlertRec(
+                aid, aref, arule, asev, ahits, acase
+            )
         for c in raw.select_in(
             f"SELECT {', '.join(_CASE_COLS)} FROM monitor_cases "
             "WHERE status != 'resolved' AND customer_ref IN ({marks}) ORDER BY id",
             todo,
+            prepare=False,
         ):
             cid, cref, ccust, cstatus, csev, cassignee, copened, csla, clevel = c
             if cref not in self._cases:
@@ -1229,6 +1320,7 @@ class _AlertContext:
             "SELECT customer_ref, rule_id, until FROM monitor_snoozes "
             "WHERE customer_ref IN ({marks})",
             todo,
+            prepare=False,
         ):
             until = raw.read_day(suntil)
             if until is not None:
@@ -1248,6 +1340,7 @@ class _AlertContext:
         today = on or self.now.date()
         snoozes = self._snoozes.get(ref)
         snoozed = {r for r, until in snoozes if until >= today} if snoozes else ()
+        alerts = self._alerts.setdefault(ref, {})
         for hit, scope in hits:
             if hit.rule_id in snoozed:
                 continue
@@ -1258,7 +1351,7 @@ class _AlertContext:
             }
             if hit.details.get("rules"):
                 details["rules"] = hit.details["rules"]
-            alert = self._alerts.get((ref, hit.rule_id))
+            alert = alerts.get(hit.rule_id)
             if alert is not None:
                 alert.hits += 1
                 alert.last_seen = self.now
@@ -1290,7 +1383,7 @@ class _AlertContext:
                 event_id=event_id,
                 details=details,
             )
-            self._alerts[(ref, hit.rule_id)] = alert
+            alerts[hit.rule_id] = alert
             self._created.append((alert, customer, case))
             self.new += 1
 
@@ -1648,12 +1741,30 @@ def case_detail(session: Session, case: Case, lang: str = "en") -> dict[str, Any
     return out
 
 
+def _touch_states(session: Session, refs: Iterable[str]) -> None:
+    """Give the state rows of ``refs`` new stamps before their alerts, case or snoozes are
+    changed outside the intake: an intake process then reads those again instead of using
+    what it cached with the old stamp, and a batch that read the old stamp is redone. On
+    PostgreSQL the row stays locked to the end of the transaction, so the change waits for,
+    or is waited on by, an intake batch of the same customer (state row first, then alerts and
+    cases: one lock order). A customer without a state row has nothing cached."""
+    refs = sorted(set(refs))
+    if refs:
+        session.execute(
+            update(CustomerState)
+            .where(CustomerState.customer_ref.in_(refs))
+            .values(stamp=_new_stamp())
+            .execution_options(synchronize_session=False)
+        )
+
+
 def acknowledge_case(session: Session, case_id: int, *, actor: str) -> Case:
     case = get_case(session, case_id)
     try:
         check_transition(case.status, "acknowledged")
     except ValueError as exc:
         raise MonitorError(str(exc)) from None
+    _touch_states(session, [case.customer_ref])
     case.status = "acknowledged"
     case.acknowledged_at = utcnow()
     case.acknowledged_by = actor
@@ -1695,6 +1806,7 @@ def resolve_case(
         check_transition(case.status, "resolved", outcome)
     except ValueError as exc:
         raise MonitorError(str(exc)) from None
+    _touch_states(session, [case.customer_ref])
     before = case.status
     now = utcnow()
     case.status = "resolved"
@@ -1723,6 +1835,7 @@ def assign_case(session: Session, case_id: int, assignee: str, *, actor: str) ->
     case = get_case(session, case_id)
     if session.scalar(select(User).where(User.username == assignee)) is None:
         raise MonitorError(f"no user {assignee!r}")
+    _touch_states(session, [case.customer_ref])
     before = case.assignee
     case.assignee = assignee
     record(
@@ -1744,6 +1857,7 @@ def snooze(
         raise MonitorError("a snooze needs a reason")
     if until < utcnow().date():
         raise MonitorError("a snooze must end today or later")
+    _touch_states(session, [customer_ref])
     row = session.scalar(
         select(Snooze).where(Snooze.customer_ref == customer_ref, Snooze.rule_id == rule_id)
     )
