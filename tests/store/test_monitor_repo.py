@@ -407,6 +407,7 @@ def test_a_points_alert_raised_to_a_higher_severity_keeps_it(engine: Engine) -> 
     _publish_order_points(engine)
     order = _order
     seen = []
+    stamps = []
     for eid, amount in (("p1", "10.00"), ("p2", "5000.00"), ("p3", "20.00")):
         with session_scope(engine) as s:
             repo.ingest(s, [order(eid, amount)])
@@ -414,12 +415,16 @@ def test_a_points_alert_raised_to_a_higher_severity_keeps_it(engine: Engine) -> 
             (a,) = s.scalars(select(Alert))
             case = s.get(Case, a.case_id)
             assert case is not None
-            seen.append((a.rule_id, a.severity, a.hits, a.event_id, case.severity))
+            amount = (a.details or {}).get("event", {}).get("amount")
+            seen.append((a.rule_id, a.severity, a.hits, a.event_id, amount, case.severity))
+            stamps.append((a.first_seen, a.last_seen))
     assert seen == [
-        ("points_total", "medium", 1, "p1", "medium"),
-        ("points_total", "high", 2, "p2", "high"),
-        ("points_total", "high", 3, "p3", "high"),
+        ("points_total", "medium", 1, "p1", 10.0, "medium"),
+        ("points_total", "high", 2, "p2", 5000.0, "high"),
+        ("points_total", "high", 3, "p3", 20.0, "high"),
     ]
+    assert len({f for f, _ in stamps}) == 1  # first seen stays, last seen moves on
+    assert stamps[0][1] < stamps[1][1] < stamps[2][1]
 
 
 def test_the_state_takes_the_customer_id_once_the_customer_exists(engine: Engine) -> None:
@@ -605,3 +610,5 @@ def test_intake_plans_stay_on_the_indexes_of_a_new_postgres_database(engine: Eng
         assert before[:3] == ["on", "on", "on"]
         repo.ingest(s, [_ev("g1", "contract.breached", clause="x")])
         assert settings() == before  # back to the defaults after the batch
+        repo.clock_tick(s, date(2026, 3, 1))  # runs the intake's statements, the same way
+        assert settings() == before

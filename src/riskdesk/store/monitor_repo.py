@@ -14,6 +14,7 @@ import math
 import os
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -754,9 +755,7 @@ def ingest(
             res.rejected.append({"index": first_index + i, "event_id": eid, "reason": str(exc)})
     raw = _Raw(session)
     last: Exception | None = None
-    if not raw.sqlite:
-        _sql(raw, _PG_INDEX_PLANS)
-    try:
+    with _index_plans(raw):
         for attempt in range(INGEST_ATTEMPTS):
             try:
                 done = _ingest_once(
@@ -769,9 +768,6 @@ def ingest(
             res.duplicate_ids += done.duplicate_ids
             res.redone = attempt
             return res
-    finally:
-        if not raw.sqlite and not _aborted(raw):
-            _sql(raw, _PG_DEFAULT_PLANS)
     raise StaleStateError(
         f"customer states of this batch kept being written by another process; gave up after "
         f"{INGEST_ATTEMPTS} tries ({last}); nothing of the batch was written"
@@ -791,6 +787,22 @@ def ingest(
 _PG_PLAN_SETTINGS = ("enable_seqscan", "enable_hashjoin", "enable_mergejoin", "jit")
 _PG_INDEX_PLANS = "; ".join(f"SET LOCAL {g} = off" for g in _PG_PLAN_SETTINGS)
 _PG_DEFAULT_PLANS = "; ".join(f"SET LOCAL {g} TO DEFAULT" for g in _PG_PLAN_SETTINGS)
+
+
+@contextmanager
+def _index_plans(raw: _Raw) -> Iterator[None]:
+    """The intake's plan settings (PostgreSQL) for the statements run inside. The clock runs
+    the intake's statements too and uses them as well: a prepared statement's cached plan is
+    made under the settings of the run that makes it, whichever caller that is."""
+    if raw.sqlite:
+        yield
+        return
+    _sql(raw, _PG_INDEX_PLANS)
+    try:
+        yield
+    finally:
+        if not _aborted(raw):
+            _sql(raw, _PG_DEFAULT_PLANS)
 
 
 def _aborted(raw: _Raw) -> bool:
@@ -1896,7 +1908,11 @@ def clock_tick(
 ) -> dict[str, Any]:
     """Age every customer's state to ``as_of``, raise what time alone causes, escalate cases
     whose acknowledgement SLA has passed."""
-    now = now or utcnow()
+    with _index_plans(_Raw(session)):
+        return _clock_tick(session, as_of, now or utcnow(), actor)
+
+
+def _clock_tick(session: Session, as_of: date, now: datetime, actor: str) -> dict[str, Any]:
     ensure_default_rules(session)
     engine = published_engine(session)
     ctx = _AlertContext(session, engine, now, actor) if engine else None
