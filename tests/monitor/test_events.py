@@ -246,17 +246,20 @@ def _decimal_reading(fn: Any, v: Any) -> tuple[str, str]:
 def test_amounts_read_like_to_decimal(seed: int) -> None:
     """``_amount``'s shortcut for plain strings gives ``to_decimal``'s value (same digits and
     exponent) or its refusal, for odd strings too."""
-    from riskdesk.domain.money import to_decimal
+    from riskdesk.domain.money import MAX_DOCUMENT_AMOUNT, to_decimal
 
     def reference(v: Any) -> Any:
         d = to_decimal(v)
         if d < 0:
             raise ValueError("an amount cannot be negative")
+        if d >= MAX_DOCUMENT_AMOUNT:
+            raise ValueError(ev_mod._TOO_LARGE)
         return d
 
     rng = random.Random(seed)
     parts = ("1", "0", "9", ".", ",", "-", "+", "e", "E", "_", " ", "\t", "\xa0", "٣", "x")
     odd = ["", " ", "NaN", "sNaN", "-inf", "Infinity", "1e999999", "-0", "0e-9", "12\x00"]
+    odd += ["1e400", "1e16", "9999999999999999.99", "10000000000000000", "1E+15"]
     values = odd + ["".join(rng.choices(parts, k=rng.randint(1, 8))) for _ in range(3000)]
     values += [f"{rng.randint(0, 10**9)}.{rng.randint(0, 99):02d}" for _ in range(500)]
     ok = 0
@@ -265,6 +268,32 @@ def test_amounts_read_like_to_decimal(seed: int) -> None:
         assert got == _decimal_reading(reference, v), v
         ok += got[0] == "ok"
     assert 500 < ok < len(values) - 500
+
+
+def test_an_amount_beyond_any_document_is_refused_with_the_reason() -> None:
+    """An amount of 10^16 or more is refused (the database holds documents as NUMERIC(18,
+    2)); far larger ones were taken, became an infinite float and, stored as JSON null in
+    the customer's book, broke every later batch of that customer."""
+
+    def invoice(amount: Any) -> dict[str, Any]:
+        return {
+            "event_id": "e1",
+            "type": "invoice.issued",
+            "event_time": "2026-01-05T10:00:00Z",
+            "customer_id": "K",
+            "payload": {
+                "invoice_id": "I1",
+                "issue_date": "2026-01-05",
+                "due_date": "2026-02-04",
+                "amount": amount,
+                "currency": "EUR",
+            },
+        }
+
+    assert parse_event(invoice("9999999999999999.99")).payload.amount < 10**16
+    for too_big in ("1e400", "10000000000000000", 10**17):
+        with pytest.raises(EventError, match=r"payload.amount: .*must be below .* \(10\^16\)"):
+            parse_event(invoice(too_big))
 
 
 def test_the_canonical_payload_is_the_models_json_dump() -> None:

@@ -30,6 +30,7 @@ from riskdesk.domain.enums import (
     OrderStatus,
     SignalKind,
 )
+from riskdesk.domain.money import MAX_DOCUMENT_AMOUNT
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ _INT = re.compile(r"[+-]?\d+")
 _DATE = re.compile(r"(\d{4})[-/](\d{1,2})[-/](\d{1,2})")
 TRUE = frozenset({"yes", "true", "1", "y", "是", "真"})
 FALSE = frozenset({"no", "false", "0", "n", "否", "假"})
-AMOUNT_LIMIT = Decimal(10) ** 16
+AMOUNT_LIMIT = MAX_DOCUMENT_AMOUNT
 RATE_LIMIT = Decimal(10) ** 12
 
 

@@ -7,6 +7,9 @@ from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 CENT = Decimal("0.01")
+MAX_DOCUMENT_AMOUNT = Decimal(10) ** 16
+"""Amounts of business documents (orders, invoices, payments, credit notes) are below this:
+the database holds them as NUMERIC(18, 2)."""
 
 
 class CurrencyMismatch(ValueError):

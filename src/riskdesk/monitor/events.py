@@ -23,7 +23,7 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
-from riskdesk.domain.money import to_decimal
+from riskdesk.domain.money import MAX_DOCUMENT_AMOUNT, to_decimal
 
 
 class EventError(ValueError):
@@ -43,11 +43,20 @@ def _amount(v: Any) -> Decimal:
             if d.is_finite():
                 if d < 0:
                     raise ValueError("an amount cannot be negative")
+                if d >= MAX_DOCUMENT_AMOUNT:
+                    raise ValueError(_TOO_LARGE)
                 return d
     d = to_decimal(v)
     if d < 0:
         raise ValueError("an amount cannot be negative")
+    if d >= MAX_DOCUMENT_AMOUNT:
+        # beyond any document the database holds; as a float a far larger one is infinite,
+        # which the stored book cannot hold either (JSON has no infinity)
+        raise ValueError(_TOO_LARGE)
     return d
+
+
+_TOO_LARGE = f"an amount must be below {MAX_DOCUMENT_AMOUNT:,.0f} (10^16)"
 
 
 def _currency(v: Any) -> str:
