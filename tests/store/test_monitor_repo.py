@@ -612,3 +612,44 @@ def test_intake_plans_stay_on_the_indexes_of_a_new_postgres_database(engine: Eng
         assert settings() == before  # back to the defaults after the batch
         repo.clock_tick(s, date(2026, 3, 1))  # runs the intake's statements, the same way
         assert settings() == before
+
+
+def test_a_fault_on_one_customers_book_refuses_its_events_and_keeps_the_rest(
+    engine: Engine, monkeypatch: Any
+) -> None:
+    """An unexpected error of the monitor core on one customer's book (a bug, a book it cannot
+    read) refuses that customer's events of the batch, also those it had already applied, and
+    stores nothing of them; the other customers' events are stored. Once the fault is gone the
+    same events are accepted (they were not recorded as processed)."""
+    with session_scope(engine) as s:
+        repo.ingest(s, [_inv("f0", "I0", "5.00", "BAD")])
+    real = repo.step_event
+    calls = {"BAD": 0}
+
+    def faulty(book: Any, ev: Any, *a: Any, **kw: Any) -> Any:
+        if ev.customer_id == "BAD":
+            calls["BAD"] += 1
+            if calls["BAD"] == 2:
+                raise TypeError("unsupported operand type(s) for -: 'NoneType' and 'float'")
+        return real(book, ev, *a, **kw)
+
+    monkeypatch.setattr(repo, "step_event", faulty)
+    batch = [
+        _inv("f1", "I1", "10.00", "BAD"),
+        _inv("g1", "J1", "20.00", "GOOD"),
+        _inv("f2", "I2", "30.00", "BAD"),
+        _inv("f3", "I3", "40.00", "BAD"),
+        _inv("g2", "J2", "1.00", "GOOD"),
+    ]
+    with session_scope(engine) as s:
+        res = repo.ingest(s, batch)
+    assert (res.accepted, res.duplicates) == (2, 0)
+    assert [(r["index"], r["event_id"]) for r in res.rejected] == [(0, "f1"), (2, "f2"), (3, "f3")]
+    assert all("customer 'BAD'" in r["reason"] and "TypeError" in r["reason"] for r in res.rejected)
+    assert _balance(engine, "GOOD") == 21.0
+    assert _balance(engine, "BAD") == 5.0  # as before the batch: f1 was applied, not stored
+    monkeypatch.setattr(repo, "step_event", real)
+    with session_scope(engine) as s:
+        res = repo.ingest(s, batch)
+    assert (res.accepted, res.duplicates, res.rejected) == (3, 2, [])
+    assert _balance(engine, "BAD") == 85.0

@@ -10,6 +10,7 @@ to ``monitor_deliveries`` (an outbox) in the same transaction and sent after the
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import secrets
@@ -50,6 +51,8 @@ from riskdesk.store.models import (
     User,
 )
 from riskdesk.store.types import utcnow
+
+_log = logging.getLogger(__name__)
 
 CHUNK = 900
 POINTS_TITLE = {"en": "Several warning signs add up", "zh": "多个预警信号叠加"}
@@ -874,7 +877,18 @@ def _ingest_once(
     now_db = raw.ts(now)
     records: list[tuple[Any, ...]] = []
     pending_hits: list[tuple[_Live, Event, list[tuple[Hit, dict[str, Any]]]]] = []
+    positions: list[int] = []  # per record: the event's index in the batch
+    failed: dict[str, str] = {}  # customers whose book the monitor core failed on: why
     for i, ev in fresh_evs:
+        if ev.customer_id in failed:
+            res.rejected.append(
+                {
+                    "index": first_index + i,
+                    "event_id": ev.event_id,
+                    "reason": failed[ev.customer_id],
+                }
+            )
+            continue
         lv = live.get(ev.customer_id)
         if lv is None:
             ent = found.get(ev.customer_id)
@@ -910,10 +924,30 @@ def _ingest_once(
                 {"index": first_index + i, "event_id": ev.event_id, "reason": str(exc)}
             )
             continue
+        except Exception as exc:
+            # a fault of the monitor core on this customer's book (a bug, or a book it cannot
+            # read): the customer's events of this batch are refused and nothing of them is
+            # stored (its book may be half changed), so they can be sent again once the fault
+            # is mended; the other customers' events go on
+            _log.exception("event %s of customer %s failed", ev.event_id, ev.customer_id)
+            failed[ev.customer_id] = (
+                f"could not be applied to the state of customer {ev.customer_id!r} "
+                f"({type(exc).__name__}: {exc}); none of this customer's events in the batch "
+                "was stored: send them again once the fault is mended"
+            )
+            res.rejected.append(
+                {
+                    "index": first_index + i,
+                    "event_id": ev.event_id,
+                    "reason": failed[ev.customer_id],
+                }
+            )
+            continue
         lv.prev = st.features
         lv.n += 1
         lv.dirty = True
         res.accepted += 1
+        positions.append(i)
         records.append(
             (
                 ev.event_id,
@@ -926,6 +960,9 @@ def _ingest_once(
         )
         if st.hits:
             pending_hits.append((lv, ev, st.hits))
+    if failed:
+        _drop_failed(res, failed, live, records, positions, first_index)
+        pending_hits = [h for h in pending_hits if h[0].ref not in failed]
     _begin_write(session, raw)
     # the events and the states they changed are written together or not at all. Locks are
     # taken in one order by every writer — state rows (by key: a redo's read locks them
@@ -982,6 +1019,32 @@ def _ingest_once(
                 new.alerts, new.case, new.snoozes = old.alerts, old.case, old.snoozes
         entries[lv.ref] = new
     return res
+
+
+def _drop_failed(
+    res: IngestResult,
+    failed: dict[str, str],
+    live: dict[str, _Live],
+    records: list[tuple[Any, ...]],
+    positions: list[int],
+    first_index: int,
+) -> None:
+    """Take the events of the customers in ``failed`` out of the batch (in place): their
+    records are not stored, their states not written, and those counted as accepted are
+    refused with the customer's reason instead."""
+    kept: list[tuple[Any, ...]] = []
+    for i, rec in zip(positions, records, strict=True):
+        if rec[1] in failed:
+            res.accepted -= 1
+            res.rejected.append(
+                {"index": first_index + i, "event_id": rec[0], "reason": failed[rec[1]]}
+            )
+        else:
+            kept.append(rec)
+    records[:] = kept
+    for ref in failed:
+        live.pop(ref, None)
+    res.rejected.sort(key=lambda r: r["index"])
 
 
 def _same_or_lookup(session: Session) -> FxFn:
