@@ -653,3 +653,28 @@ def test_a_fault_on_one_customers_book_refuses_its_events_and_keeps_the_rest(
         res = repo.ingest(s, batch)
     assert (res.accepted, res.duplicates, res.rejected) == (3, 2, [])
     assert _balance(engine, "BAD") == 85.0
+
+
+def test_the_clock_ages_the_other_customers_when_one_book_fails(
+    engine: Engine, monkeypatch: Any
+) -> None:
+    """A fault of the monitor core on one customer's book leaves that customer as it was and
+    lists it; the clock ages the others (a worker's clock does not fail on it every tick)."""
+    from riskdesk.store.models import CustomerState
+
+    with session_scope(engine) as s:
+        repo.ingest(s, [_inv("a1", "I1", "5.00", "A"), _inv("b1", "J1", "7.00", "B")])
+    real = repo.step_clock
+
+    def faulty(book: Any, *a: Any, **kw: Any) -> Any:
+        if "I1" in book["inv"]:
+            raise TypeError("a book it cannot read")
+        return real(book, *a, **kw)
+
+    monkeypatch.setattr(repo, "step_clock", faulty)
+    with session_scope(engine) as s:
+        out = repo.clock_tick(s, date(2026, 3, 20))
+    assert out["customers_failed"] == ["A"] and out["customers_aged"] == 1
+    with session_scope(engine) as s:
+        days = {r.customer_ref: r.as_of for r in s.scalars(select(CustomerState))}
+    assert days == {"A": date(2026, 1, 5), "B": date(2026, 3, 20)}

@@ -1997,16 +1997,26 @@ def _clock_tick(session: Session, as_of: date, now: datetime, actor: str) -> dic
     if ctx is not None:
         ctx.preload(r.customer_ref for r in rows)
     lives: list[_Live] = []
+    failed: list[str] = []
     for row in rows:
         cust = customers.get(row.customer_ref)
-        st = step_clock(
-            row.book,
-            as_of,
-            _features_from_json(row.features),
-            engine,
-            customer=_customer_info(cust),
-            rating=_rating_of(ratings, cust),
-        )
+        book = row.book
+        try:
+            st = step_clock(
+                book,
+                as_of,
+                _features_from_json(row.features),
+                engine,
+                customer=_customer_info(cust),
+                rating=_rating_of(ratings, cust),
+            )
+        except Exception:
+            # a fault of the monitor core on this book: the customer is left as it was (the
+            # ORM row is not written: its book is put back unchanged), the others are aged
+            _log.exception("clock: customer %s could not be aged", row.customer_ref)
+            failed.append(row.customer_ref)
+            session.expire(row)
+            continue
         if st is None:
             continue
         aged += 1
@@ -2076,6 +2086,7 @@ def _clock_tick(session: Session, as_of: date, now: datetime, actor: str) -> dic
         "alerts_new": ctx.new if ctx else 0,
         "alerts_updated": ctx.updated if ctx else 0,
         "cases_escalated": escalated,
+        "customers_failed": failed,
     }
 
 

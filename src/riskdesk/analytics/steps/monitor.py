@@ -35,4 +35,5 @@ def run(engine: Engine, as_of: date, progress: Any = None) -> dict[str, Any]:
         "rejected": len(total.rejected),
         "alerts_new": total.alerts_new + tick["alerts_new"],
         "cases_escalated": tick["cases_escalated"],
+        "customers_not_aged": len(tick["customers_failed"]),
     }
