@@ -2000,10 +2000,9 @@ def _clock_tick(session: Session, as_of: date, now: datetime, actor: str) -> dic
     failed: list[str] = []
     for row in rows:
         cust = customers.get(row.customer_ref)
-        book = row.book
         try:
             st = step_clock(
-                book,
+                row.book,
                 as_of,
                 _features_from_json(row.features),
                 engine,
@@ -2012,7 +2011,7 @@ def _clock_tick(session: Session, as_of: date, now: datetime, actor: str) -> dic
             )
         except Exception:
             # a fault of the monitor core on this book: the customer is left as it was (the
-            # ORM row is not written: its book is put back unchanged), the others are aged
+            # row's in-memory copy, perhaps half changed, is discarded), the others are aged
             _log.exception("clock: customer %s could not be aged", row.customer_ref)
             failed.append(row.customer_ref)
             session.expire(row)
