@@ -30,6 +30,7 @@ from riskdesk.connectors.events import (
     partition_of,
     publish,
     read_jsonl,
+    run_worker,
     split_partitions,
 )
 from riskdesk.store import monitor_repo
@@ -65,6 +66,21 @@ def _new_stream() -> tuple[str, str, str]:
     """A unique tag and the JetStream stream name and subject prefix of a test of its own."""
     tag = uuid.uuid4().hex[:10]
     return tag, f"RDTEST_{tag}", f"rdtest.{tag}"
+
+
+def _worker(engine: Engine, stream: str, prefix: str, durable: str, **kw: Any) -> Any:
+    """``run_worker`` on the test's own stream, without the clock, notifications or log."""
+    return run_worker(
+        engine,
+        NATS,
+        stream=stream,
+        prefix=prefix,
+        durable=durable,
+        tick_seconds=0,
+        notify=False,
+        log=lambda _m: None,
+        **kw,
+    )
 
 
 def _nats_up() -> bool:
@@ -262,7 +278,6 @@ def test_a_batch_refused_as_stale_is_handed_back_and_applied_once_on_redelivery(
     the worker naks the messages instead of dying, JetStream redelivers them, and every event
     is applied exactly once."""
     _need_nats()
-    from riskdesk.connectors.events import run_worker
 
     hist = _history_module()
     h = hist.make_history(seed=31, n_customers=5)
@@ -281,20 +296,7 @@ def test_a_batch_refused_as_stale_is_handed_back_and_applied_once_on_redelivery(
     tag, stream, prefix = _new_stream()
     asyncio.run(publish(NATS, h.events, stream=stream, prefix=prefix))
     try:
-        stats = asyncio.run(
-            run_worker(
-                engine,
-                NATS,
-                stream=stream,
-                prefix=prefix,
-                durable=f"w{tag}",
-                batch=50,
-                tick_seconds=0,
-                stop_when_idle=3,
-                notify=False,
-                log=lambda _m: None,
-            )
-        )
+        stats = asyncio.run(_worker(engine, stream, prefix, f"w{tag}", batch=50, stop_when_idle=3))
     finally:
         asyncio.run(delete_stream(NATS, stream))
     assert refused["n"] > 0 and stats.redelivered == refused["n"]
@@ -344,7 +346,6 @@ def test_events_published_several_per_message_are_applied_once(engine: Engine) -
     """A producer's batch (a JSON array of one partition's events per message) is applied like
     the same events one per message; replaying the stream finds them all duplicates."""
     _need_nats()
-    from riskdesk.connectors.events import run_worker
 
     hist = _history_module()
     h = hist.make_history(seed=41, n_customers=12)
@@ -357,18 +358,8 @@ def test_events_published_several_per_message_are_applied_once(engine: Engine) -
 
     def consume(durable: str) -> tuple[int, int, int]:
         stats = asyncio.run(
-            run_worker(
-                engine,
-                NATS,
-                stream=stream,
-                prefix=prefix,
-                durable=durable,
-                batch=20,  # fewer than a fetch's events: several transactions per fetch
-                tick_seconds=0,
-                stop_when_idle=2,
-                notify=False,
-                log=lambda _m: None,
-            )
+            # batch: fewer than a fetch's events, so several transactions per fetch
+            _worker(engine, stream, prefix, durable, batch=20, stop_when_idle=2)
         )
         return stats.accepted, stats.duplicates, stats.rejected
 
@@ -560,18 +551,14 @@ def test_a_running_worker_takes_events_as_they_come_and_renews_its_pull_requests
 
     async def both() -> ev.WorkerStats:
         worker = asyncio.ensure_future(
-            ev.run_worker(
+            _worker(
                 engine,
-                NATS,
-                stream=stream,
-                prefix=prefix,
-                durable=f"w{tag}",
+                stream,
+                prefix,
+                f"w{tag}",
                 batch=50,
-                tick_seconds=0,
                 max_events=len(events),
-                notify=False,
                 on_batch=on_batch,
-                log=lambda _m: None,
             )
         )
         await producer()
