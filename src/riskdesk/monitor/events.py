@@ -30,7 +30,11 @@ class EventError(ValueError):
     """An event that cannot be accepted; the message says why."""
 
 
+_TOO_LARGE = f"an amount must be below {MAX_DOCUMENT_AMOUNT:,.0f} (10^16)"
+
+
 def _amount(v: Any) -> Decimal:
+    d: Decimal | None = None
     if type(v) is str:
         # the common case, a plain decimal string: ``Decimal`` reads it as ``to_decimal``
         # does (which strips it and drops thousands separators first); anything it refuses
@@ -39,14 +43,10 @@ def _amount(v: Any) -> Decimal:
             d = Decimal(v)
         except InvalidOperation:
             pass
-        else:
-            if d.is_finite():
-                if d < 0:
-                    raise ValueError("an amount cannot be negative")
-                if d >= MAX_DOCUMENT_AMOUNT:
-                    raise ValueError(_TOO_LARGE)
-                return d
-    d = to_decimal(v)
+        if d is not None and not d.is_finite():
+            d = None
+    if d is None:
+        d = to_decimal(v)
     if d < 0:
         raise ValueError("an amount cannot be negative")
     if d >= MAX_DOCUMENT_AMOUNT:
@@ -54,9 +54,6 @@ def _amount(v: Any) -> Decimal:
         # which the stored book cannot hold either (JSON has no infinity)
         raise ValueError(_TOO_LARGE)
     return d
-
-
-_TOO_LARGE = f"an amount must be below {MAX_DOCUMENT_AMOUNT:,.0f} (10^16)"
 
 
 def _currency(v: Any) -> str:
