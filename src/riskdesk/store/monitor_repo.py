@@ -331,6 +331,9 @@ class IngestResult:
             "rule_set_version": self.rule_set_version,
         }
 
+    def reject(self, index: int, event_id: Any, reason: str) -> None:
+        self.rejected.append({"index": index, "event_id": event_id, "reason": reason})
+
     def add(self, other: IngestResult) -> None:
         self.accepted += other.accepted
         self.duplicates += other.duplicates
@@ -578,13 +581,10 @@ class _Raw:
         self.insert(table, ("id", *cols), [(i, *r) for i, r in zip(ids, rows, strict=True)])
         return ids
 
-    def select_in(
-        self, sql: str, items: Iterable[Any], *, prepare: bool | None = None
-    ) -> Iterator[tuple[Any, ...]]:
+    def select_in(self, sql: str, items: Iterable[Any]) -> Iterator[tuple[Any, ...]]:
         """Rows of ``sql`` whose ``IN ({marks})`` stands for the placeholders of ``items`` (in
         chunks; on PostgreSQL ``= ANY(array)``). SQLAlchemy renders an expanding IN anew on
-        every call (≈ 0.2 ms for 100 values); this costs a fraction of that. ``prepare``
-        False: on PostgreSQL, never a prepared statement (planned for its array each time)."""
+        every call (≈ 0.2 ms for 100 values); this costs a fraction of that."""
         items = list(items)
         if not items:
             return
@@ -594,7 +594,7 @@ class _Raw:
                 # PostgreSQL: one array parameter, so the statement's text is the same for
                 # every batch (psycopg parses it once and prepares it after a few runs; a
                 # new IN list per batch was parsed anew every time, ≈ 10 µs per event)
-                cur.execute(sql.replace("IN ({marks})", "= ANY(%s)"), (items,), prepare=prepare)
+                cur.execute(sql.replace("IN ({marks})", "= ANY(%s)"), (items,))
                 yield from cur.fetchall()
                 return
             for chunk in _chunks(items):
@@ -755,7 +755,7 @@ def ingest(
             parsed.append((i, parse_event(raw)))
         except EventError as exc:
             eid = raw.get("event_id") if isinstance(raw, dict) else None
-            res.rejected.append({"index": first_index + i, "event_id": eid, "reason": str(exc)})
+            res.reject(first_index + i, eid, str(exc))
     raw = _Raw(session)
     last: Exception | None = None
     with _index_plans(raw):
@@ -881,13 +881,7 @@ def _ingest_once(
     failed: dict[str, str] = {}  # customers whose book the monitor core failed on: why
     for i, ev in fresh_evs:
         if ev.customer_id in failed:
-            res.rejected.append(
-                {
-                    "index": first_index + i,
-                    "event_id": ev.event_id,
-                    "reason": failed[ev.customer_id],
-                }
-            )
+            res.reject(first_index + i, ev.event_id, failed[ev.customer_id])
             continue
         lv = live.get(ev.customer_id)
         if lv is None:
@@ -920,9 +914,7 @@ def _ingest_once(
                 rating=lv.rating,
             )
         except StateError as exc:
-            res.rejected.append(
-                {"index": first_index + i, "event_id": ev.event_id, "reason": str(exc)}
-            )
+            res.reject(first_index + i, ev.event_id, str(exc))
             continue
         except Exception as exc:
             # a fault of the monitor core on this customer's book (a bug, or a book it cannot
@@ -935,13 +927,7 @@ def _ingest_once(
                 f"({type(exc).__name__}: {exc}); none of this customer's events in the batch "
                 "was stored: send them again once the fault is mended"
             )
-            res.rejected.append(
-                {
-                    "index": first_index + i,
-                    "event_id": ev.event_id,
-                    "reason": failed[ev.customer_id],
-                }
-            )
+            res.reject(first_index + i, ev.event_id, failed[ev.customer_id])
             continue
         lv.prev = st.features
         lv.n += 1
@@ -1036,9 +1022,7 @@ def _drop_failed(
     for i, rec in zip(positions, records, strict=True):
         if rec[1] in failed:
             res.accepted -= 1
-            res.rejected.append(
-                {"index": first_index + i, "event_id": rec[0], "reason": failed[rec[1]]}
-            )
+            res.reject(first_index + i, rec[0], failed[rec[1]])
         else:
             kept.append(rec)
     records[:] = kept
@@ -1346,11 +1330,7 @@ class _AlertContext:
         :meth:`finish`), or None if the batch never read them."""
         if ref not in self._loaded:
             return None
-        alerts = self._alerts.get(ref, {})
-        for a in alerts.values():  # written by finish(); a later batch sets them anew
-            a.details = None
-            a.event_id = None
-        return alerts, self._cases.get(ref), self._snoozes.get(ref, [])
+        return self._alerts.get(ref, {}), self._cases.get(ref), self._snoozes.get(ref, [])
 
     def preload(self, refs: Iterable[str]) -> None:
         todo = sorted(set(refs) - self._loaded)
@@ -1359,15 +1339,12 @@ class _AlertContext:
         raw = _Raw(self.s)
         # ``status || ''`` keeps the planner on the index led by customer_ref: without
         # statistics SQLite chose the status index, i.e. a scan of every open alert (1 ms per
-        # batch at 6,000 open alerts). On PostgreSQL these reads are planned for their array
-        # each time (not prepared): a generic plan made while the tables were small scanned
-        # them whole ever after (6 ms a batch at 7,000 open alerts, until autovacuum analysed
-        # the table)
+        # batch at 6,000 open alerts). On PostgreSQL they run under the intake's plan settings
+        # (``_PG_PLAN_SETTINGS``), like its other statements
         for aid, aref, arule, asev, ahits, acase in raw.select_in(
             "SELECT id, customer_ref, rule_id, severity, hits, case_id FROM monitor_alerts "
             "WHERE customer_ref IN ({marks}) AND status || '' = 'open'",
             todo,
-            prepare=False,
         ):
             self._alerts.setdefault(aref, {})[arule] = _AlertRec(
                 aid, aref, arule, asev, ahits, acase
@@ -1376,7 +1353,6 @@ class _AlertContext:
             f"SELECT {', '.join(_CASE_COLS)} FROM monitor_cases "
             "WHERE status != 'resolved' AND customer_ref IN ({marks}) ORDER BY id",
             todo,
-            prepare=False,
         ):
             cid, cref, ccust, cstatus, csev, cassignee, copened, csla, clevel = c
             if cref not in self._cases:
@@ -1395,7 +1371,6 @@ class _AlertContext:
             "SELECT customer_ref, rule_id, until FROM monitor_snoozes "
             "WHERE customer_ref IN ({marks})",
             todo,
-            prepare=False,
         ):
             until = raw.read_day(suntil)
             if until is not None:
@@ -1486,6 +1461,7 @@ class _AlertContext:
                 else:
                     same.append((*row, aid))
                 a.severity_changed = False
+                a.details = None  # written; the alert may stay cached (see _Cached)
             raw.many(
                 "UPDATE monitor_alerts SET hits = ?, last_seen = ?, event_id = ?, details = ? "
                 "WHERE id = ?",
@@ -1633,6 +1609,8 @@ class _AlertContext:
             for a, cust, _ in self._created:
                 self._notify(a, cust)
             self.s.flush()
+        for a, _, _ in self._created:
+            a.details = None  # written; the alert may stay cached (see _Cached)
         self._created = []
 
     def _case_for(self, ref: str, customer: Any, severity: str) -> _CaseRec:
