@@ -1,5 +1,5 @@
-"""One step of the real-time monitor, on plain data: age the book, apply the event, recompute
-the features, evaluate the rules. The store calls this per event; dry runs call it over the
+"""One step of the real-time monitor, on plain data: apply the event to the book, bring its
+running totals (the features) to the event's day, evaluate the rules. The store calls this per event; dry runs call it over the
 stored history without touching any table."""
 
 from __future__ import annotations
@@ -10,17 +10,19 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from riskdesk.monitor.events import Event
-from riskdesk.monitor.rules import Engine, Hit
-from riskdesk.monitor.state import (
-    FxFn,
-    apply_event,
-    book_date,
-    features,
-    same_currency_only,
-    settle,
-    settle_features,
+from riskdesk.monitor.events import (
+    CreditNoteIssued,
+    Event,
+    InvoiceDisputed,
+    InvoiceIssued,
+    OrderCancelled,
+    OrderChanged,
+    OrderPlaced,
+    PaymentReceived,
 )
+from riskdesk.monitor.rules import Engine, Hit
+from riskdesk.monitor.state import FxFn, apply_event, book_date, same_currency_only
+from riskdesk.monitor.tally import Tally
 
 _AMOUNT_DATE = {
     "order.placed": "order_date",
@@ -75,6 +77,8 @@ class Step:
     features: dict[str, float]
     hits: list[tuple[Hit, dict[str, Any]]] = field(default_factory=list)
     """Each rule hit with the event scope it fired on (for the alert's evidence)."""
+    tally: Tally | None = None
+    """The book's running totals after the step (pass them to the next step)."""
 
 
 def event_scope(ev: Event, book: dict[str, Any], fx: FxFn) -> dict[str, Any]:
@@ -107,7 +111,6 @@ def event_scope(ev: Event, book: dict[str, Any], fx: FxFn) -> dict[str, Any]:
 
 
 def _tick_hits(
-    book: dict[str, Any],
     engine: Engine | None,
     prev: dict[str, float],
     crossings: list[dict[str, Any]],
@@ -125,11 +128,29 @@ def _tick_hits(
     return out
 
 
-def _settled_features(book: dict[str, Any], as_of: date) -> dict[str, float]:
-    """Settle ``book`` at ``as_of`` and return its features, in one pass."""
-    state = settle_features(book, as_of)[1]
-    assert state is not None  # (None only when crossings were asked for)
-    return state
+def _touched(ev: Event) -> tuple[list[str] | None, list[str] | None]:
+    """The invoices and orders an event changes in a book."""
+    p = ev.payload
+    kind = type(p)
+    if kind is PaymentReceived:
+        return [a.invoice_id for a in p.allocations], None  # type: ignore[attr-defined]
+    if kind in _INVOICE_EVENTS:
+        return [p.invoice_id], None  # type: ignore[attr-defined]
+    if kind in _ORDER_EVENTS:
+        return None, [p.order_id]  # type: ignore[attr-defined]
+    return None, None
+
+
+_INVOICE_EVENTS = (InvoiceIssued, CreditNoteIssued, InvoiceDisputed)
+_ORDER_EVENTS = (OrderPlaced, OrderChanged, OrderCancelled)
+
+
+def _tally_of(book: dict[str, Any], tally: Tally | None) -> Tally:
+    if tally is None:
+        return Tally(book)
+    if tally.book is not book:
+        raise ValueError("the tally is of another book")
+    return tally
 
 
 def step_event(
@@ -141,54 +162,43 @@ def step_event(
     fx: FxFn = same_currency_only,
     customer: dict[str, Any] | None = None,
     rating: dict[str, Any] | None = None,
+    tally: Tally | None = None,
 ) -> Step:
-    """Apply ``ev`` to ``book`` (in place) and evaluate the rules.
+    """Apply ``ev`` to ``book`` (in place), bring its running totals to the event's day (or
+    keep the book's date for a late event) and evaluate the rules.
 
     ``prev`` is the feature dict stored after the previous step (None for a new customer).
-    Raises :class:`riskdesk.monitor.state.StateError` before changing anything when the event
-    cannot be applied.
+    ``tally`` holds the book's running totals (kept current in place; pass the
+    :attr:`Step.tally` of the previous step, or None to build it from the book — that walks
+    the book once). Raises :class:`riskdesk.monitor.state.StateError` before changing
+    anything when the event cannot be applied.
     """
     customer = customer or {}
     rating = rating or {}
     day = ev.event_time.date()
-    current = book_date(book)
+    tl = _tally_of(book, tally)
     escope = event_scope(ev, book, fx)
     apply_event(book, ev, fx)  # raises before mutating
     hits: list[tuple[Hit, dict[str, Any]]] = []
-    state: dict[str, float] | None = None
-    before: dict[str, float] | None = None  # the features at as_of before settling, if known
-    if current is None:
+    if tl.t is None:  # the book's first date
         book["asof"] = day.isoformat()
-        if not prev:
-            prev = before = features(book, day)
-        as_of = day
-    elif day > current:
-        # the overdue crossings, settling and the features in one pass; crossings are a tick:
-        # the rules see the aged book before settling too
-        crossings, state = settle_features(book, day, current)
-        book["asof"] = day.isoformat()
-        if crossings:
-            if state is None:  # settling moves an invoice: the features before it, then after
-                aged = before = features(book, day)
-            else:  # settling moved none: the same features before and after
-                aged, state = state, dict(state)
-            hits += _tick_hits(book, engine, prev or aged, crossings, aged, customer, rating)
-            prev = aged
-        as_of = day
+        tl.start(day)
+        state = tl.features()
+        prev = prev or state
     else:
-        as_of = current
-    if state is None:
-        if before is None:
-            state = _settled_features(book, as_of)
-        elif settle(book, as_of):
-            state = features(book, as_of)
-        else:  # settling moved no invoice: the features did not change
-            state = dict(before)
+        current = book_date(book)
+        crossings = tl.advance(day, *_touched(ev))
+        if current is None or day > current:
+            book["asof"] = day.isoformat()
+        state = tl.features()
+        if crossings:  # time passed invoices over an overdue mark: a tick first
+            hits += _tick_hits(engine, prev or state, crossings, state, customer, rating)
+            prev = state
     if engine is not None:
         found = engine.evaluate_parts((state, prev or state, escope, customer, rating))
         if found:
             hits += [(h, escope) for h in found]
-    return Step(state, hits)
+    return Step(state, hits, tl)
 
 
 def step_clock(
@@ -199,16 +209,23 @@ def step_clock(
     *,
     customer: dict[str, Any] | None = None,
     rating: dict[str, Any] | None = None,
+    tally: Tally | None = None,
 ) -> Step | None:
     """Age ``book`` to ``as_of``; None when its clock is already there."""
     current = book_date(book)
     if current is not None and as_of <= current:
         return None
-    if prev is None and current is not None:
-        prev = features(book, current)
-    crossings, state = settle_features(book, as_of, current)  # age, settle, features
-    book["asof"] = as_of.isoformat()
-    if state is None:
-        state = _settled_features(book, as_of)
-    hits = _tick_hits(book, engine, prev or state, crossings, state, customer or {}, rating or {})
-    return Step(state, hits)
+    tl = _tally_of(book, tally)
+    if tl.t is None:
+        book["asof"] = as_of.isoformat()
+        tl.start(as_of)
+        state = tl.features()
+        crossings: list[dict[str, Any]] = []
+    else:
+        if prev is None:
+            prev = tl.features()
+        crossings = tl.advance(as_of)
+        book["asof"] = as_of.isoformat()
+        state = tl.features()
+    hits = _tick_hits(engine, prev or state, crossings, state, customer or {}, rating or {})
+    return Step(state, hits, tl)

@@ -10,10 +10,12 @@ currency, dates as ordinals so the book is plain JSON):
 * ``ord``: orders of the last 90 days ``{id: [date, amount, cancelled]}`` and ``last_order``;
 * a few signals (bureau score, disputes, contract breaches, market indices).
 
-Applying an event touches one customer's book; :func:`features` recomputes the aggregates
-from the open items, so the work is O(open invoices of that customer), never O(history), and
-the result does not depend on the order events arrive in. The definitions are exactly those of
-:func:`riskdesk.assess.features.core_state_features` (the shared feature contract).
+Applying an event touches one customer's book. :func:`features` recomputes the aggregates
+from the open items; it is the definition, exactly that of
+:func:`riskdesk.assess.features.core_state_features` (the shared feature contract), and the
+result does not depend on the order events arrive in. The intake does not recompute: it keeps
+the same aggregates as running totals next to the book (:mod:`riskdesk.monitor.tally`), so an
+event costs the same whatever the size of the book.
 """
 
 from __future__ import annotations
@@ -264,79 +266,24 @@ def _paid_date(amount: float, allocs: list[list[Any]], cns: list[list[Any]], t: 
 
 
 def features(book: dict[str, Any], as_of: date) -> dict[str, float]:
-    """The state features at ``as_of`` (same definitions as the batch features)."""
-    out = _scan(book, as_of.toordinal(), None, False)[1]
-    assert out is not None
-    return out
-
-
-def settle_features(
-    book: dict[str, Any], as_of: date, since: date | None = None
-) -> tuple[list[dict[str, Any]], dict[str, float] | None]:
-    """:func:`settle` and then :func:`features` at ``as_of``, in one pass over the book, with
-    the same results (the features of the settled book, bit for bit).
-
-    With ``since`` (the book's previous date, before ``as_of``), the overdue crossings
-    between the two dates are looked for too (:func:`overdue_crossings`) and returned first.
-    When there are crossings and settling would move an invoice, the book is left as it was
-    and ``(crossings, None)`` is returned: the caller needs the features before settling as
-    well. (When settling moves no invoice, the features before and after are the same.)"""
+    """The state features at ``as_of`` recomputed from the book's items (same definitions as
+    the batch features). This is the definition; the intake keeps the same numbers as running
+    totals (:class:`riskdesk.monitor.tally.Tally`) and the tests hold the two together."""
     t = as_of.toordinal()
-    return _scan(book, t, since.toordinal() if since is not None else None, True)
-
-
-def _scan(
-    book: dict[str, Any], t: int, t0: int | None, settle_now: bool
-) -> tuple[list[dict[str, Any]], dict[str, float] | None]:
-    """One pass over the book at day ``t`` (an ordinal): the overdue crossings since ``t0``
-    (when given) and the features; with ``settle_now`` the book is settled on the way (as
-    :func:`settle` does) and the features are those of the settled book — unless there are
-    crossings and settling moves an invoice: then nothing is changed and the features are
-    None. Every sum runs over the same items in the same order as in the separate steps."""
     open_bal = overdue = b1 = b2 = b3 = b4 = disputed_bal = 0.0
     max_dpd = 0
     n_open = 0
     al, cn = book["al"], book["cn"]
-    inv = book["inv"]
-    crossings: list[dict[str, Any]] = []
-    moved: list[tuple[str, int]] = []
-    # a mark can lie between the dates only when t − due ≥ the first mark and t0 − due < the
-    # last one: due dates outside (lo, hi] are skipped at once (lo = hi: never)
-    if t0 is not None and t > t0:
-        lo, hi = t0 - OVERDUE_MARKS[-1], t - OVERDUE_MARKS[0]
-    else:
-        lo = hi = 0
-    for inv_id, row in inv.items():
-        issue, due, amount, disp = row
+    for inv_id, (issue, due, amount, disp) in book["inv"].items():
         if issue > t:
             continue
-        # amount − allocations − credit notes up to t (the sums skipped when there are none;
-        # the same float operations in the same order as ``amount - paid - credited``)
         bal = amount
-        alst = al.get(inv_id) if al else None
+        alst = al.get(inv_id)
         if alst:
             bal = bal - sum(a[1] for a in alst if a[0] <= t)
-        if cn:
-            lst = cn.get(inv_id)
-            if lst:
-                bal = bal - sum(c[1] for c in lst if c[0] <= t)
-        if lo < due <= hi and bal > EPS:
-            assert t0 is not None
-            marks = [m for m in OVERDUE_MARKS if t0 - due < m <= t - due]
-            if marks:
-                crossings.append(
-                    {
-                        "invoice_id": inv_id,
-                        "days_overdue": float(max(marks)),
-                        "balance": round(bal, 2),
-                        "due_date": date.fromordinal(due).isoformat(),
-                    }
-                )
-        if settle_now and alst:
-            pd_ = _paid_date(amount, alst, cn.get(inv_id, []), t)
-            if pd_ is not None:  # paid by t: settling moves it out of the open items
-                moved.append((inv_id, pd_))
-                continue
+        clst = cn.get(inv_id)
+        if clst:
+            bal = bal - sum(c[1] for c in clst if c[0] <= t)
         if bal <= 0.0:
             continue
         open_bal += bal
@@ -357,59 +304,28 @@ def _scan(
                 b3 += bal
             else:
                 b4 += bal
-    if crossings and moved:
-        return crossings, None
-    paid = book["paid"]
-    for inv_id, pd_ in moved:
-        issue, due, amount, disputed = inv.pop(inv_id)
-        allocs = al.pop(inv_id)
-        paid[inv_id] = [pd_, due, amount, issue, disputed, allocs, cn.pop(inv_id, [])]
     lo90 = t - 90
     n90 = 0
     amt90 = 0.0
     last = book["last_order"]
-    orders = book["ord"]
-    if orders:
-        gone: list[str] | None = None
-        for oid, (d, amt, cancelled) in orders.items():
-            if settle_now and d <= lo90:  # dropped by settling (it still sets last_order)
-                if gone is None:
-                    gone = [oid]
-                else:
-                    gone.append(oid)
-                if not cancelled and (book["last_order"] is None or d > book["last_order"]):
-                    book["last_order"] = d
-            if cancelled or d > t:
-                continue
-            if d > lo90:
-                n90 += 1
-                amt90 += amt
-            if last is None or d > last:
-                last = d
-        if gone is not None:
-            for oid in gone:
-                del orders[oid]
+    for d, amt, cancelled in book["ord"].values():
+        if cancelled or d > t:
+            continue
+        if d > lo90:
+            n90 += 1
+            amt90 += amt
+        if last is None or d > last:
+            last = d
     num = den = 0.0
-    if paid:
-        lo180 = t - 180
-        old: list[str] | None = None
-        for inv_id, rec in paid.items():
-            paid_d = rec[0]
-            if paid_d <= lo180:
-                if settle_now:  # dropped by settling
-                    if old is None:
-                        old = [inv_id]
-                    else:
-                        old.append(inv_id)
-            elif paid_d <= t:
-                w = max(rec[2], 0.0)
-                num += max(0, paid_d - rec[1]) * w
-                den += w
-        if old is not None:
-            for inv_id in old:
-                del paid[inv_id]
+    lo180 = t - 180
+    for rec in book["paid"].values():
+        paid_d = rec[0]
+        if lo180 < paid_d <= t:
+            w = max(rec[2], 0.0)
+            num += max(0, paid_d - rec[1]) * w
+            den += w
     bureau = book["bureau"]
-    return crossings, {
+    return {
         "open_invoice_balance": open_bal,
         "overdue_balance": overdue,
         "overdue_1_30": b1,

@@ -33,6 +33,7 @@ from riskdesk.monitor.events import Event, EventError, parse_event
 from riskdesk.monitor.processor import Step, step_clock, step_event
 from riskdesk.monitor.rules import POINTS_RULE, Engine, Hit, RuleError, default_rule_set
 from riskdesk.monitor.state import FxFn, StateError, book_date, features, new_book
+from riskdesk.monitor.tally import Tally
 from riskdesk.store.audit import AuditItem, append_many, record
 from riskdesk.store.db import INTAKE_LOCK_SUFFIX, sqlite_file, take_file_lock
 from riskdesk.store.models import (
@@ -358,6 +359,7 @@ class _Live:
     rating: dict[str, Any] = field(default_factory=dict)
     stamp: int | None = None  # the stored stamp ``book`` was read with (compare-and-swap)
     customer_id: Any = False  # the stored customer_id (False: unknown, always written)
+    tally: Tally | None = None  # the book's running totals (None: built at the first step)
 
 
 # --------------------------------------------------------------------------- book cache
@@ -399,6 +401,7 @@ class _Cached:
     alerts: dict[str, _AlertRec] | None = None
     case: _CaseRec | None = None
     snoozes: list[tuple[str, date]] | None = None
+    tally: Tally | None = None  # the book's running totals (None: not built yet)
 
 
 _BOOKS: dict[str, dict[str, _Cached]] = {}
@@ -896,6 +899,7 @@ def _ingest_once(
                     ent.count,
                     stamp=ent.stamp,
                     customer_id=ent.customer_id,
+                    tally=ent.tally,
                 )
             else:
                 cur = cust.currency if cust is not None else (_first_currency(ev) or "EUR")
@@ -912,6 +916,7 @@ def _ingest_once(
                 fx=fx_fn,
                 customer=lv.info,
                 rating=lv.rating,
+                tally=lv.tally,
             )
         except StateError as exc:
             res.reject(first_index + i, ev.event_id, str(exc))
@@ -929,7 +934,7 @@ def _ingest_once(
             )
             res.reject(first_index + i, ev.event_id, failed[ev.customer_id])
             continue
-        lv.prev = st.features
+        lv.prev, lv.tally = st.features, st.tally
         lv.n += 1
         lv.dirty = True
         res.accepted += 1
@@ -995,7 +1000,7 @@ def _ingest_once(
         res.alerts_updated += ctx.updated
         res.notifications += ctx.queued
     for lv, stamp in written:
-        new = _Cached(stamp, lv.book, lv.prev, lv.count or 0, lv.customer_id)
+        new = _Cached(stamp, lv.book, lv.prev, lv.count or 0, lv.customer_id, tally=lv.tally)
         known = ctx.known(lv.ref) if ctx is not None else None
         if known is not None:
             new.alerts, new.case, new.snoozes = known
@@ -2075,7 +2080,7 @@ def dry_run(session: Session, body: Any, *, limit_customers: int = 50) -> dict[s
     alerts it would raise (de-duplicated by customer and rule), by rule, for which customers."""
     engine = Engine.from_json(body)
     fx = _same_or_lookup(session)
-    books: dict[str, tuple[dict[str, Any], dict[str, float] | None]] = {}
+    books: dict[str, tuple[dict[str, Any], dict[str, float] | None, Tally | None]] = {}
     refs = list(session.scalars(select(CustomerState.customer_ref)))
     customers = _customers(session, refs)
     fired: set[tuple[str, str]] = set()
@@ -2084,15 +2089,17 @@ def dry_run(session: Session, body: Any, *, limit_customers: int = 50) -> dict[s
     for body_ in session.scalars(q).yield_per(2000):
         ev = parse_event(body_)
         events += 1
-        book, prev = books.get(ev.customer_id, (None, None))
+        book, prev, tally = books.get(ev.customer_id, (None, None, None))
         cust = customers.get(ev.customer_id)
         if book is None:
             book = new_book(cust.currency if cust else (_first_currency(ev) or "EUR"))
         try:
-            st = step_event(book, ev, prev, engine, fx=fx, customer=_customer_info(cust))
+            st = step_event(
+                book, ev, prev, engine, fx=fx, customer=_customer_info(cust), tally=tally
+            )
         except StateError:
             continue
-        books[ev.customer_id] = (book, st.features)
+        books[ev.customer_id] = (book, st.features, st.tally)
         for hit, _ in st.hits:
             fired.add((ev.customer_id, hit.rule_id))
     by_rule: dict[str, int] = {}
