@@ -31,7 +31,11 @@ CPU-second; ``nats`` runs also give the CPU microseconds per event of the worker
 nats-server (from /proc: everything the server did meanwhile, other clients included) and of
 the publisher (``--rate`` only), so the intake's cost shows apart from the load generator's.
 Loopback only; the databases are fresh (SQLite temp file; PostgreSQL database
-``riskdesk_bench_monitor``).
+``riskdesk_bench_monitor``). The timed events are 30 per customer over 300 days, so the
+customers' books stay small (a few open invoices and orders); ``--history H`` first ingests H
+events per customer over the 180 days before them (untimed), so every customer starts with
+the book of an active one (orders of the last 90 days, invoices paid in the last 180, some
+left open), read from the database when the timed run first meets it.
 """
 
 from __future__ import annotations
@@ -62,18 +66,28 @@ PG_ADMIN = "postgresql+psycopg://root@127.0.0.1:5432/postgres"
 NATS = "nats://127.0.0.1:4222"
 
 
-def make_events(n_events: int, n_customers: int, seed: int = 1) -> list[dict[str, Any]]:
+def make_events(
+    n_events: int,
+    n_customers: int,
+    seed: int = 1,
+    *,
+    start: date = date(2026, 1, 1),
+    days: int = 300,
+    tag: str = "",
+) -> list[dict[str, Any]]:
+    """``n_events`` events of ``n_customers`` customers spread over ``days`` days from
+    ``start`` (ids ``b<tag><n>``, documents ``O<tag><n>`` …)."""
     rng = random.Random(seed)
-    start = date(2026, 1, 1)
     out: list[dict[str, Any]] = []
     open_inv: dict[int, list[tuple[str, str]]] = {}
-    i = 0
+    n = 0
     while len(out) < n_events:
         c = rng.randrange(n_customers)
         cust = f"B{c:06d}"
-        day = start + timedelta(days=len(out) * 300 // n_events)
+        day = start + timedelta(days=len(out) * days // n_events)
         ts = f"{day.isoformat()}T{rng.randrange(24):02d}:00:00Z"
-        i += 1
+        n += 1
+        i = f"{tag}{n}"
         r = rng.random()
         if r < 0.35:
             amt = f"{rng.randint(100, 50000)}.00"
@@ -138,6 +152,39 @@ def make_events(n_events: int, n_customers: int, seed: int = 1) -> list[dict[str
                 }
             )
     return out
+
+
+HISTORY_DAYS = 180
+
+
+def history_events(per_customer: int, n_customers: int) -> list[dict[str, Any]]:
+    """``per_customer`` events per customer over the 180 days before the timed events (the
+    same mix): orders of the last 90 days, invoices paid in the last 180 and a few left open,
+    as an active customer's book holds them."""
+    start = date(2026, 1, 1) - timedelta(days=HISTORY_DAYS)
+    return make_events(
+        per_customer * n_customers, n_customers, seed=2, start=start, days=HISTORY_DAYS, tag="h"
+    )
+
+
+def load_history(url: str, events: list[dict[str, Any]]) -> None:
+    """Ingest the history before the clock starts (one process, batches of 500)."""
+    if not events:
+        return
+    from riskdesk.store import monitor_repo
+
+    eng = make_engine(url)
+    t0 = time.perf_counter()
+    for i in range(0, len(events), 500):
+        with session_scope(eng) as s:
+            res = monitor_repo.ingest(s, events[i : i + 500])
+            assert not res.rejected, res.rejected[:3]
+    if eng.dialect.name == "postgresql":  # statistics, as autovacuum would gather them
+        with eng.connect() as c:
+            c.execute(text("ANALYZE"))
+            c.commit()
+    eng.dispose()
+    print(f"history: {len(events)} events loaded in {time.perf_counter() - t0:.1f} s")
 
 
 def fresh_db(kind: str, n_customers: int) -> str:
@@ -823,12 +870,21 @@ def main() -> None:
         help="NATS: the workers skip the intake (each event counted as accepted, nothing "
         "stored), to measure the NATS path alone (worker, server, publisher)",
     )
+    ap.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="events per customer ingested before the timed run, over the 180 days before "
+        "it (customers with a book: orders, paid and open invoices); 0: none",
+    )
     a = ap.parse_args()
     events = make_events(a.events, a.customers)
+    history = history_events(a.history, a.customers) if a.history else []
     kinds = ["sqlite", "postgresql"] if a.db == "both" else [a.db]
     for kind in kinds:
         for via in a.via.split(","):
             url = fresh_db(kind, a.customers)
+            load_history(url, history)
             if via == "direct":
                 run_direct(url, events, a.batch, a.procs)
             elif via == "http":
