@@ -5,7 +5,8 @@ orders (ten a day, see ``_stream``) is stepped through the intake's running tota
 ``Tally``), and the same stream through the definition (apply the event, settle the book,
 recompute every feature from the open items): CPU µs per event for each, no rules, no
 database. The running totals should cost the same at every size; the recomputation grows
-with the book.
+with the book. Then the size of the book at the end (its JSON, the book decoded from it, and
+a tally built on it, measured with tracemalloc).
 
     .venv/bin/python bench/bench_state.py
 """
@@ -14,12 +15,16 @@ from __future__ import annotations
 
 import gc
 import time
+import tracemalloc
 from datetime import date, timedelta
 from typing import Any
+
+import orjson
 
 from riskdesk.monitor.events import Event, parse_event
 from riskdesk.monitor.processor import step_event
 from riskdesk.monitor.state import apply_event, features, new_book, settle
+from riskdesk.monitor.tally import Tally
 
 START = date(2026, 1, 1)
 EVENTS = 3_000
@@ -104,7 +109,7 @@ def _stream(n_open: int) -> list[Event]:
     return out
 
 
-def _running_totals(n_open: int, events: list[Event]) -> float:
+def _running_totals(n_open: int, events: list[Event]) -> tuple[float, dict[str, Any]]:
     book = _book(n_open)
     tally = None
     prev = None
@@ -112,7 +117,22 @@ def _running_totals(n_open: int, events: list[Event]) -> float:
     for ev in events:
         st = step_event(book, ev, prev, None, tally=tally)
         prev, tally = st.features, st.tally
-    return (time.process_time() - t0) / len(events) * 1e6
+    return (time.process_time() - t0) / len(events) * 1e6, book
+
+
+def _memory(book: dict[str, Any]) -> tuple[int, int, int]:
+    """Bytes of the book's JSON, of the book decoded from it, and of a tally built on it."""
+    raw = orjson.dumps(book)
+    tracemalloc.start()
+    decoded = orjson.loads(raw)
+    book_bytes = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    tracemalloc.start()
+    tally = Tally(decoded)
+    tally_bytes = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    del tally
+    return len(raw), book_bytes, tally_bytes
 
 
 def _recompute(n_open: int, events: list[Event]) -> float:
@@ -129,12 +149,20 @@ def _recompute(n_open: int, events: list[Event]) -> float:
 
 def main() -> None:
     gc.collect()
-    print(f"{'open invoices':>14} {'running totals µs/event':>24} {'recompute µs/event':>20}")
+    print(
+        f"{'open invoices':>14} {'running totals µs/event':>24} {'recompute µs/event':>20}"
+        f" {'book JSON kB':>13} {'book in memory MB':>18} {'tally MB':>9}"
+    )
     for n_open in (4, 20, 100, 500, 2000):
         events = _stream(n_open)
-        tot = min(_running_totals(n_open, events) for _ in range(3))
+        runs = [_running_totals(n_open, events) for _ in range(3)]
+        tot = min(r[0] for r in runs)
         rec = min(_recompute(n_open, events) for _ in range(3))
-        print(f"{n_open:>14} {tot:>24.1f} {rec:>20.1f}")
+        js, mem_book, mem_tally = _memory(runs[0][1])
+        print(
+            f"{n_open:>14} {tot:>24.1f} {rec:>20.1f} {js / 1e3:>13.1f} {mem_book / 1e6:>18.2f}"
+            f" {mem_tally / 1e6:>9.2f}"
+        )
 
 
 if __name__ == "__main__":
