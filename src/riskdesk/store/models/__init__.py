@@ -38,6 +38,7 @@ from riskdesk.store.models.identify import (
 )
 from riskdesk.store.models.monitor import (
     Alert,
+    BookItem,
     Case,
     CaseComment,
     CustomerState,
@@ -58,6 +59,7 @@ __all__ = [
     "AvoidanceRuleRow",
     "Base",
     "BlocklistEntry",
+    "BookItem",
     "Case",
     "CaseComment",
     "Collateral",
