@@ -1,9 +1,7 @@
-import json
-
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, inspect
 
 from riskdesk.store.db import alembic_config, is_current
 from riskdesk.store.models import Base
@@ -109,50 +107,3 @@ def test_state_json_migration_is_reversible(engine: Engine) -> None:
     monitor_repo.clear_book_cache()
     with session_scope(engine) as s:
         assert monitor_repo.customer_state(s, "J") == before
-
-
-def test_book_items_migration_puts_books_back_together_and_whole_books_are_read(
-    engine: Engine,
-) -> None:
-    """Downgrading past ``0006`` writes each book whole into its state row (as earlier
-    versions keep it); such a whole book is read by the current intake, which writes it back
-    in parts at its next change."""
-    from sqlalchemy import func, select
-
-    from riskdesk.store import monitor_repo as repo
-    from riskdesk.store.db import session_scope
-    from riskdesk.store.models import BookItem, CustomerState
-
-    def inv(n: int, amount: str, day: str) -> dict[str, object]:
-        return {
-            "event_id": f"e{n}",
-            "type": "invoice.issued",
-            "event_time": f"{day}T10:00:00Z",
-            "customer_id": "K",
-            "payload": {
-                "invoice_id": f"I{n}",
-                "issue_date": day,
-                "due_date": "2026-03-01",
-                "amount": amount,
-                "currency": "EUR",
-            },
-        }
-
-    with session_scope(engine) as s:
-        repo.ingest(s, [inv(1, "10.00", "2026-01-05"), inv(2, "5.00", "2026-01-05")])
-    try:
-        _migrate(engine, "0005_monitor_state_json")
-        with engine.connect() as conn:
-            book = conn.execute(text("SELECT book FROM monitor_customer_state")).scalar_one()
-        book = json.loads(book) if isinstance(book, str) else book
-        assert set(book["inv"]) == {"I1", "I2"}  # whole again
-    finally:
-        _migrate(engine, "heads")
-    repo.clear_book_cache()
-    with session_scope(engine) as s:
-        repo.ingest(s, [inv(3, "1.00", "2026-01-06")])
-    with session_scope(engine) as s:
-        row = s.get(CustomerState, "K")
-        assert row is not None and "inv" not in row.book  # written back in parts
-        assert row.features["open_invoice_balance"] == 16.0
-        assert s.scalar(select(func.count()).select_from(BookItem)) == 3

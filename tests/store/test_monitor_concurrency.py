@@ -121,11 +121,7 @@ def _states(url: str) -> dict[str, tuple[int, dict[str, Any], dict[str, Any]]]:
     try:
         with session_scope(engine) as s:
             return {
-                r.customer_ref: (
-                    r.events_count,
-                    repo.stored_book(s, r.customer_ref),
-                    r.features,
-                )
+                r.customer_ref: (r.events_count, r.book, r.features)
                 for r in s.scalars(select(CustomerState))
             }
     finally:

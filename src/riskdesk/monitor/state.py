@@ -21,7 +21,7 @@ event costs the same whatever the size of the book.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -417,69 +417,6 @@ def overdue_crossings(
                 }
             )
     return out
-
-
-# --------------------------------------------------------------------------- book storage
-#
-# A book is stored in parts: its head (currency, date, signals: everything but the item
-# sections) and one item per invoice id (its open row, allocations, credit notes and paid
-# record: ``[inv, al, cn, paid]``, absent parts None) and per order. An intake batch then
-# writes the head and only the items its events changed.
-
-ITEM_SECTIONS = ("inv", "al", "cn", "paid", "ord")
-INVOICE, ORDER = "i", "o"
-"""The two kinds of stored item (keyed by invoice id and by order id)."""
-
-
-def book_head(book: dict[str, Any]) -> dict[str, Any]:
-    """The book without its items."""
-    return {k: v for k, v in book.items() if k not in ITEM_SECTIONS}
-
-
-def book_item(book: dict[str, Any], kind: str, key: str) -> Any:
-    """The stored form of one item (None: the book no longer has it)."""
-    if kind == ORDER:
-        return book["ord"].get(key)
-    parts = [book["inv"].get(key), book["al"].get(key), book["cn"].get(key), book["paid"].get(key)]
-    return None if parts == [None, None, None, None] else parts
-
-
-def book_items(book: dict[str, Any]) -> list[tuple[str, str, Any]]:
-    """Every item of the book: ``(kind, key, stored form)``."""
-    keys = dict.fromkeys(book["inv"])
-    for sec in ("al", "cn", "paid"):
-        keys.update(dict.fromkeys(book[sec]))
-    out = [(INVOICE, k, book_item(book, INVOICE, k)) for k in keys]
-    out += [(ORDER, k, v) for k, v in book["ord"].items()]
-    return out
-
-
-def book_from_parts(head: dict[str, Any], items: Iterable[tuple[str, str, Any]]) -> dict[str, Any]:
-    """A book from its head and its stored items (a head that still holds its items, as a
-    whole book did before books were stored in parts, is returned as it is)."""
-    if "inv" in head:
-        return head
-    book = dict(head)
-    inv: dict[str, Any] = {}
-    al: dict[str, Any] = {}
-    cn: dict[str, Any] = {}
-    paid: dict[str, Any] = {}
-    orders: dict[str, Any] = {}
-    for kind, key, body in items:
-        if kind == ORDER:
-            orders[key] = body
-            continue
-        i, a, c, p = body
-        if i is not None:
-            inv[key] = i
-        if a is not None:
-            al[key] = a
-        if c is not None:
-            cn[key] = c
-        if p is not None:
-            paid[key] = p
-    book.update(inv=inv, al=al, cn=cn, paid=paid, ord=orders)
-    return book
 
 
 def book_date(book: dict[str, Any]) -> date | None:

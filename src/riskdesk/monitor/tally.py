@@ -29,7 +29,7 @@ import math
 from datetime import date
 from typing import Any
 
-from riskdesk.monitor.state import EPS, INVOICE, ORDER, OVERDUE_MARKS, _paid_date
+from riskdesk.monitor.state import EPS, OVERDUE_MARKS, _paid_date
 
 _U = 1_000_000
 """Money is counted in millionths of the book's currency."""
@@ -63,7 +63,6 @@ class Tally:
         "dbt_num",
         "dbt_den",
         "derived",
-        "changed",
     )
 
     def __init__(self, book: dict[str, Any]) -> None:
@@ -84,10 +83,6 @@ class Tally:
         self.dbt_num = self.dbt_den = 0
         self.derived = 0
         """Items derived so far (what a step cost; the tests read it)."""
-        self.changed: set[tuple[str, str]] = set()
-        """The items (``(kind, key)``, see :func:`riskdesk.monitor.state.book_item`) the book
-        may have changed in since :meth:`take_changes`: those the events named, and those
-        settled or dropped on the way."""
         if self.t is not None:
             self._derive_all()
 
@@ -97,9 +92,6 @@ class Tally:
         """Give a book that had no date its first one (its items are derived at it)."""
         assert self.t is None
         self.t = day.toordinal()
-        book = self.book
-        self.changed.update((INVOICE, k) for sec in ("inv", "al", "cn", "paid") for k in book[sec])
-        self.changed.update((ORDER, k) for k in book["ord"])
         self._derive_all()
 
     def advance(
@@ -115,11 +107,6 @@ class Tally:
         if t1 < t0:
             t1 = t0
         self.t = t1
-        changed = self.changed
-        if invoices:
-            changed.update((INVOICE, k) for k in invoices)
-        if orders:
-            changed.update((ORDER, k) for k in orders)
         wake = self.wake
         if wake and wake[0][0] <= t1:  # items whose day came (an item named twice: once)
             inv = dict.fromkeys(invoices or ())
@@ -144,11 +131,6 @@ class Tally:
         if len(crossings) > 1:
             crossings.sort(key=lambda c: (c["due_date"], c["invoice_id"]))
         return crossings
-
-    def take_changes(self) -> set[tuple[str, str]]:
-        """The items changed since the last call (then forgotten)."""
-        out, self.changed = self.changed, set()
-        return out
 
     def _derive_all(self) -> None:
         book = self.book
@@ -300,7 +282,6 @@ class Tally:
         if alst and bal <= EPS + 1e-6:  # (an invoice well above EPS is not paid by now)
             pd_ = _paid_date(amount, alst, clst or [], t)
             if pd_ is not None:  # paid by the tally's date: settle it
-                self.changed.add((INVOICE, key))
                 del book["inv"][key]
                 book["paid"][key] = [
                     pd_,
@@ -362,7 +343,6 @@ class Tally:
         paid_d, due, amount = rec[0], rec[1], rec[2]
         if paid_d <= t - 180:
             del book["paid"][key]
-            self.changed.add((INVOICE, key))
             return
         if paid_d <= t:
             w = round(max(amount, 0.0) * _U)
@@ -397,7 +377,6 @@ class Tally:
         d, amt, cancelled = row
         if d <= t - 90:
             del book["ord"][key]
-            self.changed.add((ORDER, key))
             if not cancelled and (book["last_order"] is None or d > book["last_order"]):
                 book["last_order"] = d
             return

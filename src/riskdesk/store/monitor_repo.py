@@ -32,17 +32,7 @@ from riskdesk.monitor.cases import check_transition, needs_escalation, severity_
 from riskdesk.monitor.events import Event, EventError, parse_event
 from riskdesk.monitor.processor import Step, step_clock, step_event
 from riskdesk.monitor.rules import POINTS_RULE, Engine, Hit, RuleError, default_rule_set
-from riskdesk.monitor.state import (
-    FxFn,
-    StateError,
-    book_date,
-    book_from_parts,
-    book_head,
-    book_item,
-    book_items,
-    features,
-    new_book,
-)
+from riskdesk.monitor.state import FxFn, StateError, book_date, features, new_book
 from riskdesk.monitor.tally import Tally
 from riskdesk.store.audit import AuditItem, append_many, record
 from riskdesk.store.db import INTAKE_LOCK_SUFFIX, sqlite_file, take_file_lock
@@ -370,9 +360,6 @@ class _Live:
     stamp: int | None = None  # the stored stamp ``book`` was read with (compare-and-swap)
     customer_id: Any = False  # the stored customer_id (False: unknown, always written)
     tally: Tally | None = None  # the book's running totals (None: built at the first step)
-    # whether the stored book is in parts (head + items): only then can a write send just the
-    # changed items; otherwise (a new row, a whole book from before) it writes them all
-    in_parts: bool = False
 
 
 # --------------------------------------------------------------------------- book cache
@@ -415,7 +402,6 @@ class _Cached:
     case: _CaseRec | None = None
     snoozes: list[tuple[str, date]] | None = None
     tally: Tally | None = None  # the book's running totals (None: not built yet)
-    in_parts: bool = False  # the stored book is in parts (see _Live)
 
 
 _BOOKS: dict[str, dict[str, _Cached]] = {}
@@ -687,32 +673,15 @@ def _load_lives(
                 need.append(ref)
     lock = " ORDER BY customer_ref FOR UPDATE" if fresh and not raw.sqlite else ""
     # the stamp is read with the book: the compare-and-swap of the write checks this one
-    heads: dict[str, Any] = {}
     for r in raw.select_in(
         "SELECT customer_ref, book, features, events_count, stamp, customer_id "
         "FROM monitor_customer_state WHERE customer_ref IN ({marks})" + lock,
         need,
     ):
-        heads[r[0]] = head = raw.read_json(r[1])
-        found[r[0]] = _Cached(r[4], head, _features_from_json(raw.read_json(r[2])), r[3] or 0, r[5])
-    for ref, book in _books_from_heads(raw, heads).items():
-        ent = found[ref]
-        ent.book, ent.in_parts = book, book is not heads[ref]
+        found[r[0]] = _Cached(
+            r[4], raw.read_json(r[1]), _features_from_json(raw.read_json(r[2])), r[3] or 0, r[5]
+        )
     return found
-
-
-def _books_from_heads(raw: _Raw, heads: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The whole books of state rows from their stored heads (one read of the items of those
-    in parts; a whole book from before is its own head)."""
-    split = [ref for ref, head in heads.items() if "inv" not in head]
-    items: dict[str, list[tuple[str, str, Any]]] = {ref: [] for ref in split}
-    for ref, kind, key, body in raw.select_in(
-        "SELECT customer_ref, kind, item_id, body FROM monitor_book_items "
-        "WHERE customer_ref IN ({marks})",
-        split,
-    ):
-        items[ref].append((kind, key, raw.read_json(body)))
-    return {ref: book_from_parts(head, items.get(ref, ())) for ref, head in heads.items()}
 
 
 INGEST_ATTEMPTS = 5
@@ -931,7 +900,6 @@ def _ingest_once(
                     stamp=ent.stamp,
                     customer_id=ent.customer_id,
                     tally=ent.tally,
-                    in_parts=ent.in_parts,
                 )
             else:
                 cur = cust.currency if cust is not None else (_first_currency(ev) or "EUR")
@@ -1032,9 +1000,7 @@ def _ingest_once(
         res.alerts_updated += ctx.updated
         res.notifications += ctx.queued
     for lv, stamp in written:
-        new = _Cached(
-            stamp, lv.book, lv.prev, lv.count or 0, lv.customer_id, tally=lv.tally, in_parts=True
-        )
+        new = _Cached(stamp, lv.book, lv.prev, lv.count or 0, lv.customer_id, tally=lv.tally)
         known = ctx.known(lv.ref) if ctx is not None else None
         if known is not None:
             new.alerts, new.case, new.snoozes = known
@@ -1144,9 +1110,6 @@ def _save_states(
     unstamped: list[tuple[Any, ...]] = []
     pg_rows: list[dict[str, Any]] = []  # PostgreSQL: one UPDATE over a JSON array of rows
     written: list[tuple[_Live, int]] = []
-    puts: list[tuple[str, str, str, str]] = []  # items written: (ref, kind, key, JSON)
-    drops: list[tuple[str, str, str]] = []  # items gone from their book
-    whole: list[str] = []  # customers whose items are all written (their old ones dropped)
     for lv in sorted(lives, key=lambda x: x.ref):
         if not lv.dirty:
             continue
@@ -1165,7 +1128,7 @@ def _save_states(
                     "old": lv.stamp,
                     "cid": cid,
                     "as_of": as_of,
-                    "book": book_head(lv.book),
+                    "book": lv.book,
                     "features": feats,  # orjson writes NaN (and ±inf) as null
                     "oib": oib,
                     "ob": ob,
@@ -1178,7 +1141,7 @@ def _save_states(
             vals = (
                 cid,
                 as_of,
-                _dumps(book_head(lv.book)),
+                _dumps(lv.book),
                 _dumps(feats),  # orjson writes NaN (and ±inf) as null
                 oib,
                 ob,
@@ -1196,13 +1159,11 @@ def _save_states(
                 upd_same.append((*vals[1:], lv.ref, lv.stamp))
             else:
                 upd_rows.append((*vals, lv.ref, lv.stamp))
-        _item_writes(lv, puts, drops, whole)
         lv.customer_id = cid
         lv.count = count
         lv.n = 0
         lv.dirty = False
         lv.stamp = stamp
-        lv.in_parts = True
         written.append((lv, stamp))
     raw.many(_STATE_INSERT, new_rows)
     hit = (
@@ -1223,73 +1184,7 @@ def _save_states(
             f"{expected - hit} customer state(s) were written by another process since they "
             "were read"
         )
-    _write_items(raw, puts, drops, whole)
     return written
-
-
-def _item_writes(
-    lv: _Live,
-    puts: list[tuple[str, str, str, str]],
-    drops: list[tuple[str, str, str]],
-    whole: list[str],
-) -> None:
-    """The item rows writing ``lv``'s book takes: the items its steps changed when the stored
-    book is in parts and the tally knows them, else every item (after dropping any stored)."""
-    book = lv.book
-    changes = lv.tally.take_changes() if lv.tally is not None else None
-    if changes is None or not lv.in_parts or lv.count is None:
-        whole.append(lv.ref)
-        puts.extend((lv.ref, kind, key, _dumps(body)) for kind, key, body in book_items(book))
-        return
-    for kind, key in sorted(changes):
-        body = book_item(book, kind, key)
-        if body is None:
-            drops.append((lv.ref, kind, key))
-        else:
-            puts.append((lv.ref, kind, key, _dumps(body)))
-
-
-_ITEMS_DROP_ALL = "DELETE FROM monitor_book_items WHERE customer_ref = ?"
-_ITEMS_DROP = "DELETE FROM monitor_book_items WHERE customer_ref = ? AND kind = ? AND item_id = ?"
-_ITEMS_PUT_SQLITE = (
-    "INSERT OR REPLACE INTO monitor_book_items (customer_ref, kind, item_id, body) "
-    "VALUES (?, ?, ?, ?)"
-)
-# PostgreSQL: every item of the batch in one statement over a JSON array (as the states)
-_ITEMS_PUT_PG = (
-    "INSERT INTO monitor_book_items (customer_ref, kind, item_id, body) "
-    "SELECT v.r, v.k, v.i, v.b FROM json_to_recordset(%s::json) AS v(r text, k text, i text, "
-    "b json) ON CONFLICT (customer_ref, kind, item_id) DO UPDATE SET body = EXCLUDED.body"
-)
-_ITEMS_DROP_PG = (
-    "DELETE FROM monitor_book_items AS t USING json_to_recordset(%s::json) AS v(r text, "
-    "k text, i text) WHERE t.customer_ref = v.r AND t.kind = v.k AND t.item_id = v.i"
-)
-
-
-def _write_items(
-    raw: _Raw,
-    puts: list[tuple[str, str, str, str]],
-    drops: list[tuple[str, str, str]],
-    whole: list[str],
-) -> None:
-    """Write the batch's item rows (after its state rows, in the same transaction: the
-    state rows' compare-and-swap guards them too)."""
-    raw.many(_ITEMS_DROP_ALL, [(ref,) for ref in whole])
-    if raw.sqlite:
-        raw.many(_ITEMS_DROP, drops)
-        raw.many(_ITEMS_PUT_SQLITE, puts)
-        return
-    cur = raw.cursor()
-    try:
-        if drops:
-            cur.execute(_ITEMS_DROP_PG, (_dumps([{"r": r, "k": k, "i": i} for r, k, i in drops]),))
-        if puts:
-            # the bodies go as JSON text inside the array (json_to_recordset reads them back)
-            rows = [{"r": r, "k": k, "i": i, "b": orjson.Fragment(b)} for r, k, i, b in puts]
-            cur.execute(_ITEMS_PUT_PG, (_dumps(rows),))
-    finally:
-        cur.close()
 
 
 # --------------------------------------------------------------------------- alerts and cases
@@ -2082,9 +1977,6 @@ def _clock_tick(session: Session, as_of: date, now: datetime, actor: str) -> dic
     )
     customers = _customers(session, [r.customer_ref for r in rows])
     ratings = _ratings(session, customers.values())
-    # the whole books: each row's head with its items (a whole book from before is the row's)
-    heads = {r.customer_ref: r.book for r in rows}
-    books = _books_from_heads(raw, heads)
     if ctx is not None:
         ctx.preload(r.customer_ref for r in rows)
     lives: list[_Live] = []
@@ -2093,7 +1985,7 @@ def _clock_tick(session: Session, as_of: date, now: datetime, actor: str) -> dic
         cust = customers.get(row.customer_ref)
         try:
             st = step_clock(
-                books[row.customer_ref],
+                row.book,
                 as_of,
                 _features_from_json(row.features),
                 engine,
@@ -2113,14 +2005,12 @@ def _clock_tick(session: Session, as_of: date, now: datetime, actor: str) -> dic
         lv = _Live(
             row.customer_ref,
             cust,
-            books[row.customer_ref],
+            row.book,
             st.features,
             row.events_count or 0,
             0,
             True,
             stamp=row.stamp,
-            tally=st.tally,
-            in_parts=books[row.customer_ref] is not heads[row.customer_ref],
         )
         lives.append(lv)
         if st.hits and ctx is not None:
@@ -2229,16 +2119,6 @@ def dry_run(session: Session, body: Any, *, limit_customers: int = 50) -> dict[s
 # --------------------------------------------------------------------------- state read
 
 
-def stored_book(session: Session, ref: str) -> dict[str, Any] | None:
-    """The whole stored book of customer ``ref`` (its head and its items), or None."""
-    _autoflush(session)
-    raw = _Raw(session)
-    row = raw.first("SELECT book FROM monitor_customer_state WHERE customer_ref = ?", (ref,))
-    if row is None:
-        return None
-    return _books_from_heads(raw, {ref: raw.read_json(row[0])})[ref]
-
-
 def customer_state(session: Session, ref: str) -> dict[str, Any] | None:
     row = session.get(CustomerState, ref)
     if row is None:
@@ -2260,7 +2140,7 @@ def features_at(session: Session, ref: str, as_of: date) -> dict[str, float] | N
         return None
     import copy
 
-    book = copy.deepcopy(stored_book(session, ref) or {})
+    book = copy.deepcopy(row.book)
     cur = book_date(book)
     if cur is not None and as_of < cur:
         raise MonitorError(f"the state is at {cur}; cannot go back to {as_of}")

@@ -38,7 +38,6 @@ from riskdesk.store.models.identify import (
 )
 from riskdesk.store.models.monitor import (
     Alert,
-    BookItem,
     Case,
     CaseComment,
     CustomerState,
@@ -59,7 +58,6 @@ __all__ = [
     "AvoidanceRuleRow",
     "Base",
     "BlocklistEntry",
-    "BookItem",
     "Case",
     "CaseComment",
     "Collateral",

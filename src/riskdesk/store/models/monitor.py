@@ -60,21 +60,6 @@ class CustomerState(Base):
     that keeps the book in memory reuses it only while the stored stamp is the one it wrote."""
 
 
-class BookItem(Base):
-    """One item of a customer's book (an invoice with its documents, or an order), stored
-    apart from the book's head so a batch writes only the items it changed (see
-    :func:`riskdesk.monitor.state.book_item`)."""
-
-    __tablename__ = "monitor_book_items"
-
-    customer_ref: Mapped[str] = mapped_column(
-        ForeignKey("monitor_customer_state.customer_ref", ondelete="CASCADE"), primary_key=True
-    )
-    kind: Mapped[str] = mapped_column(String(1), primary_key=True)
-    item_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    body: Mapped[Any] = mapped_column(JSONDoc)
-
-
 class RuleSet(Base):
     """A version of the rule set: draft → published (one at a time) → retired."""
 
