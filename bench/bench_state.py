@@ -8,11 +8,12 @@ database. The running totals should cost the same at every size; the recomputati
 with the book. Then the size of the book at the end (its JSON, the book decoded from it, and
 a tally built on it, measured with tracemalloc).
 
-    .venv/bin/python bench/bench_state.py
+    .venv/bin/python bench/bench_state.py [--quick]
 """
 
 from __future__ import annotations
 
+import argparse
 import gc
 import time
 import tracemalloc
@@ -148,12 +149,19 @@ def _recompute(n_open: int, events: list[Event]) -> float:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="two book sizes, 1,000 events")
+    a = ap.parse_args()
+    global EVENTS
+    sizes = (4, 2000) if a.quick else (4, 20, 100, 500, 2000)
+    if a.quick:
+        EVENTS = 1_000
     gc.collect()
     print(
         f"{'open invoices':>14} {'running totals µs/event':>24} {'recompute µs/event':>20}"
         f" {'book JSON kB':>13} {'book in memory MB':>18} {'tally MB':>9}"
     )
-    for n_open in (4, 20, 100, 500, 2000):
+    for n_open in sizes:
         events = _stream(n_open)
         runs = [_running_totals(n_open, events) for _ in range(3)]
         tot = min(r[0] for r in runs)

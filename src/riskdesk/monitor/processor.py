@@ -1,6 +1,6 @@
 """One step of the real-time monitor, on plain data: apply the event to the book, bring its
-running totals (the features) to the event's day, evaluate the rules. The store calls this per event; dry runs call it over the
-stored history without touching any table."""
+running totals (the features) to the event's day, evaluate the rules. The store calls this per
+event; dry runs call it over the stored history without touching any table."""
 
 from __future__ import annotations
 
