@@ -111,11 +111,19 @@ class Tally:
         if wake and wake[0][0] <= t1:  # items whose day came (an item named twice: once)
             inv = dict.fromkeys(invoices or ())
             ords = dict.fromkeys(orders or ())
+            open_, paid, recs = self.open_, self.paid, self.orders
             while wake and wake[0][0] <= t1:
-                _, kind, key = heapq.heappop(wake)
+                when, kind, key = heapq.heappop(wake)
+                # an entry whose day is no longer its item's next one is stale (the item was
+                # derived since, or is gone): nothing of it changes that day
                 if kind == _INV:
-                    inv[key] = None
-                else:
+                    rec = open_.get(key)
+                    if rec is not None:
+                        if rec[5] == when:
+                            inv[key] = None
+                    elif (prec := paid.get(key)) is not None and prec[2] == when:
+                        inv[key] = None
+                elif (orec := recs.get(key)) is not None and orec[4] == when:
                     ords[key] = None
             invoices, orders = list(inv), list(ords)
             if len(wake) > 4 * (len(self.open_) + len(self.paid) + len(self.orders)) + 64:
