@@ -38,6 +38,18 @@ _INV, _ORD = 0, 1
 """The kinds of item in the wake-up heap (invoices, open or paid, and orders)."""
 
 
+def _counted(docs: list[list[Any]], t: int, nxt: int | None) -> tuple[float, int | None]:
+    """The sum of the documents ``[day, amount, ref]`` dated up to day ``t`` (added in order,
+    as ``sum`` does), and the earliest later day of one, if before ``nxt``."""
+    total = 0.0
+    for d, a, _ in docs:
+        if d <= t:
+            total += a
+        elif nxt is None or d < nxt:
+            nxt = d
+    return total, nxt
+
+
 class Tally:
     """The running totals of ``book`` at its date (``book["asof"]``); see the module text.
 
@@ -259,20 +271,10 @@ class Tally:
         bal = amount
         nxt: int | None = None
         if alst:
-            paid = 0.0
-            for d, a, _ in alst:
-                if d <= t:
-                    paid += a
-                elif nxt is None or d < nxt:
-                    nxt = d
+            paid, nxt = _counted(alst, t, nxt)
             bal = bal - paid
         if clst:
-            credited = 0.0
-            for d, a, _ in clst:
-                if d <= t:
-                    credited += a
-                elif nxt is None or d < nxt:
-                    nxt = d
+            credited, nxt = _counted(clst, t, nxt)
             bal = bal - credited
         dpd = t - due
         big = bal > EPS
