@@ -81,7 +81,8 @@ class Tally:
         self.book = book
         asof = book.get("asof")
         self.t: int | None = date.fromisoformat(asof).toordinal() if asof else None
-        # per item, what it added to the totals (see _take_* / _add_*)
+        # per item, what it added to the totals and its next wake-up day (see _invoice,
+        # _add_paid, _order)
         self.open_: dict[str, tuple[int, int, bool, bool, int, int | None]] = {}
         self.paid: dict[str, tuple[int, int, int]] = {}
         self.orders: dict[str, tuple[bool, int, int, bool, int | None]] = {}
