@@ -33,7 +33,11 @@ def _random_book(rng: random.Random, base: int) -> dict[str, Any]:
         book["inv"][f"I{k}"] = [issue, issue + rng.choice((0, 30, 60)), amount, rng.random() < 0.2]
         if rng.random() < 0.5:
             book["al"][f"I{k}"] = [
-                [issue + rng.randint(0, 150), rng.choice((amount, amount / 2, max(amount - 0.004, 0.0))), p]
+                [
+                    issue + rng.randint(0, 150),
+                    rng.choice((amount, amount / 2, max(amount - 0.004, 0.0))),
+                    p,
+                ]
                 for p in ("P1", "P2")[: rng.randint(1, 2)]
             ]
         if rng.random() < 0.2:

@@ -526,14 +526,17 @@ class _Puller:
     fetch (fetches that asked with ``no_wait`` and then lingered with a short ``expires``, as
     before, had nats-server answer several requests per batch: ≈ 70 µs of its CPU per event
     at a steady 5,000 events/s, ≈ 45 now). A new request replaces one that delivered its
-    count, ended (408, 404, 409) or outlived its expiry (nats-server 2.9 does not always send
-    the 408), as long as fewer than ``limit`` messages are held. Acknowledgements (one
+    count or ended (408, 404, 409), and one that has lived ``RENEW_AT`` of its time — before
+    it expires, as the 408 that should say so does not always come (nats-server 2.9 and 2.10
+    leave it out now and then) — as long as fewer than ``limit`` messages are held. Acknowledgements (one
     protocol frame each) are written together. Messages never handed out are handed back
     (nak) on :meth:`stop`, so they are redelivered at once instead of after ``ack_wait``."""
 
     REQUEST_SECONDS = 5.0
-    REQUEST_GRACE = 1.0
-    """How long after its expiry a request whose 408 never came counts as over."""
+    RENEW_AT = 0.7
+    """The share of a request's time after which it is replaced (at the worker's next
+    wake-up, at most a second later, so before it expires: one request stands at all times,
+    with or without the server's 408 for it)."""
 
     def __init__(self, nc: Any, stream: str, consumers: list[str], ahead: int) -> None:
         self._nc = nc
@@ -612,9 +615,8 @@ class _Puller:
             if (self._left[i] > 0 and now < self._ends[i]) or len(self._bodies) >= limit:
                 continue
             self._left[i] = self._ahead
-            # the server sends a 408 when the request expires; should it not (2.9 does not
-            # always), the request counts as over a little later
-            self._ends[i] = now + self.REQUEST_SECONDS + self.REQUEST_GRACE
+            # renewed before it expires: the 408 the server should send then may not come
+            self._ends[i] = now + self.REQUEST_SECONDS * self.RENEW_AT
             req = b'{"batch":%d,"expires":%d}' % (self._ahead, int(self.REQUEST_SECONDS * 1e9))
             await self._nc.publish(nxt, req, reply=f"{self._inbox}.{i}")
 
