@@ -608,13 +608,13 @@ def test_each_consumer_keeps_one_standing_pull_request_renewed_when_it_is_over()
     bodies, replies = asyncio.run(puller.fetch(size=1, wait=0.01, limit=2, idle=0.01))
     assert (bodies, replies) == ([b"{}"], [b"r3"])
     assert len(nc.requests) == 2  # fewer than the limit held again: both asked anew
-    puller.REQUEST_SECONDS = 0.1  # type: ignore[misc]
+    puller.REQUEST_SECONDS = 0.5  # type: ignore[misc]
     puller.reset()
     asyncio.run(puller._request(limit=10))
     nc.requests.clear()
     asyncio.run(puller._request(limit=10))
     assert nc.requests == []  # just asked: still standing
-    time.sleep(0.08)
+    time.sleep(0.4)
     asyncio.run(puller._request(limit=10))
     assert len(nc.requests) == 2  # 70 % of their time passed: asked anew, before they expire
     handlers[1](b"", b"503", b"")

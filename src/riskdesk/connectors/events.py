@@ -527,9 +527,9 @@ class _Puller:
     before, had nats-server answer several requests per batch: ≈ 70 µs of its CPU per event
     at a steady 5,000 events/s, ≈ 45 now). A new request replaces one that delivered its
     count or ended (408, 404, 409), and one that has lived ``RENEW_AT`` of its time — before
-    it expires, as the 408 that should say so does not always come (nats-server 2.9 and 2.10
-    leave it out now and then) — as long as fewer than ``limit`` messages are held. Acknowledgements (one
-    protocol frame each) are written together. Messages never handed out are handed back
+    it expires, as the 408 that should say so does not always come (nats-server 2.9.10 leaves
+    it out now and then) — as long as fewer than ``limit`` messages are held.
+    Acknowledgements (one protocol frame each) are written together. Messages never handed out are handed back
     (nak) on :meth:`stop`, so they are redelivered at once instead of after ``ack_wait``."""
 
     REQUEST_SECONDS = 5.0
