@@ -186,9 +186,9 @@ def step_event(
         state = tl.features()
         prev = prev or state
     else:
-        current = book_date(book)
+        t0 = tl.t
         crossings = tl.advance(day, *_touched(ev))
-        if current is None or day > current:
+        if tl.t > t0:  # a later day: the book's date moves with it
             book["asof"] = day.isoformat()
         state = tl.features()
         if crossings:  # time passed invoices over an overdue mark: a tick first

@@ -29,7 +29,7 @@ import math
 from datetime import date
 from typing import Any
 
-from riskdesk.monitor.state import EPS, OVERDUE_MARKS, _paid_date
+from riskdesk.monitor.state import EPS, OVERDUE_MARKS, _paid_date, book_date
 
 _U = 1_000_000
 """Money is counted in millionths of the book's currency."""
@@ -79,8 +79,8 @@ class Tally:
 
     def __init__(self, book: dict[str, Any]) -> None:
         self.book = book
-        asof = book.get("asof")
-        self.t: int | None = date.fromisoformat(asof).toordinal() if asof else None
+        day = book_date(book)
+        self.t: int | None = day.toordinal() if day is not None else None
         # per item, what it added to the totals and its next wake-up day (see _invoice,
         # _add_paid, _order)
         self.open_: dict[str, tuple[int, int, bool, bool, int, int | None]] = {}
@@ -169,24 +169,8 @@ class Tally:
         assert t is not None
         book = self.book
         b = self.buckets_u
-        # the tops of the heaps, when still valid (the common case), else the slow path
-        heap = self.oldest
-        if heap:
-            due, key = heap[0]
-            rec = self.open_.get(key)
-            oldest = due if rec is not None and rec[2] and rec[4] == due else self._oldest_due()
-        else:
-            oldest = None
-        heap = self.latest
-        last = book["last_order"]
-        if heap:
-            neg, key = heap[0]
-            orec = self.orders.get(key)
-            if orec is not None and orec[0] and orec[2] == -neg:
-                if last is None or -neg > last:
-                    last = -neg
-            else:
-                last = self._last_order()
+        oldest = self._oldest_due()
+        last = self._last_order()
         bureau = book["bureau"]
         return {
             "open_invoice_balance": self.open_u / _U,
