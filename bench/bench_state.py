@@ -5,8 +5,8 @@ orders (ten a day, see ``_stream``) is stepped through the intake's running tota
 ``Tally``), and the same stream through the definition (apply the event, settle the book,
 recompute every feature from the open items): CPU µs per event for each, no rules, no
 database. The running totals should cost the same at every size; the recomputation grows
-with the book. Then the size of the book at the end (its JSON, the book decoded from it, and
-a tally built on it, measured with tracemalloc).
+with the book. Then the book at the end: its size (its JSON, the book decoded from it, and a
+tally built on it, measured with tracemalloc) and its items.
 
     .venv/bin/python bench/bench_state.py [--quick]
 """
@@ -160,16 +160,19 @@ def main() -> None:
     print(
         f"{'open invoices':>14} {'running totals µs/event':>24} {'recompute µs/event':>20}"
         f" {'book JSON kB':>13} {'book in memory MB':>18} {'tally MB':>9}"
+        f" {'items: open / paid / orders':>28}"
     )
     for n_open in sizes:
         events = _stream(n_open)
         runs = [_running_totals(n_open, events) for _ in range(3)]
         tot = min(r[0] for r in runs)
         rec = min(_recompute(n_open, events) for _ in range(3))
-        js, mem_book, mem_tally = _memory(runs[0][1])
+        book = runs[0][1]
+        js, mem_book, mem_tally = _memory(book)
+        items = f"{len(book['inv'])} / {len(book['paid'])} / {len(book['ord'])}"
         print(
             f"{n_open:>14} {tot:>24.1f} {rec:>20.1f} {js / 1e3:>13.1f} {mem_book / 1e6:>18.2f}"
-            f" {mem_tally / 1e6:>9.2f}"
+            f" {mem_tally / 1e6:>9.2f} {items:>28}"
         )
 
 
