@@ -10,16 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from riskdesk.monitor.events import (
-    CreditNoteIssued,
-    Event,
-    InvoiceDisputed,
-    InvoiceIssued,
-    OrderCancelled,
-    OrderChanged,
-    OrderPlaced,
-    PaymentReceived,
-)
+from riskdesk.monitor.events import Event
 from riskdesk.monitor.rules import Engine, Hit
 from riskdesk.monitor.state import FxFn, apply_event, book_date, same_currency_only
 from riskdesk.monitor.tally import Tally
@@ -128,23 +119,6 @@ def _tick_hits(
     return out
 
 
-def _touched(ev: Event) -> tuple[list[str] | None, list[str] | None]:
-    """The invoices and orders an event changes in a book."""
-    p = ev.payload
-    kind = type(p)
-    if kind is PaymentReceived:
-        return [a.invoice_id for a in p.allocations], None  # type: ignore[attr-defined]
-    if kind in _INVOICE_EVENTS:
-        return [p.invoice_id], None  # type: ignore[attr-defined]
-    if kind in _ORDER_EVENTS:
-        return None, [p.order_id]  # type: ignore[attr-defined]
-    return None, None
-
-
-_INVOICE_EVENTS = (InvoiceIssued, CreditNoteIssued, InvoiceDisputed)
-_ORDER_EVENTS = (OrderPlaced, OrderChanged, OrderCancelled)
-
-
 def _tally_of(book: dict[str, Any], tally: Tally | None) -> Tally:
     if tally is None:
         return Tally(book)
@@ -178,7 +152,7 @@ def step_event(
     day = ev.event_time.date()
     tl = _tally_of(book, tally)
     escope = event_scope(ev, book, fx)
-    apply_event(book, ev, fx)  # raises before mutating
+    invoices, orders = apply_event(book, ev, fx)  # raises before mutating
     hits: list[tuple[Hit, dict[str, Any]]] = []
     if tl.t is None:  # the book's first date
         book["asof"] = day.isoformat()
@@ -187,7 +161,7 @@ def step_event(
         prev = prev or state
     else:
         t0 = tl.t
-        crossings = tl.advance(day, *_touched(ev))
+        crossings = tl.advance(day, invoices, orders)
         if tl.t > t0:  # a later day: the book's date moves with it
             book["asof"] = day.isoformat()
         state = tl.features()

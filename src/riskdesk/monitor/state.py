@@ -120,45 +120,55 @@ def _conv(fx: FxFn, amount: Any, src: str, dst: str, on: date) -> float:
     return round(float(amount) * rate, 6)
 
 
-def apply_event(book: dict[str, Any], ev: Event, fx: FxFn = same_currency_only) -> None:
-    """Apply one validated event to ``book`` in place. Raises :class:`StateError` first,
-    before changing anything, when the event cannot be applied."""
+Changed = tuple[list[str] | None, list[str] | None]
+"""The invoices and the orders (their ids; None: none) an event may have changed in a book."""
+_NOTHING: Changed = (None, None)
+
+
+def apply_event(book: dict[str, Any], ev: Event, fx: FxFn = same_currency_only) -> Changed:
+    """Apply one validated event to ``book`` in place; returns the invoices and orders it may
+    have changed (for the running totals). Raises :class:`StateError` first, before changing
+    anything, when the event cannot be applied."""
     p = ev.payload
     handler = _APPLY.get(type(p))
     if handler is None:
         handler = next((h for cls, h in _APPLY.items() if isinstance(p, cls)), None)
         if handler is None:
-            return
-    handler(book, p, fx)
+            return _NOTHING
+    return handler(book, p, fx)
 
 
-def _order_placed(book: dict[str, Any], p: Any, fx: FxFn) -> None:
+def _order_placed(book: dict[str, Any], p: Any, fx: FxFn) -> Changed:
     amt = _conv(fx, p.amount, p.currency, book["cur"], p.order_date)
     book["ord"][p.order_id] = [p.order_date.toordinal(), amt, 0]
+    return None, [p.order_id]
 
 
-def _order_changed(book: dict[str, Any], p: Any, fx: FxFn) -> None:
+def _order_changed(book: dict[str, Any], p: Any, fx: FxFn) -> Changed:
     cur = book["cur"]
     old = book["ord"].get(p.order_id)
     if old is None:
         if p.order_date is None or p.amount is None or p.currency is None:
             # an order outside the 90-day window (or unknown): nothing to update
-            return
+            return _NOTHING
         old = [p.order_date.toordinal(), 0.0, 0]
     d = p.order_date or date.fromordinal(old[0])
     amt = old[1] if p.amount is None else _conv(fx, p.amount, p.currency or cur, cur, d)
     book["ord"][p.order_id] = [d.toordinal(), amt, old[2]]
+    return None, [p.order_id]
 
 
-def _order_cancelled(book: dict[str, Any], p: Any, fx: FxFn) -> None:
-    if p.order_id in book["ord"]:
-        book["ord"][p.order_id][2] = 1
+def _order_cancelled(book: dict[str, Any], p: Any, fx: FxFn) -> Changed:
+    if p.order_id not in book["ord"]:
+        return _NOTHING
+    book["ord"][p.order_id][2] = 1
+    return None, [p.order_id]
 
 
-def _invoice_issued(book: dict[str, Any], p: Any, fx: FxFn) -> None:
+def _invoice_issued(book: dict[str, Any], p: Any, fx: FxFn) -> Changed:
     amt = _conv(fx, p.amount, p.currency, book["cur"], p.issue_date)
     if p.invoice_id in book["paid"]:
-        return
+        return _NOTHING
     old = book["inv"].get(p.invoice_id)
     disputed = old[3] if old else 0
     book["inv"][p.invoice_id] = [
@@ -167,9 +177,10 @@ def _invoice_issued(book: dict[str, Any], p: Any, fx: FxFn) -> None:
         amt,
         disputed,
     ]
+    return [p.invoice_id], None
 
 
-def _payment_received(book: dict[str, Any], p: Any, fx: FxFn) -> None:
+def _payment_received(book: dict[str, Any], p: Any, fx: FxFn) -> Changed:
     cur = book["cur"]
     amts = [
         (a.invoice_id, _conv(fx, a.amount, p.currency, cur, p.payment_date)) for a in p.allocations
@@ -180,43 +191,51 @@ def _payment_received(book: dict[str, Any], p: Any, fx: FxFn) -> None:
         lst = book["al"].setdefault(inv_id, [])
         if not any(x[2] == p.payment_id for x in lst):
             lst.append([pay_day, amt, p.payment_id])
+    return [inv_id for inv_id, _ in amts], None
 
 
-def _credit_note_issued(book: dict[str, Any], p: Any, fx: FxFn) -> None:
+def _credit_note_issued(book: dict[str, Any], p: Any, fx: FxFn) -> Changed:
     amt = _conv(fx, p.amount, p.currency, book["cur"], p.issue_date)
     _reopen(book, p.invoice_id)
     lst = book["cn"].setdefault(p.invoice_id, [])
     if not any(x[2] == p.credit_note_id for x in lst):
         lst.append([p.issue_date.toordinal(), amt, p.credit_note_id])
+    return [p.invoice_id], None
 
 
-def _invoice_disputed(book: dict[str, Any], p: Any, fx: FxFn) -> None:
+def _invoice_disputed(book: dict[str, Any], p: Any, fx: FxFn) -> Changed:
     row = book["inv"].get(p.invoice_id)
-    if row is not None:
-        was = row[3]
-        row[3] = 1 if p.disputed else 0
-        book["disputes"] += row[3] - was
+    if row is None:
+        return _NOTHING
+    was = row[3]
+    row[3] = 1 if p.disputed else 0
+    book["disputes"] += row[3] - was
+    return [p.invoice_id], None
 
 
-def _contract_breached(book: dict[str, Any], p: Any, fx: FxFn) -> None:
+def _contract_breached(book: dict[str, Any], p: Any, fx: FxFn) -> Changed:
     book["breaches"] += 1
+    return _NOTHING
 
 
-def _bureau_score_changed(book: dict[str, Any], p: Any, fx: FxFn) -> None:
+def _bureau_score_changed(book: dict[str, Any], p: Any, fx: FxFn) -> Changed:
     book["bureau"] = float(p.score)
+    return _NOTHING
 
 
-def _market_index_updated(book: dict[str, Any], p: Any, fx: FxFn) -> None:
+def _market_index_updated(book: dict[str, Any], p: Any, fx: FxFn) -> Changed:
     book["market"][p.code] = float(p.value)
+    return _NOTHING
 
 
-def _customer_changed(book: dict[str, Any], p: Any, fx: FxFn) -> None:
+def _customer_changed(book: dict[str, Any], p: Any, fx: FxFn) -> Changed:
     cur = book["cur"]
     if p.currency and p.currency != cur and not book["inv"] and not book["ord"]:
         book["cur"] = p.currency
+    return _NOTHING
 
 
-_APPLY: dict[type, Callable[[dict[str, Any], Any, FxFn], None]] = {
+_APPLY: dict[type, Callable[[dict[str, Any], Any, FxFn], Changed]] = {
     OrderPlaced: _order_placed,
     OrderChanged: _order_changed,
     OrderCancelled: _order_cancelled,
