@@ -126,7 +126,10 @@ def test_a_file_over_the_limit_is_refused_on_the_page(web, login, monkeypatch):
         # refused by the CSRF middleware from Content-Length, before the body is read: the
         # error page with the import page's message (not the import page itself)
         assert "larger than 1 MiB" in r.text and 'class="card error-card"' in r.text
-        assert "W1" not in r.text
+        # not the import page (its upload form), and nothing of the refused file echoed ("W1"
+        # was checked here: it occurs in no page, only now and then inside the random CSRF
+        # token, which failed the test about once in a hundred runs)
+        assert 'name="file"' not in r.text and "X,y" not in r.text
     finally:
         get_settings.cache_clear()
 
