@@ -297,3 +297,30 @@ def test_serve_workers_balance_kept_alive_connections(sqlite_url: str) -> None:
     finally:
         server.terminate()
         server.wait(30)
+
+
+def test_text_no_database_stores_is_refused_per_event(api, as_user) -> None:  # type: ignore[no-untyped-def]
+    """A NUL character or a lone surrogate in an event's text is refused for that event with
+    the reason; the rest of the batch is stored. (PostgreSQL refused the whole batch at the
+    write with a 500, and a NATS message carrying one failed every redelivery.)"""
+    h = {**as_user("rita"), **JSON}
+    nul_id = _ev("n1\x00", "contract.breached", "C001", clause="x")
+    nul_customer = _ev("n2", "contract.breached", "C0\x0001", clause="x")
+    nul_text = _ev("n3", "contract.breached", "C001", clause="x", description="a\x00b")
+    surrogate = b'{"event_id": "n4", "type": "contract.breached", "event_time": '
+    surrogate += b'"2026-06-01T10:00:00Z", "customer_id": "C001", "payload": {"clause": "\\ud800"}}'
+    body = json.dumps([nul_id, nul_customer, nul_text, BREACH_C2]).encode()
+    body = body[:-1] + b", " + surrogate + b"]"
+    r = api.post(URL, content=body, headers=h)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert (out["accepted"], out["rejected"]) == (1, 4)
+    reasons = {x["index"]: x["reason"] for x in out["rejections"]}
+    assert "event_id" in reasons[0] and "NUL character" in reasons[0]
+    assert "customer_id" in reasons[1] and "NUL character" in reasons[1]
+    assert "payload.description" in reasons[2] and "NUL character" in reasons[2]
+    assert "payload.clause" in reasons[4] and "unicode" in reasons[4]  # pydantic refuses it
+    # the refused ones can be sent again once mended; the accepted one is a duplicate
+    mended = _ev("n3", "contract.breached", "C001", clause="x", description="ab")
+    again = api.post(URL, content=json.dumps([mended, BREACH_C2]), headers=h).json()
+    assert (again["accepted"], again["duplicates"]) == (1, 1)

@@ -373,6 +373,27 @@ def test_events_published_several_per_message_are_applied_once(engine: Engine) -
         assert s.scalar(select(func.sum(CustomerState.events_count))) == total
 
 
+
+def test_an_event_with_a_nul_character_is_rejected_and_the_worker_goes_on(engine: Engine) -> None:
+    """A message whose event holds a NUL character (which PostgreSQL cannot store) is rejected
+    as that event and acknowledged; the others are applied. Before, the batch's write failed
+    on PostgreSQL and took the worker down, on every redelivery."""
+    _need_nats()
+
+    hist = _history_module()
+    h = hist.make_history(seed=43, n_customers=4)
+    hist.write_customers(engine, h)
+    good = h.events[:30]
+    bad = {**good[0], "event_id": "nul\x00id"}
+    tag, stream, prefix = _new_stream()
+    assert asyncio.run(publish(NATS, [bad, *good], stream=stream, prefix=prefix)) == 31
+    try:
+        stats = asyncio.run(_worker(engine, stream, prefix, f"w{tag}", batch=50, stop_when_idle=2))
+    finally:
+        asyncio.run(delete_stream(NATS, stream))
+    assert (stats.accepted, stats.duplicates, stats.rejected) == (30, 0, 1)
+    assert _processed(engine) == 30
+
 class _FakeConnection:
     """What the fast parser and the puller's writes use of a nats-py connection."""
 

@@ -68,9 +68,24 @@ def _utc(v: datetime) -> datetime:
     return v.astimezone(UTC)
 
 
+def _storable(v: str) -> str:
+    """Refuse a NUL character, which PostgreSQL's text and JSON types cannot store: refused
+    per event, with the reason, instead of failing the whole batch at the write. (Pydantic
+    already refuses a lone surrogate, the other text no database stores.)"""
+    if "\x00" in v:
+        raise ValueError("text cannot contain a NUL character (\\u0000)")
+    return v
+
+
 AmountField = Annotated[Decimal, BeforeValidator(_amount)]
 CurrencyField = Annotated[str, BeforeValidator(_currency)]
-Id = Annotated[str, Field(min_length=1, max_length=64)]
+_Storable = AfterValidator(_storable)
+Id = Annotated[str, Field(min_length=1, max_length=64), _Storable]
+Code = Annotated[str, Field(min_length=1, max_length=64), _Storable]
+Text16 = Annotated[str, Field(max_length=16), _Storable]
+Text64 = Annotated[str, Field(max_length=64), _Storable]
+Text200 = Annotated[str, Field(max_length=200), _Storable]
+Text2000 = Annotated[str, Field(max_length=2000), _Storable]
 
 
 class _Payload(BaseModel):
@@ -128,33 +143,33 @@ class CreditNoteIssued(_Payload):
 class InvoiceDisputed(_Payload):
     invoice_id: Id
     disputed: bool = True
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: Text2000 | None = None
 
 
 class ContractBreached(_Payload):
     contract_id: Id | None = None
-    clause: str = Field(min_length=1, max_length=64)
-    description: str | None = Field(default=None, max_length=2000)
+    clause: Code
+    description: Text2000 | None = None
 
 
 class BureauScoreChanged(_Payload):
     score: Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
-    source: str | None = Field(default=None, max_length=64)
+    source: Text64 | None = None
 
 
 class MarketIndexUpdated(_Payload):
-    code: str = Field(min_length=1, max_length=64)
+    code: Code
     value: Annotated[float, Field(allow_inf_nan=False)]
     period_date: date
 
 
 class CustomerChanged(_Payload):
-    name: str | None = Field(default=None, max_length=200)
+    name: Text200 | None = None
     currency: CurrencyField | None = None
-    owner: str | None = Field(default=None, max_length=64)
-    status: str | None = Field(default=None, max_length=16)
-    industry: str | None = Field(default=None, max_length=64)
-    region: str | None = Field(default=None, max_length=64)
+    owner: Text64 | None = None
+    status: Text16 | None = None
+    industry: Text64 | None = None
+    region: Text64 | None = None
 
 
 PAYLOADS: dict[str, type[_Payload]] = {
