@@ -373,7 +373,6 @@ def test_events_published_several_per_message_are_applied_once(engine: Engine) -
         assert s.scalar(select(func.sum(CustomerState.events_count))) == total
 
 
-
 def test_an_event_with_a_nul_character_is_rejected_and_the_worker_goes_on(engine: Engine) -> None:
     """A message whose event holds a NUL character (which PostgreSQL cannot store) is rejected
     as that event and acknowledged; the others are applied. Before, the batch's write failed
@@ -393,6 +392,7 @@ def test_an_event_with_a_nul_character_is_rejected_and_the_worker_goes_on(engine
         asyncio.run(delete_stream(NATS, stream))
     assert (stats.accepted, stats.duplicates, stats.rejected) == (30, 0, 1)
     assert _processed(engine) == 30
+
 
 class _FakeConnection:
     """What the fast parser and the puller's writes use of a nats-py connection."""
