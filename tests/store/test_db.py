@@ -1,8 +1,10 @@
+import time
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, select
 
 from riskdesk.store.db import is_current, session_scope
@@ -109,3 +111,70 @@ def test_a_background_thread_checkpoints_the_wal_of_committed_sqlite_writes(
             assert c.execute(text("SELECT count(*) FROM t")).scalar() == 305
     finally:
         eng.dispose()
+
+
+def _migrate_when_told(url: str, go: Any, out: Any) -> None:
+    from riskdesk.store.db import make_engine, migrate
+
+    eng = make_engine(url)
+    go.wait()
+    try:
+        migrate(url, eng)
+        out.put("ok")
+    except Exception as exc:  # reported to the test
+        out.put(f"{type(exc).__name__}: {exc}"[:300])
+    finally:
+        eng.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_processes_migrating_a_new_database_together_all_succeed(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The workers of ``serve --workers N`` (or two ``riskdesk worker`` processes) start on a
+    new database at once: one migrates, the others wait and find it current. Before, all but
+    one failed creating tables that already existed ("table app_settings already exists")."""
+    import multiprocessing as mp
+    import os
+
+    from sqlalchemy import text
+    from tests.conftest import PG_ADMIN
+
+    from riskdesk.store.db import make_engine
+
+    if kind == "sqlite":
+        url, admin, name = f"sqlite:///{tmp_path / 'new.db'}", None, ""
+    else:
+        if not request.getfixturevalue("pg_server"):
+            pytest.skip("PostgreSQL not reachable")
+        name = f"riskdesk_test_{os.getpid()}_migrate"
+        admin = make_engine(PG_ADMIN, isolation_level="AUTOCOMMIT", pool_size=1)
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            c.execute(text(f'CREATE DATABASE "{name}"'))
+        url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    ctx = mp.get_context("spawn")
+    go, out = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_migrate_when_told, args=(url, go, out)) for _ in range(3)]
+    try:
+        for p in procs:
+            p.start()
+        time.sleep(3)  # (each has imported riskdesk and opened its engine by then)
+        go.set()
+        results = [out.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join(timeout=30)
+        assert results == ["ok"] * 3
+        eng = make_engine(url)
+        try:
+            assert is_current(eng)
+        finally:
+            eng.dispose()
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+        if admin is not None:
+            with admin.connect() as c:
+                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()

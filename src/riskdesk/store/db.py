@@ -234,11 +234,29 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+MIGRATE_LOCK = 0x7269736B6D696772
+"""PostgreSQL advisory lock key (``"riskmigr"``) that serialises :func:`migrate` runs."""
+
+
 def migrate(url: str, engine: Engine | None = None) -> None:
-    """Create or upgrade the schema to the newest revision (all heads)."""
+    """Create or upgrade the schema to the newest revision (all heads).
+
+    Runs are serialised, so processes starting together on a new database (the workers of
+    ``serve --workers N``, two ``riskdesk worker`` processes) do not both create the tables:
+    the first to take the database's lock migrates, the others wait for it and then find the
+    schema current. PostgreSQL: a transaction-level advisory lock (its DDL is transactional,
+    the lock is released with the commit). SQLite: the migration runs in one ``BEGIN
+    IMMEDIATE`` transaction (the write lock taken before Alembic reads the version; waiting
+    is bounded by the busy timeout, 30 s)."""
     cfg = alembic_config(url)
     eng = engine or engine_for(normalise_url(url))
     with eng.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATE_LOCK})")
+        elif conn.dialect.name == "sqlite":
+            # pysqlite begins a transaction itself only before DML: Alembic's DDL would run
+            # in autocommit mode, one statement at a time
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "heads")
 
