@@ -570,9 +570,9 @@ def test_case_actions_and_snoozes_reach_an_intake_that_kept_the_alerts(engine: E
 
 def _generic_plan(conn: Any, sql: str, types: str, args: str) -> str:
     """The plan PostgreSQL caches for ``sql`` once prepared (its generic plan), as text."""
-    n = iter(range(1, 10))
+    n = iter(range(1, 20))
     conn.exec_driver_sql(
-        f"PREPARE probe ({types}) AS " + re.sub(r"%s", lambda _: f"${next(n)}", sql)
+        f"PREPARE probe ({types}) AS " + re.sub(r"%[sb]", lambda _: f"${next(n)}", sql)
     )
     try:
         rows = conn.exec_driver_sql(f"EXPLAIN EXECUTE probe ({args})").all()
@@ -590,14 +590,29 @@ def test_intake_plans_stay_on_the_indexes_of_a_new_postgres_database(engine: Eng
         pytest.skip("PostgreSQL's plan cache")
     with engine.connect() as c:
         c.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
-        update = ("timestamptz, text", "now(), '[]'")
+        update = (
+            "timestamptz, text[], int8[], int4[], date[], text[], text[], float8[], float8[], "
+            "float8[], int4[], int8[]",
+            "now(), '{a}', '{1}', '{1}', '{2026-01-01}', '{x}', '{x}', '{0}', '{0}', '{0}', "
+            "'{1}', '{2}'",
+        )
+        alerts = (
+            "int4[], timestamptz[], text[], text[], text[], int4[]",
+            "'{1}', '{2026-01-01}', '{e}', '{x}', '{low}', '{1}'",
+        )
         seen = ("text[]", "'{a,b}'")
         # what the planner does by itself on the empty tables (the reason for the settings)
-        assert "Seq Scan" in _generic_plan(c, repo._STATE_UPDATE_FROM_JSON, *update)
+        assert "Seq Scan" in _generic_plan(c, repo._STATE_UPDATE_FROM_ARRAYS, *update)
+        assert "Seq Scan" in _generic_plan(c, repo._ALERTS_UPDATE_FROM_ARRAYS, *alerts)
         c.exec_driver_sql(repo._PG_INDEX_PLANS)
-        plan = _generic_plan(c, repo._STATE_UPDATE_FROM_JSON, *update)
-        assert "Nested Loop" in plan and "Index Scan using pk_monitor_customer_state" in plan
-        assert "Seq Scan" not in plan and "Hash" not in plan
+        # rows joined in array order (key order: the lock order of every writer) on the index
+        for sql, args, index in (
+            (repo._STATE_UPDATE_FROM_ARRAYS, update, "pk_monitor_customer_state"),
+            (repo._ALERTS_UPDATE_FROM_ARRAYS, alerts, "pk_monitor_alerts"),
+        ):
+            plan = _generic_plan(c, sql, *args)
+            assert "Nested Loop" in plan and f"Index Scan using {index}" in plan, plan
+            assert "Seq Scan" not in plan and "Hash" not in plan, plan
         dup = "SELECT event_id FROM monitor_events WHERE event_id = ANY(%s)"
         assert "Seq Scan" not in _generic_plan(c, dup, *seen)
         c.rollback()
