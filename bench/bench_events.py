@@ -30,6 +30,8 @@ processes (``cpu_s``; for ``http`` the server's process tree, from /proc) with e
 CPU-second; ``nats`` runs also give the CPU microseconds per event of the workers, of
 nats-server (from /proc: everything the server did meanwhile, other clients included) and of
 the publisher (``--rate`` only), so the intake's cost shows apart from the load generator's.
+PostgreSQL runs also give the server's CPU microseconds per event (``pg_server_us_per_event``,
+from /proc: every PostgreSQL process, other clients included).
 Loopback only; the databases are fresh (SQLite temp file; PostgreSQL database
 ``riskdesk_bench_monitor``). The timed events are 30 per customer over 300 days, so the
 customers' books stay small (a few open invoices and orders); ``--history H`` first ingests H
@@ -294,18 +296,49 @@ def _proc_cpu(pid: int) -> float:
     return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _nats_server_pids() -> list[int]:
-    """The local nats-server processes (their CPU is reported separately)."""
+def _pids_named(comm: str) -> list[int]:
+    """The local processes whose command name is ``comm``."""
     out = []
     for d in os.listdir("/proc"):
         if d.isdigit():
             try:
                 with open(f"/proc/{d}/comm") as f:
-                    if f.read().strip() == "nats-server":
+                    if f.read().strip() == comm:
                         out.append(int(d))
             except OSError:
                 continue
     return out
+
+
+def _nats_server_pids() -> list[int]:
+    """The local nats-server processes (their CPU is reported separately)."""
+    return _pids_named("nats-server")
+
+
+def _pg_server_cpu() -> float:
+    """CPU seconds of the local PostgreSQL server so far: its live processes (user + system)
+    and, through the postmaster's counts of its reaped children, the backends that have
+    exited (a run's connections may close before its end is measured)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = set(_pids_named("postgres"))
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                parts = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(parts[11]) + int(parts[12])
+        if int(parts[1]) not in pids:  # the postmaster: its waited-for children too
+            total += int(parts[13]) + int(parts[14])
+    return total / tick
+
+
+def _with_pg_cpu(url: str, n: int, cpu0: float | None) -> dict[str, Any]:
+    """The PostgreSQL server's CPU microseconds per event since ``cpu0`` (PostgreSQL runs)."""
+    if cpu0 is None:
+        return {}
+    return {"pg_server_us_per_event": round((_pg_server_cpu() - cpu0) / n * 1e6, 1)}
 
 
 def _direct_child(url: str, events: list[dict[str, Any]], batch: int, go: Any, q: Any) -> None:
@@ -353,11 +386,21 @@ def _run_children(target: Any, args_per_child: list[tuple[Any, ...]]) -> list[di
 def run_direct(
     url: str, events: list[dict[str, Any]], batch: int, procs: int = 1
 ) -> dict[str, Any]:
+    pg0 = _pg_server_cpu() if url.startswith("postgresql") else None
     res = _run_children(_direct_child, [(url, g, batch) for g in _groups(events, procs)])
     secs = max(r["t1"] for r in res) - min(r["t0"] for r in res)
     lat = [x for r in res for x in r["lat"]]
     cpu = sum(r["cpu"] for r in res)
-    return _summary(f"direct/{url.split(':')[0]}", len(events), secs, lat, batch, cpu, procs=procs)
+    return _summary(
+        f"direct/{url.split(':')[0]}",
+        len(events),
+        secs,
+        lat,
+        batch,
+        cpu,
+        procs=procs,
+        **_with_pg_cpu(url, len(events), pg0),
+    )
 
 
 def _free_port() -> int:
@@ -516,6 +559,7 @@ def run_http(
                     time.sleep(0.1)
         time.sleep(1.0)
         cpu0 = _tree_cpu(server.pid)
+        pg0 = _pg_server_cpu() if url.startswith("postgresql") else None
         workers = _server_workers(server.pid, procs)
         _wait_serving(port, workers)
         res = _run_children(
@@ -526,6 +570,7 @@ def run_http(
             ],
         )
         cpu = _tree_cpu(server.pid) - cpu0
+        pg_cpu = _with_pg_cpu(url, len(events), pg0)
     finally:
         server.terminate()
         server.wait(20)
@@ -540,6 +585,7 @@ def run_http(
         cpu,
         procs=procs,
         conn=conn,
+        **pg_cpu,
     )
 
 
@@ -767,6 +813,7 @@ def run_nats(
             k.start()
         time.sleep(2.0)
         nats0 = sum(_proc_cpu(p) for p in nats_pids)
+        pg0 = _pg_server_cpu() if url.startswith("postgresql") else None
         go.set()
         t_pub = time.time()
         if rate:
@@ -776,6 +823,7 @@ def run_nats(
             sent = _sent_times(encoded, starts)
         res = [q.get() for _ in kids]
         nats_cpu = sum(_proc_cpu(p) for p in nats_pids) - nats0
+        pg_cpu = _with_pg_cpu(url, len(events), pg0)
         for k in kids:
             k.join()
     finally:
@@ -829,6 +877,7 @@ def run_nats(
         worker_us_per_event=round(cpu * 1e6 / len(events), 1),
         nats_server_us_per_event=round(nats_cpu * 1e6 / len(events), 1) if nats_pids else None,
         publisher_us_per_event=round(pub_cpu * 1e6 / len(events), 1) if rate else None,
+        **pg_cpu,
     )
 
 
