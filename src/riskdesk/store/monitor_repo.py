@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-import secrets
+import random
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -484,7 +484,10 @@ def clear_book_cache() -> None:
 
 
 def _new_stamp() -> int:
-    return secrets.randbits(62) + 1
+    """A state row's new stamp: random, so two writers never give a row the same one. Not a
+    secret (``random`` is reseeded in a forked child, so forked processes differ); a tenth of
+    ``secrets.randbits``' cost, which reads the kernel's random source each time."""
+    return random.getrandbits(62) + 1
 
 
 class _Raw:
@@ -503,7 +506,10 @@ class _Raw:
             got = self._ts_text.get(value)
             if got is None:
                 utc = value if value.tzinfo is UTC else value.astimezone(UTC)
-                got = utc.strftime("%Y-%m-%d %H:%M:%S.%f")
+                # SQLAlchemy's SQLite DATETIME text, "YYYY-MM-DD HH:MM:SS.ffffff" (the UTC
+                # offset cut off): isoformat pads the year to four digits as SQLAlchemy does,
+                # where strftime wrote year 999 as "999-…", and takes half the time
+                got = utc.isoformat(" ", "microseconds")[:26]
                 if len(self._ts_text) < 10_000:
                     self._ts_text[value] = got
             return got
