@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -693,3 +693,32 @@ def test_the_clock_ages_the_other_customers_when_one_book_fails(
     with session_scope(engine) as s:
         days = {r.customer_ref: r.as_of for r in s.scalars(select(CustomerState))}
     assert days == {"A": date(2026, 1, 5), "B": date(2026, 3, 20)}
+
+
+def test_event_times_are_stored_as_sqlalchemy_stores_them_and_sort_in_time_order(
+    engine: Engine,
+) -> None:
+    """The intake writes event times itself (not through SQLAlchemy): the stored values read
+    back as the same instants and sort in time order, a year before 1000 included (SQLite
+    keeps them as text, which sorted "999-…" after "2026-…")."""
+    from sqlalchemy import select
+
+    from riskdesk.store.models.monitor import ProcessedEvent
+
+    with session_scope(engine) as s:
+        res = repo.ingest(
+            s,
+            [
+                _ev("t1", "contract.breached", day="2026-01-05", clause="x"),
+                _ev("t2", "contract.breached", day="0999-03-01", clause="x"),
+                _ev("t3", "contract.breached", day="1999-12-31", clause="x"),
+            ],
+        )
+        assert res.accepted == 3
+    with session_scope(engine) as s:
+        rows = s.execute(select(ProcessedEvent.event_id, ProcessedEvent.event_time)).all()
+        in_order = s.scalars(select(ProcessedEvent.event_id).order_by(ProcessedEvent.event_time))
+        assert list(in_order) == ["t2", "t3", "t1"]
+    times = {eid: (t if t.tzinfo else t.replace(tzinfo=UTC)) for eid, t in rows}
+    assert times["t2"] == datetime(999, 3, 1, 10, tzinfo=UTC)
+    assert times["t1"] == datetime(2026, 1, 5, 10, tzinfo=UTC)
