@@ -63,8 +63,9 @@ def test_lean_monitor_indexes_migration_is_reversible(engine: Engine) -> None:
 
 
 def test_state_json_migration_is_reversible(engine: Engine) -> None:
-    """On PostgreSQL the state's book and features become ``json`` (``jsonb`` before, and
-    after a downgrade), with the stored documents kept; SQLite keeps its JSON text."""
+    """On PostgreSQL the state's book and features and the events' bodies are ``text`` (0006;
+    ``json`` after a downgrade to 0005, ``jsonb`` before 0005), with the stored documents kept
+    and read back alike; SQLite keeps its JSON text."""
     from sqlalchemy import text
 
     from riskdesk.store import monitor_repo
@@ -93,17 +94,27 @@ def test_state_json_migration_is_reversible(engine: Engine) -> None:
         monitor_repo.ingest(s, [ev])
         before = monitor_repo.customer_state(s, "J")
     pg = engine.dialect.name == "postgresql"
-    assert kinds() == {"book": "json", "features": "json", "body": "json"}  # SQLite: JSON text
-    try:
-        _migrate(engine, "0004_monitor_lean_indexes")
+    if pg:
+        assert kinds() == {"book": "text", "features": "text", "body": "text"}
+    else:
+        assert kinds() == {"book": "json", "features": "json", "body": "json"}  # JSON text
+    for older, kind in (
+        ("0005_monitor_state_json", "json"),
+        ("0004_monitor_lean_indexes", "jsonb"),
+    ):
+        try:
+            _migrate(engine, older)
+            if pg:
+                assert kinds() == {"book": kind, "features": kind, "body": kind}
+            with engine.connect() as conn:
+                n = conn.execute(text("SELECT count(*) FROM monitor_customer_state")).scalar()
+                assert n == 1
+                assert conn.execute(text("SELECT count(*) FROM monitor_events")).scalar() == 1
+        finally:
+            _migrate(engine, "heads")
+        assert is_current(engine)
+        monitor_repo.clear_book_cache()
+        with session_scope(engine) as s:
+            assert monitor_repo.customer_state(s, "J") == before
         if pg:
-            assert kinds() == {"book": "jsonb", "features": "jsonb", "body": "jsonb"}
-        with engine.connect() as conn:
-            assert conn.execute(text("SELECT count(*) FROM monitor_customer_state")).scalar() == 1
-            assert conn.execute(text("SELECT count(*) FROM monitor_events")).scalar() == 1
-    finally:
-        _migrate(engine, "heads")
-    assert is_current(engine)
-    monitor_repo.clear_book_cache()
-    with session_scope(engine) as s:
-        assert monitor_repo.customer_state(s, "J") == before
+            assert kinds() == {"book": "text", "features": "text", "body": "text"}
