@@ -196,3 +196,34 @@ def test_a_batch_that_keeps_meeting_newer_states_is_refused_with_503_and_can_be_
     monkeypatch.undo()
     again = client.post("/api/v1/events", json=[ORDER_C1], headers=as_user("rita")).json()
     assert (again["accepted"], again["duplicates"]) == (1, 0)
+
+
+def test_a_nul_character_in_a_body_is_refused_before_anything_is_stored(client, as_user) -> None:  # type: ignore[no-untyped-def]
+    """A case comment, a rule set or a form holding a NUL character is a 422 on both
+    databases, and nothing is stored (PostgreSQL failed the comment's INSERT with a 500;
+    SQLite stored it). The six characters ``\\u0000`` written as text are no NUL."""
+    h = as_user("rita")
+    client.post("/api/v1/events", json=[BREACH_C2], headers=h)
+    case_id = client.get("/api/v1/cases", headers=h).json()["items"][0]["id"]
+    url = f"/api/v1/cases/{case_id}/comments"
+    r = client.post(url, json={"body": "called\x00back"}, headers=h)
+    assert r.status_code == 422 and "NUL character" in r.json()["detail"], r.text
+    as_json = {**h, "content-type": "application/json"}
+    r = client.post(url, content=b'{"body": "called\\\\u0000back"}', headers=as_json)
+    assert r.status_code == 201, r.text
+    comments = client.get(f"/api/v1/cases/{case_id}", headers=h).json()["comments"]
+    assert [c["body"] for c in comments] == ["called\\u0000back"]
+    rule = {
+        "id": "x",
+        "severity": "high",
+        "title": {"en": "a\x00", "zh": "b"},
+        "playbook": {"en": "a", "zh": "b"},
+        "when": {"field": "event.type", "op": "==", "value": "order.placed"},
+    }
+    before = client.get("/api/v1/rules", headers=h).json()["items"]
+    r = client.post("/api/v1/rules", json={"rules": [rule]}, headers=h)
+    assert r.status_code == 422 and "NUL character" in r.json()["detail"]
+    assert client.get("/api/v1/rules", headers=h).json()["items"] == before
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    r = client.post("/login", content=b"username=rita%00&password=x", headers=form)
+    assert r.status_code == 422 and "NUL character" in r.json()["detail"]

@@ -23,6 +23,7 @@ import riskdesk.api.routers as routers_pkg
 import riskdesk.web.pages as pages_pkg
 from riskdesk import __version__
 from riskdesk.api.errors import RefuseNulMiddleware, install_error_handlers
+from riskdesk.api.routers.monitor import EVENTS_PATH
 from riskdesk.api.security import CSRFMiddleware, session_secret
 from riskdesk.config import get_settings
 from riskdesk.store.db import engine_for, is_current, migrate, normalise_url, session_factory
@@ -82,7 +83,9 @@ def create_app(db_url: str | None = None) -> FastAPI:
         https_only=settings.cookie_secure,
         max_age=12 * 60 * 60,
     )
-    app.add_middleware(RefuseNulMiddleware)  # outermost: before any session or database work
+    # outermost: before any session or database work (the event intake rejects an event
+    # with a NUL alone, with the field named, and takes the rest of its batch)
+    app.add_middleware(RefuseNulMiddleware, body_exempt=(EVENTS_PATH,))
 
     api = APIRouter(prefix=API_PREFIX)
     for mod in _modules(routers_pkg):

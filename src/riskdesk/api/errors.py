@@ -9,6 +9,7 @@ wrong, unknown paths and methods are 404/405 problems, and an unexpected excepti
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -155,13 +156,42 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected)
 
 
-class RefuseNulMiddleware:
-    """Refuse a request whose path or query string holds a NUL character (raw or ``%00``)
-    with a 422 problem: no text field of riskdesk may contain one, and PostgreSQL cannot
-    even compare against such a string (it would surface as a 500)."""
+_JSON_NUL = re.compile(rb"(?:^|[^\\])(?:\\\\)*\\u0000")
+"""A ``\\u0000`` escape in JSON text (a backslash-u preceded by an even number of
+backslashes: ``\\\\u0000`` is the six characters, not a NUL)."""
 
-    def __init__(self, app: Any) -> None:
+
+def _body_kind(scope: Any) -> str | None:
+    """``"json"`` or ``"form"`` for a body whose text fields the application stores (JSON,
+    URL-encoded forms), else None (multipart uploads carry files, whose bytes may be anything)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-type":
+            kind = value.split(b";", 1)[0].strip().lower()
+            if kind == b"application/json" or kind.endswith(b"+json"):
+                return "json"
+            if kind == b"application/x-www-form-urlencoded":
+                return "form"
+            return None
+    return None
+
+
+def _holds_nul(body: bytes, kind: str) -> bool:
+    if kind == "json":
+        return b"\x00" in body or _JSON_NUL.search(body) is not None
+    return b"\x00" in body or b"%00" in body
+
+
+class RefuseNulMiddleware:
+    """Refuse a request whose path, query string or body holds a NUL character with a 422
+    problem: no text field of riskdesk may contain one, and PostgreSQL can neither store nor
+    even compare against such a string (it would surface as a 500; SQLite stored it). Bodies
+    are checked when they are JSON (a ``\\u0000`` escape) or a URL-encoded form (``%00``);
+    the paths in ``body_exempt`` check their own bodies (the event intake rejects such an
+    event alone, with the field named, and takes the rest of its batch)."""
+
+    def __init__(self, app: Any, body_exempt: tuple[str, ...] = ()) -> None:
         self.app = app
+        self.body_exempt = body_exempt
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -170,5 +200,31 @@ class RefuseNulMiddleware:
                 where = "path" if "\x00" in scope.get("path", "") else "query"
                 response = problem(422, detail=f"the {where} contains a NUL character")
                 await response(scope, receive, send)
+                return
+            kind = _body_kind(scope) if scope.get("method") in ("POST", "PUT", "PATCH") else None
+            if kind is not None and scope.get("path") not in self.body_exempt:
+                messages: list[Any] = []
+                body = bytearray()
+                while True:
+                    message = await receive()
+                    messages.append(message)
+                    if message["type"] != "http.request":
+                        break
+                    body += message.get("body", b"")
+                    if not message.get("more_body", False):
+                        break
+                if _holds_nul(bytes(body), kind):
+                    response = problem(
+                        422,
+                        detail="the body contains a NUL character (\\u0000), which no text "
+                        "field can hold",
+                    )
+                    await response(scope, receive, send)
+                    return
+
+                async def replay() -> Any:
+                    return messages.pop(0) if messages else await receive()
+
+                await self.app(scope, replay, send)
                 return
         await self.app(scope, receive, send)
