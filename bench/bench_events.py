@@ -33,8 +33,8 @@ the publisher (``--rate`` only), so the intake's cost shows apart from the load 
 PostgreSQL runs also give the server's CPU microseconds per event (``pg_server_us_per_event``,
 from /proc: every PostgreSQL process, other clients included).
 Loopback only; the databases are fresh (SQLite temp file; PostgreSQL database
-``riskdesk_bench_monitor``). The timed events are 30 per customer over 300 days, so the
-customers' books stay small (a few open invoices and orders); ``--history H`` first ingests H
+``riskdesk_bench_monitor``). The timed events are 30 per customer over 300 days (``--days``),
+so the customers' books stay small (a few open invoices and orders); ``--history H`` first ingests H
 events per customer over the 180 days before them (untimed), so every customer starts with
 the book of an active one (orders of the last 90 days, invoices paid in the last 180, some
 left open), read from the database when the timed run first meets it.
@@ -926,8 +926,16 @@ def main() -> None:
         help="events per customer ingested before the timed run, over the 180 days before "
         "it (customers with a book: orders, paid and open invoices); 0: none",
     )
+    ap.add_argument(
+        "--days",
+        type=int,
+        default=300,
+        help="the days the timed events span (default 300: with 30 events per customer each "
+        "event also moves its customer's book about 10 days on; 30: one event per customer a "
+        "day, as daily traffic does)",
+    )
     a = ap.parse_args()
-    events = make_events(a.events, a.customers)
+    events = make_events(a.events, a.customers, days=a.days)
     history = history_events(a.history, a.customers) if a.history else []
     kinds = ["sqlite", "postgresql"] if a.db == "both" else [a.db]
     for kind in kinds:
