@@ -722,3 +722,23 @@ def test_event_times_are_stored_as_sqlalchemy_stores_them_and_sort_in_time_order
     times = {eid: (t if t.tzinfo else t.replace(tzinfo=UTC)) for eid, t in rows}
     assert times["t2"] == datetime(999, 3, 1, 10, tzinfo=UTC)
     assert times["t1"] == datetime(2026, 1, 5, 10, tzinfo=UTC)
+
+
+def test_a_batch_whose_events_are_all_rejected_stores_nothing_and_raises_nothing(
+    engine: Engine,
+) -> None:
+    """Events that pass validation but cannot be applied (an invoice in a currency with no FX
+    rate) are rejected; when that is every event of the batch, nothing is written and the
+    batch still answers (on PostgreSQL the events' INSERT over arrays failed on no rows)."""
+    with session_scope(engine) as s:
+        assert repo.ingest(s, [_inv("u0", "IU0", "10.00")]).accepted == 1  # a EUR book
+    usd = _inv("u1", "IU1", "10.00")
+    usd["payload"]["currency"] = "USD"  # type: ignore[index]
+    with session_scope(engine) as s:
+        res = repo.ingest(s, [usd])
+        assert (res.accepted, len(res.rejected)) == (0, 1)
+        assert "USD" in res.rejected[0]["reason"]
+    with session_scope(engine) as s:
+        assert repo.ingest(s, [_inv("u2", "IU2", "10.00")]).accepted == 1
+        state = repo.customer_state(s, "K")
+        assert state is not None and state["events"] == 2

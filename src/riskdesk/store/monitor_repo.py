@@ -840,6 +840,8 @@ _EVENTS_INSERT_FROM_ARRAYS = (
 
 
 def _insert_events_pg(raw: _Raw, records: list[tuple[Any, ...]], received: Any) -> None:
+    if not records:  # every event of the batch was rejected
+        return
     ids, refs, types, times, _, bodies = map(list, zip(*records, strict=True))
     cur = raw.cursor()
     try:
