@@ -24,7 +24,7 @@ import riskdesk.web.pages as pages_pkg
 from riskdesk import __version__
 from riskdesk.api.errors import RefuseNulMiddleware, install_error_handlers
 from riskdesk.api.routers.monitor import EVENTS_PATH
-from riskdesk.api.security import CSRFMiddleware, session_secret
+from riskdesk.api.security import CSRFMiddleware, body_limit, session_secret
 from riskdesk.config import get_settings
 from riskdesk.store.db import engine_for, is_current, migrate, normalise_url, session_factory
 
@@ -85,7 +85,7 @@ def create_app(db_url: str | None = None) -> FastAPI:
     )
     # outermost: before any session or database work (the event intake rejects an event
     # with a NUL alone, with the field named, and takes the rest of its batch)
-    app.add_middleware(RefuseNulMiddleware, body_exempt=(EVENTS_PATH,))
+    app.add_middleware(RefuseNulMiddleware, body_exempt=(EVENTS_PATH,), body_limit=body_limit)
 
     api = APIRouter(prefix=API_PREFIX)
     for mod in _modules(routers_pkg):
