@@ -1090,9 +1090,9 @@ _STATE_UPDATE_SAME_CUSTOMER = _STATE_SET_SAME_CUSTOMER + "WHERE customer_ref = ?
 _STATE_UPDATE_UNSTAMPED = _STATE_SET + "WHERE customer_ref = ? AND stamp IS NULL"
 # PostgreSQL: the batch's stamped rows in one statement, their values one array per column
 # sent in binary (``%b``): the server reads the arrays as they are. (A JSON array of rows
-# read with ``json_to_recordset`` cost the server a parse of the whole batch's books, ≈ 30 µs
-# a row of 1 KB on top of the update; a pipelined ``executemany`` costs ≈ 18 µs of client
-# CPU a row against ≈ 5 here.) The books and features are JSON text (``text`` columns).
+# read with ``json_to_recordset`` made the server parse the whole batch's books; a pipelined
+# ``executemany`` spends far more of psycopg's Python per row.) The books and features are
+# JSON text (``text`` columns). Measured: docs/benchmarks.md, "Session 15".
 _STATE_UPDATE_FROM_ARRAYS = (
     "UPDATE monitor_customer_state AS t SET customer_id = v.cid, as_of = v.as_of, "
     "book = v.book, features = v.features, open_invoice_balance = v.oib, "

@@ -90,7 +90,7 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 class JSONDocType(TypeDecorator[Any]):
     """A JSON document kept as text: for documents rewritten often and only ever read whole
     (nothing queries into them). On PostgreSQL a ``text`` column, written and read with orjson:
-    ``json`` made the server parse every written document to check it (≈ 10 µs a 1 KB book),
+    ``json`` made the server parse every written document to check it,
     ``jsonb`` into its binary form as well, and psycopg read ``json`` back with Python's
     slower ``json``. SQLite stores JSON as text anyway: SQLAlchemy's ``JSON`` there."""
 
