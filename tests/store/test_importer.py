@@ -238,3 +238,20 @@ def test_an_import_on_postgresql_refreshes_the_tables_planner_statistics(
             )
         ).one()
     assert analysed is not None and tuples >= 300
+
+
+def test_a_cell_with_a_nul_character_is_a_row_error_on_every_database(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """PostgreSQL cannot store a NUL character in text (the file failed with a database error
+    naming no row), SQLite stored it: either way the cell is now refused with its line and
+    column, and nothing of the file is written."""
+    text = "external_id,name,country\nC1,Alpha,DE\nC2,Be\x00ta,DE\nC3,Gamma,D\x00E\n"
+    res = run_import(engine, "customers", _csv(tmp_path, "c.csv", text))
+    assert not res.ok
+    assert [(e.line, e.column, e.value) for e in res.errors] == [
+        (3, "name", "Be\x00ta"),
+        (4, "country", "D\x00E"),
+    ]
+    assert all("NUL character" in e.reason for e in res.errors)
+    assert _count(engine, Customer) == 0

@@ -215,6 +215,10 @@ def parse_bool(text: str) -> bool:
 
 def parse_cell(col: Col, text: str) -> Any:
     """Turn one non-empty, stripped cell into the column's typed value, or raise CellError."""
+    if "\x00" in text:
+        # PostgreSQL cannot store it in a text column (the whole file failed with a database
+        # error, no line named) and SQLite stored it: the cell is refused, as the API does
+        raise CellError("contains a NUL character (0x00), which no field can hold")
     t = col.type
     value: Any
     if t in ("text", "ref"):
