@@ -1,3 +1,4 @@
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -118,3 +119,71 @@ def test_state_json_migration_is_reversible(engine: Engine) -> None:
             assert monitor_repo.customer_state(s, "J") == before
         if pg:
             assert kinds() == {"book": "text", "features": "text", "body": "text"}
+
+
+def test_the_state_book_is_compressed_with_lz4_on_postgresql(engine: Engine) -> None:
+    """The intake rewrites a book with every event; PostgreSQL compresses books of a few KB
+    (a customer with a history), and its default compression (pglz) cost more than half of the
+    server's CPU per event. Where the server has LZ4 the book column uses it (0007), and a
+    downgrade gives it back the default; the stored book reads back alike."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite stores the book uncompressed")
+    from sqlalchemy import text
+
+    from riskdesk.store import monitor_repo
+    from riskdesk.store.db import session_scope
+
+    def compression() -> str:
+        with engine.connect() as conn:
+            return str(
+                conn.execute(
+                    text(
+                        "SELECT attcompression FROM pg_attribute WHERE attrelid = "
+                        "'monitor_customer_state'::regclass AND attname = 'book'"
+                    )
+                ).scalar()
+            )
+
+    with engine.connect() as conn:
+        lz4 = conn.execute(
+            text(
+                "SELECT 'lz4' = ANY(enumvals) FROM pg_settings "
+                "WHERE name = 'default_toast_compression'"
+            )
+        ).scalar()
+    # a book of 40 open invoices (about 3 KB: compressed when stored)
+    events = [
+        {
+            "event_id": f"z{i}",
+            "type": "invoice.issued",
+            "event_time": "2026-01-05T10:00:00Z",
+            "customer_id": "Z",
+            "payload": {
+                "invoice_id": f"INV-2026-{i:05d}",
+                "issue_date": "2026-01-05",
+                "due_date": "2026-02-04",
+                "amount": f"{1000 + i}.50",
+                "currency": "EUR",
+            },
+        }
+        for i in range(40)
+    ]
+    with session_scope(engine) as s:
+        assert monitor_repo.ingest(s, events).accepted == 40
+        before = monitor_repo.customer_state(s, "Z")
+    assert compression() == ("l" if lz4 else "")
+    if lz4:
+        with engine.connect() as conn:
+            method = conn.execute(
+                text("SELECT pg_column_compression(book) FROM monitor_customer_state")
+            ).scalar()
+        assert method == "lz4"
+    try:
+        _migrate(engine, "0006_monitor_docs_text")
+        assert compression() == ""
+    finally:
+        _migrate(engine, "heads")
+    assert is_current(engine)
+    monitor_repo.clear_book_cache()
+    with session_scope(engine) as s:
+        assert monitor_repo.customer_state(s, "Z") == before
