@@ -373,6 +373,45 @@ def test_events_published_several_per_message_are_applied_once(engine: Engine) -
         assert s.scalar(select(func.sum(CustomerState.events_count))) == total
 
 
+def test_a_fetch_takes_about_a_batch_of_events_when_messages_carry_arrays(
+    engine: Engine,
+) -> None:
+    """``batch`` counts events: when messages carry a producer's batch of events, a fetch
+    takes about ``batch`` events' worth of messages (as many as the last batch's messages
+    held per message), not ``batch`` messages — ten times the events, acknowledged only once
+    all of them were committed, which made each event wait for the whole fetch."""
+    _need_nats()
+
+    hist = _history_module()
+    h = hist.make_history(seed=43, n_customers=16)
+    total = len(h.events)
+    hist.write_customers(engine, h)
+    tag, stream, prefix = _new_stream()
+    asyncio.run(publish(NATS, h.events, stream=stream, prefix=prefix, per_message=10))
+    sizes: list[int] = []
+    try:
+        stats = asyncio.run(
+            _worker(
+                engine,
+                stream,
+                prefix,
+                f"w{tag}",
+                batch=20,
+                min_batch=20,
+                stop_when_idle=2,
+                on_batch=lambda st: sizes.append(len(st.last_ids)),
+            )
+        )
+    finally:
+        asyncio.run(delete_stream(NATS, stream))
+    assert (stats.accepted, stats.duplicates, stats.rejected) == (total, 0, 0)
+    assert sum(sizes) == total and len(sizes) >= 6, sizes
+    # the first fetch knows no message sizes yet (up to 20 messages); the later ones ask for
+    # about two messages of up to 10 events (more when the last batch held short ones, the
+    # tail of a partition)
+    assert max(sizes[1:]) <= 40, sizes
+
+
 def test_an_event_with_a_nul_character_is_rejected_and_the_worker_goes_on(engine: Engine) -> None:
     """A message whose event holds a NUL character (which PostgreSQL cannot store) is rejected
     as that event and acknowledged; the others are applied. Before, the batch's write failed

@@ -296,8 +296,10 @@ async def run_worker(
 
     Each consumer keeps a standing pull request (:class:`_Puller`), so the server sends
     messages as they are stored and an idle worker does not poll. A fetch returns up to
-    ``batch`` messages once ``size`` are held or the first held one was stored ``wait``
-    seconds ago, so an event waits at most about ``wait`` for its batch to fill (the time
+    ``batch`` events' worth of messages once ``size`` events' worth are held or the first held
+    one was stored ``wait`` seconds ago (a message holding a producer's batch counts as many
+    events as the last batch's messages held on average), so an event waits at most about
+    ``wait`` for its batch to fill (the time
     stored is read from the message's acknowledgement subject: messages that arrived while
     the last batch ran are taken at once). When nothing comes for a while (at most a second)
     the fetch returns empty so the worker can tick or stop.
@@ -355,6 +357,10 @@ async def run_worker(
         last_msg = time.monotonic()
         last_tick = 0.0
         sizer = AdaptiveFetch(batch, min_batch, max_wait, min_wait=min(min_wait, max_wait))
+        # events per message, as the last batch held them: a fetch asks for messages, and a
+        # producer's batches (JSON arrays) carry several events each, so the counts in events
+        # (``batch``, the sizer's) are turned into messages with it
+        per_msg = 1.0
         while True:
             now = time.monotonic()
             if tick_seconds and now - last_tick >= tick_seconds:
@@ -369,7 +375,9 @@ async def run_worker(
                 idle = min(idle, last_tick + tick_seconds - now)
             if stop_when_idle is not None:
                 idle = min(idle, last_msg + stop_when_idle - now)
-            bodies, replies = await puller.fetch(sizer.size, sizer.wait, batch, max(idle, 0.001))
+            limit = max(1, int(batch / per_msg))
+            want = min(limit, max(1, int(sizer.size / per_msg)))
+            bodies, replies = await puller.fetch(want, sizer.wait, limit, max(idle, 0.001))
             if not bodies:
                 sizer.update(0, 0.0)
                 if stop_when_idle is not None and time.monotonic() - last_msg >= stop_when_idle:
@@ -377,6 +385,7 @@ async def run_worker(
                 continue
             last_msg = busy0 = time.monotonic()
             raws = decode_messages(bodies)
+            per_msg = max(1.0, len(raws) / len(bodies))
             res = monitor_repo.IngestResult()
             try:
                 # a transaction per ``batch`` events (messages holding arrays can carry more)
@@ -395,7 +404,7 @@ async def run_worker(
                 continue
             # acknowledge only after the commit (all the batch's acks in one write)
             await puller.ack(replies)
-            sizer.update(len(bodies), time.monotonic() - busy0)
+            sizer.update(len(raws), time.monotonic() - busy0)
             stats.last_ids = [r.get("event_id", "") if isinstance(r, dict) else "" for r in raws]
             stats.batches += 1
             stats.accepted += res.accepted
