@@ -4,10 +4,11 @@ The intake rewrites a customer's book (its open and recently paid invoices, orde
 signals, a JSON text) with every event of the customer. A customer with a history has a book
 of several KB, which PostgreSQL compresses before storing it (TOAST, from about 2 KB), with
 ``pglz`` by default: on ``bench_events.py --via direct --history 100 --days 30`` (books of
-3.5 KB on average) that compression took PostgreSQL's CPU per event from about 45 µs (small
-books) to about 110 µs. LZ4 compresses a little less but several times faster (about 63 µs per
-event there). Keeping books uncompressed instead (stored inline or out of line) saved as much
-CPU but, in a trial while choosing, doubled the p99 latency of a batch (more WAL to write).
+3.5 KB on average) PostgreSQL's CPU per event was about 105–110 µs, against about 45 with
+small books, which are not compressed. LZ4 compresses a little less but several times faster:
+about 61–64 µs per event there (``docs/benchmarks.md``, "Session 16"). Keeping the books
+uncompressed instead (stored inline or out of line) saved as much CPU in a trial, but
+lengthened the p99 latency of a batch (more WAL to write).
 
 Applied only where the server was built with LZ4 (``default_toast_compression`` offers it:
 PostgreSQL 14 and newer, as Debian, Ubuntu, the official images and most builds are);
