@@ -185,7 +185,15 @@ def worker(
     stream: Annotated[str, typer.Option(help="JetStream stream name.")] = ev_conn.DEFAULT_STREAM,
     prefix: Annotated[str, typer.Option(help="Subject prefix.")] = ev_conn.DEFAULT_PREFIX,
     durable: Annotated[str, typer.Option(help="Durable consumer name.")] = "riskdesk-worker",
-    batch: Annotated[int, typer.Option(min=1, max=10000, help="Messages per transaction.")] = 500,
+    batch: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=10000,
+            help="Events per fetch and per transaction (a message holding a producer's batch "
+            "counts as its events).",
+        ),
+    ] = 500,
     ack_wait: Annotated[
         float,
         typer.Option(min=0.5, help="Seconds before an unacknowledged message is redelivered."),
@@ -225,8 +233,8 @@ def worker(
         typer.Option(
             min=1,
             max=10000,
-            help="Smallest fetch: the fetch size starts here when the stream is near-empty and "
-            "doubles up to --batch while a backlog builds.",
+            help="Smallest fetch, in events: the fetch size starts here when the stream is "
+            "near-empty and doubles up to --batch while a backlog builds.",
         ),
     ] = 20,
     processes: Annotated[
