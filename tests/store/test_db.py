@@ -178,3 +178,34 @@ def test_processes_migrating_a_new_database_together_all_succeed(
             with admin.connect() as c:
                 c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             admin.dispose()
+
+
+def test_a_connection_to_a_new_database_waits_for_a_writer_before_switching_to_wal(
+    tmp_path: Path,
+) -> None:
+    """The first connection of a process puts the database in WAL mode, which takes an
+    exclusive lock. On a new database whose tables another process was creating it failed at
+    once with "database is locked" (two processes starting together); it now waits for the
+    writer and switches once it is done."""
+    import sqlite3
+    import threading
+
+    from sqlalchemy import text
+
+    from riskdesk.store.db import make_engine
+
+    path = tmp_path / "new.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("CREATE TABLE t (x INTEGER)")
+    done = threading.Timer(0.5, lambda: writer.execute("COMMIT"))
+    done.start()
+    eng = make_engine(f"sqlite:///{path}")
+    try:
+        with eng.connect() as c:
+            assert c.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+            assert c.execute(text("SELECT count(*) FROM t")).scalar() == 0
+    finally:
+        done.join()
+        writer.close()
+        eng.dispose()

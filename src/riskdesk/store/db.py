@@ -41,12 +41,31 @@ CHECKPOINT_INTERVAL = 1.0
 """Seconds between the background checkpoints of an SQLite database that had commits."""
 
 
+def _wal(cur: Any) -> None:
+    """Put the database in WAL mode (kept in the file: a database already in it is left
+    alone). Switching takes an exclusive lock, and SQLite answers "database is locked" at once,
+    busy timeout or not, while another connection holds a lock: processes starting together on
+    a new database (``serve --workers N``, two workers) failed so while one of them created the
+    tables. The switch is tried again for up to 30 s."""
+    if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + 30.0
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    _wal(cur)
+    cur.execute("PRAGMA synchronous=NORMAL")
     # a committing connection checkpoints only as a fallback: the copy of the WAL into the
     # database and its fsync (tens of ms on a busy disk) are done by the background
     # checkpointer, off the path of the transaction that happened to cross the threshold (an
