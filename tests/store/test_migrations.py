@@ -187,3 +187,50 @@ def test_the_state_book_is_compressed_with_lz4_on_postgresql(engine: Engine) -> 
     monitor_repo.clear_book_cache()
     with session_scope(engine) as s:
         assert monitor_repo.customer_state(s, "Z") == before
+
+
+def test_the_paid_column_migration_puts_the_settled_invoices_back_on_downgrade(
+    engine: Engine,
+) -> None:
+    """0008 keeps a book's settled invoices in a column of their own; a downgrade puts them
+    back into every book, and after the upgrade the intake reads those books whole."""
+    import orjson
+    from sqlalchemy import text
+
+    from riskdesk.store import monitor_repo
+    from riskdesk.store.db import session_scope
+
+    def ev(eid: str, kind: str, day: str, **payload: object) -> dict[str, object]:
+        return {
+            "event_id": eid,
+            "type": kind,
+            "event_time": f"{day}T10:00:00Z",
+            "customer_id": "P",
+            "payload": payload,
+        }
+
+    events = [
+        ev("m1", "invoice.issued", "2026-01-05", invoice_id="I1", issue_date="2026-01-05",
+           due_date="2026-02-04", amount="80.00", currency="EUR"),
+        ev("m2", "payment.received", "2026-01-20", payment_id="P1", payment_date="2026-01-20",
+           amount="80.00", currency="EUR", allocations=[{"invoice_id": "I1", "amount": "80.00"}]),
+    ]  # fmt: skip
+    with session_scope(engine) as s:
+        assert monitor_repo.ingest(s, events).accepted == 2
+        before = monitor_repo.customer_state(s, "P")
+    try:
+        _migrate(engine, "0007_monitor_book_lz4")
+        with engine.connect() as conn:
+            book = conn.execute(text("SELECT book FROM monitor_customer_state")).scalar()
+        assert set(orjson.loads(book)["paid"]) == {"I1"}
+    finally:
+        _migrate(engine, "heads")
+    assert is_current(engine)
+    monitor_repo.clear_book_cache()
+    with session_scope(engine) as s:
+        assert monitor_repo.customer_state(s, "P") == before
+        res = monitor_repo.ingest(s, [ev("m3", "bureau_score.changed", "2026-01-21", score=650)])
+        assert res.accepted == 1
+    with engine.connect() as conn:
+        book, paid = conn.execute(text("SELECT book, paid FROM monitor_customer_state")).one()
+    assert "paid" not in orjson.loads(book) and set(orjson.loads(paid)) == {"I1"}

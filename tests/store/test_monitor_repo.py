@@ -591,10 +591,10 @@ def test_intake_plans_stay_on_the_indexes_of_a_new_postgres_database(engine: Eng
     with engine.connect() as c:
         c.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
         update = (
-            "timestamptz, text[], int8[], int4[], date[], text[], text[], float8[], float8[], "
-            "float8[], int4[], int8[]",
-            "now(), '{a}', '{1}', '{1}', '{2026-01-01}', '{x}', '{x}', '{0}', '{0}', '{0}', "
-            "'{1}', '{2}'",
+            "timestamptz, text[], int8[], int4[], date[], text[], text[], text[], float8[], "
+            "float8[], float8[], int4[], int8[]",
+            "now(), '{a}', '{1}', '{1}', '{2026-01-01}', '{x}', '{NULL}', '{x}', '{0}', '{0}', "
+            "'{0}', '{1}', '{2}'",
         )
         alerts = (
             "int4[], timestamptz[], text[], text[], text[], int4[]",
@@ -742,3 +742,91 @@ def test_a_batch_whose_events_are_all_rejected_stores_nothing_and_raises_nothing
         assert repo.ingest(s, [_inv("u2", "IU2", "10.00")]).accepted == 1
         state = repo.customer_state(s, "K")
         assert state is not None and state["events"] == 2
+
+
+def _state_columns(engine: Engine, ref: str) -> tuple[dict[str, Any], str | None]:
+    """The stored ``book`` (decoded) and ``paid`` (as text) of a state row."""
+    import orjson
+
+    with engine.connect() as c:
+        book, paid = c.execute(
+            text("SELECT book, paid FROM monitor_customer_state WHERE customer_ref = :r"),
+            {"r": ref},
+        ).one()
+    return orjson.loads(book), paid
+
+
+def _pay(eid: str, inv: str, amount: str, day: str) -> dict[str, object]:
+    return _ev(
+        eid,
+        "payment.received",
+        day=day,
+        payment_id=f"P-{eid}",
+        payment_date=day,
+        amount=amount,
+        currency="EUR",
+        allocations=[{"invoice_id": inv, "amount": amount}],
+    )
+
+
+def test_the_settled_invoices_are_stored_apart_and_the_book_reads_back_whole(
+    engine: Engine,
+) -> None:
+    """A book's settled invoices (its ``paid`` section) are kept in a column of their own,
+    rewritten only when they change; read back (by a process without the book in memory, and
+    by the clock) the book is the whole one, and an event that leaves them as they were keeps
+    the stored ones."""
+    with session_scope(engine) as s:
+        repo.ingest(s, [_inv("p1", "I1", "100.00"), _inv("p2", "I2", "50.00")])
+        repo.ingest(s, [_pay("p3", "I1", "100.00", "2026-01-20")])
+    book, paid = _state_columns(engine, "K")
+    assert "paid" not in book and set(book["inv"]) == {"I2"}
+    assert paid is not None and set(json_loads(paid)) == {"I1"}
+    with session_scope(engine) as s:  # the paid section unchanged: stored as it was
+        repo.ingest(s, [_ev("p4", "bureau_score.changed", day="2026-01-21", score=700)])
+    book2, paid2 = _state_columns(engine, "K")
+    assert paid2 == paid and book2["bureau"] == 700.0
+    whole = {**book2, "paid": json_loads(paid2)}
+    repo.clear_book_cache()  # as another process: the book is read from the row
+    with session_scope(engine) as s:
+        repo.ingest(s, [_pay("p5", "I2", "50.00", "2026-01-25")])
+    book3, paid3 = _state_columns(engine, "K")
+    assert set(json_loads(paid3)) == {"I1", "I2"} and book3["inv"] == {}
+    assert json_loads(paid3)["I1"] == whole["paid"]["I1"]
+    with session_scope(engine) as s:
+        assert repo.features_at(s, "K", date(2026, 3, 1))["open_invoice_balance"] == 0.0  # type: ignore[index]
+        repo.clock_tick(s, date(2026, 3, 1))
+    book4, paid4 = _state_columns(engine, "K")
+    assert book4["asof"] == "2026-03-01" and set(json_loads(paid4)) == {"I1", "I2"}
+
+
+def test_a_book_stored_whole_before_is_read_and_then_stored_apart(engine: Engine) -> None:
+    """Rows written before the ``paid`` column hold the settled invoices in the book (the
+    column NULL): they are read as they are and moved to the column at the next write."""
+    import orjson
+
+    with session_scope(engine) as s:
+        repo.ingest(s, [_inv("q1", "I1", "100.00"), _pay("q2", "I1", "100.00", "2026-01-20")])
+    book, paid = _state_columns(engine, "K")
+    old = {**book, "paid": json_loads(paid)}  # as the intake wrote it before
+    with engine.begin() as c:
+        c.execute(
+            text("UPDATE monitor_customer_state SET book = :b, paid = NULL, stamp = 7"),
+            {"b": orjson.dumps(old).decode()},
+        )
+    repo.clear_book_cache()
+    with session_scope(engine) as s:
+        st = repo.features_at(s, "K", date(2026, 1, 25))
+        assert st is not None and st["open_invoice_balance"] == 0.0
+        repo.ingest(s, [_inv("q3", "I2", "30.00", day="2026-01-26")])
+    book2, paid2 = _state_columns(engine, "K")
+    assert "paid" not in book2 and set(json_loads(paid2)) == {"I1"}
+    assert set(book2["inv"]) == {"I2"}
+    assert _balance(engine) == 30.0
+
+
+def json_loads(text_: str | None) -> Any:
+    import orjson
+
+    assert text_ is not None
+    return orjson.loads(text_)

@@ -360,6 +360,7 @@ class _Live:
     stamp: int | None = None  # the stored stamp ``book`` was read with (compare-and-swap)
     customer_id: Any = False  # the stored customer_id (False: unknown, always written)
     tally: Tally | None = None  # the book's running totals (None: built at the first step)
+    paid_enc: bytes | None = None  # the stored ``paid`` column (None: not stored apart)
 
 
 # --------------------------------------------------------------------------- book cache
@@ -402,6 +403,7 @@ class _Cached:
     case: _CaseRec | None = None
     snoozes: list[tuple[str, date]] | None = None
     tally: Tally | None = None  # the book's running totals (None: not built yet)
+    paid_enc: bytes | None = None  # the stored ``paid`` column as of ``stamp`` (None: none)
 
 
 _BOOKS: dict[str, dict[str, _Cached]] = {}
@@ -680,14 +682,39 @@ def _load_lives(
     lock = " ORDER BY customer_ref FOR UPDATE" if fresh and not raw.sqlite else ""
     # the stamp is read with the book: the compare-and-swap of the write checks this one
     for r in raw.select_in(
-        "SELECT customer_ref, book, features, events_count, stamp, customer_id "
+        "SELECT customer_ref, book, features, events_count, stamp, customer_id, paid "
         "FROM monitor_customer_state WHERE customer_ref IN ({marks})" + lock,
         need,
     ):
+        book = raw.read_json(r[1])
+        paid_enc = None
+        if r[6] is not None:
+            paid_enc = r[6].encode() if isinstance(r[6], str) else orjson.dumps(r[6])
+            book["paid"] = orjson.loads(paid_enc)
         found[r[0]] = _Cached(
-            r[4], raw.read_json(r[1]), _features_from_json(raw.read_json(r[2])), r[3] or 0, r[5]
+            r[4],
+            book,
+            _features_from_json(raw.read_json(r[2])),
+            r[3] or 0,
+            r[5],
+            paid_enc=paid_enc,
         )
     return found
+
+
+def stored_book(row: CustomerState) -> dict[str, Any]:
+    """The whole book of a state row read through the ORM (its ``paid`` section is kept in
+    a column of its own since migration 0008; rows written before hold it in ``book``)."""
+    if row.paid is None:
+        return row.book
+    book = dict(row.book)
+    book["paid"] = row.paid
+    return book
+
+
+def _paid_enc(row: CustomerState) -> bytes | None:
+    """The stored ``paid`` column of an ORM row as the intake encodes it (None: none)."""
+    return None if row.paid is None else orjson.dumps(row.paid)
 
 
 INGEST_ATTEMPTS = 5
@@ -911,6 +938,7 @@ def _ingest_once(
                     stamp=ent.stamp,
                     customer_id=ent.customer_id,
                     tally=ent.tally,
+                    paid_enc=ent.paid_enc,
                 )
             else:
                 cur = cust.currency if cust is not None else (_first_currency(ev) or "EUR")
@@ -1011,7 +1039,15 @@ def _ingest_once(
         res.alerts_updated += ctx.updated
         res.notifications += ctx.queued
     for lv, stamp in written:
-        new = _Cached(stamp, lv.book, lv.prev, lv.count or 0, lv.customer_id, tally=lv.tally)
+        new = _Cached(
+            stamp,
+            lv.book,
+            lv.prev,
+            lv.count or 0,
+            lv.customer_id,
+            tally=lv.tally,
+            paid_enc=lv.paid_enc,
+        )
         known = ctx.known(lv.ref) if ctx is not None else None
         if known is not None:
             new.alerts, new.case, new.snoozes = known
@@ -1065,6 +1101,7 @@ _STATE_COLS = (
     "customer_id",
     "as_of",
     "book",
+    "paid",
     "features",
     "open_invoice_balance",
     "overdue_balance",
@@ -1077,12 +1114,18 @@ _STATE_INSERT = (
     f"INSERT INTO monitor_customer_state (customer_ref, {', '.join(_STATE_COLS)}) "
     f"VALUES (?, {', '.join('?' for _ in _STATE_COLS)})"
 )
-_STATE_SET = f"UPDATE monitor_customer_state SET {', '.join(c + ' = ?' for c in _STATE_COLS)} "
+
+
+def _set_clause(cols: Sequence[str]) -> str:
+    # ``paid`` NULL: the book's settled invoices are unchanged, the stored ones stay (on
+    # PostgreSQL the compressed value is kept as it is, not compressed and written again)
+    return ", ".join("paid = COALESCE(?, paid)" if c == "paid" else f"{c} = ?" for c in cols)
+
+
+_STATE_SET = f"UPDATE monitor_customer_state SET {_set_clause(_STATE_COLS)} "
 # without customer_id when it is unchanged: SQLite rewrites the entry of every indexed column
 # an UPDATE sets, even to the same value (one more page per row)
-_STATE_SET_SAME_CUSTOMER = (
-    f"UPDATE monitor_customer_state SET {', '.join(c + ' = ?' for c in _STATE_COLS[1:])} "
-)
+_STATE_SET_SAME_CUSTOMER = f"UPDATE monitor_customer_state SET {_set_clause(_STATE_COLS[1:])} "
 # compare-and-swap: the row is written only if it still carries the stamp the book was read
 # with (rows from before stamps existed carry none)
 _STATE_UPDATE = _STATE_SET + "WHERE customer_ref = ? AND stamp = ?"
@@ -1095,12 +1138,12 @@ _STATE_UPDATE_UNSTAMPED = _STATE_SET + "WHERE customer_ref = ? AND stamp IS NULL
 # JSON text (``text`` columns). Measured: docs/benchmarks.md, "Session 15".
 _STATE_UPDATE_FROM_ARRAYS = (
     "UPDATE monitor_customer_state AS t SET customer_id = v.cid, as_of = v.as_of, "
-    "book = v.book, features = v.features, open_invoice_balance = v.oib, "
-    "overdue_balance = v.ob, max_days_overdue = v.mdo, events_count = v.n, "
-    "updated_at = %b, stamp = v.stamp "
+    "book = v.book, paid = COALESCE(v.paid, t.paid), features = v.features, "
+    "open_invoice_balance = v.oib, overdue_balance = v.ob, max_days_overdue = v.mdo, "
+    "events_count = v.n, updated_at = %b, stamp = v.stamp "
     "FROM unnest(%b::text[], %b::int8[], %b::int4[], %b::date[], %b::text[], %b::text[], "
-    "%b::float8[], %b::float8[], %b::float8[], %b::int4[], %b::int8[]) "
-    "AS v(ref, old, cid, as_of, book, features, oib, ob, mdo, n, stamp) "
+    "%b::text[], %b::float8[], %b::float8[], %b::float8[], %b::int4[], %b::int8[]) "
+    "AS v(ref, old, cid, as_of, book, paid, features, oib, ob, mdo, n, stamp) "
     "WHERE t.customer_ref = v.ref AND t.stamp = v.old"
 )
 
@@ -1135,16 +1178,23 @@ def _save_states(
         oib = feats.get("open_invoice_balance", 0.0)
         ob = feats.get("overdue_balance", 0.0)
         mdo = feats.get("max_days_overdue", 0.0)
+        # the book without its settled invoices, and those apart: written only when they
+        # changed (most events leave them as they were; they are most of a book with history)
+        head = {k: v for k, v in lv.book.items() if k != "paid"}
+        paid_enc = orjson.dumps(lv.book.get("paid", {}))
+        paid = None if paid_enc == lv.paid_enc and lv.count is not None else paid_enc.decode()
+        lv.paid_enc = paid_enc
         if not raw.sqlite and lv.count is not None and lv.stamp is not None:
             pg_rows.append(
-                (lv.ref, lv.stamp, cid, as_of, _dumps(lv.book), _dumps(feats), oib, ob, mdo)
+                (lv.ref, lv.stamp, cid, as_of, _dumps(head), paid, _dumps(feats), oib, ob, mdo)
                 + (count, stamp)
             )
         else:
             vals = (
                 cid,
                 as_of,
-                _dumps(lv.book),
+                _dumps(head),
+                paid,
                 _dumps(feats),  # orjson writes NaN (and ±inf) as null
                 oib,
                 ob,
@@ -2005,9 +2055,10 @@ def _clock_tick(session: Session, as_of: date, now: datetime, actor: str) -> dic
     failed: list[str] = []
     for row in rows:
         cust = customers.get(row.customer_ref)
+        book = stored_book(row)
         try:
             st = step_clock(
-                row.book,
+                book,
                 as_of,
                 _features_from_json(row.features),
                 engine,
@@ -2027,12 +2078,13 @@ def _clock_tick(session: Session, as_of: date, now: datetime, actor: str) -> dic
         lv = _Live(
             row.customer_ref,
             cust,
-            row.book,
+            book,
             st.features,
             row.events_count or 0,
             0,
             True,
             stamp=row.stamp,
+            paid_enc=_paid_enc(row),
         )
         lives.append(lv)
         if st.hits and ctx is not None:
@@ -2162,7 +2214,7 @@ def features_at(session: Session, ref: str, as_of: date) -> dict[str, float] | N
         return None
     import copy
 
-    book = copy.deepcopy(row.book)
+    book = copy.deepcopy(stored_book(row))
     cur = book_date(book)
     if cur is not None and as_of < cur:
         raise MonitorError(f"the state is at {cur}; cannot go back to {as_of}")

@@ -49,6 +49,11 @@ class CustomerState(Base):
     as_of: Mapped[date | None] = mapped_column(Date)
     # rewritten by every intake batch, read whole: ``json``, not ``jsonb``, on PostgreSQL
     book: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    paid: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc, nullable=True)
+    """The book's settled invoices (its ``paid`` section, most of a customer's book), kept
+    apart so that a write that leaves them as they were does not rewrite them; None: they are
+    inside ``book`` (rows from before this column). Read the whole book with
+    :func:`riskdesk.store.monitor_repo.stored_book`."""
     features: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
     open_invoice_balance: Mapped[float] = mapped_column(Float, default=0.0)
     overdue_balance: Mapped[float] = mapped_column(Float, default=0.0)
