@@ -181,12 +181,24 @@ def load_history(url: str, events: list[dict[str, Any]]) -> None:
         with session_scope(eng) as s:
             res = monitor_repo.ingest(s, events[i : i + 500])
             assert not res.rejected, res.rejected[:3]
-    if eng.dialect.name == "postgresql":  # statistics, as autovacuum would gather them
-        with eng.connect() as c:
+    secs = time.perf_counter() - t0
+    with eng.connect() as c:
+        if eng.dialect.name == "postgresql":  # statistics, as autovacuum would gather them
             c.execute(text("ANALYZE"))
             c.commit()
+        # the stored books the timed run starts from: the whole book (its settled invoices
+        # are stored apart, in ``paid``) and the settled invoices, in characters of JSON
+        book, paid = c.execute(
+            text(
+                "SELECT avg(length(book) + coalesce(length(paid), 0)), "
+                "avg(coalesce(length(paid), 0)) FROM monitor_customer_state"
+            )
+        ).one()
     eng.dispose()
-    print(f"history: {len(events)} events loaded in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"history: {len(events)} events loaded in {secs:.1f} s; books of {float(book):,.0f} "
+        f"characters on average, {float(paid):,.0f} of them settled invoices"
+    )
 
 
 def fresh_db(kind: str, n_customers: int) -> str:

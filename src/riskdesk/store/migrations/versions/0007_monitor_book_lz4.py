@@ -4,7 +4,7 @@ The intake rewrites a customer's book (its open and recently paid invoices, orde
 signals, a JSON text) with every event of the customer. A customer with a history has a book
 of several KB, which PostgreSQL compresses before storing it (TOAST, from about 2 KB), with
 ``pglz`` by default: on ``bench_events.py --via direct --history 100 --days 30`` (books of
-3.5 KB on average) PostgreSQL's CPU per event was about 105–110 µs, against about 45 with
+3.0 KB on average) PostgreSQL's CPU per event was about 105–110 µs, against about 45 with
 small books, which are not compressed. LZ4 compresses a little less but several times faster:
 about 61–64 µs per event there (``docs/benchmarks.md``, "Session 16"). Keeping the books
 uncompressed instead (stored inline or out of line) saved as much CPU in a trial, but

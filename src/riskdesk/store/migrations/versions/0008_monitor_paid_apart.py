@@ -2,7 +2,7 @@
 
 The intake writes a customer's book with every event of the customer. Its ``paid`` section
 (the invoices settled in the last 180 days, with their payments) is most of the book of a
-customer with a history (2.5 of 3.5 KB on ``bench_events.py --history 100 --days 30``), and
+customer with a history (2.0 of 3.0 KB on ``bench_events.py --history 100 --days 30``), and
 most events leave it as it is. Kept in the column ``paid``, it is written only when it
 changed (``paid = COALESCE(new, paid)``): on PostgreSQL the stored value, compressed and
 perhaps out of line, is then kept as it is instead of being compressed and written again.
