@@ -64,8 +64,9 @@ def test_state_after_replay_equals_batch_features(engine: Engine) -> None:
     assert frame["dbt_wavg_paid_180d"].notna().any()
 
 
-def test_arrival_order_does_not_change_the_state(engine: Engine) -> None:
-    h = make_history(seed=5, n_customers=6)
+@pytest.mark.parametrize("seed", [5, 23])  # 23: order cancellations that come first
+def test_arrival_order_does_not_change_the_state(engine: Engine, seed: int) -> None:
+    h = make_history(seed=seed, n_customers=6)
     write_customers(engine, h)
     write_documents(engine, h.events)
     h.events.reverse()  # every event late and out of order
@@ -84,3 +85,4 @@ def test_batch_step_replays_the_core_records_into_the_same_state(engine: Engine)
     _compare(engine, h)
     again = run(engine, h.end)
     assert (again["accepted"], again["duplicates"]) == (0, first["events"])
+

@@ -184,6 +184,40 @@ def test_cancelled_orders_do_not_count() -> None:
     )
 
 
+
+def test_a_cancellation_that_comes_before_its_order_still_cancels_it() -> None:
+    """Events arrive out of order: an order's cancellation may come before the order. The
+    order counts nowhere either way, in the book and in the running totals, and the
+    cancellation of an order the book never saw leaves the book 90 days after its day."""
+    placed = _ev(
+        "o1",
+        "order.placed",
+        "2026-01-10",
+        order_id="O1",
+        order_date="2026-01-10",
+        amount="50.00",
+        currency="EUR",
+    )
+    cancelled = _ev("o2", "order.cancelled", "2026-01-12", order_id="O1")
+    on = date(2026, 1, 30)
+    in_order = _replay([placed, cancelled], on)
+    reversed_ = _replay([cancelled, placed], on)
+    assert (reversed_["orders_count_90d"], reversed_["orders_amount_90d"]) == (0.0, 0.0)
+    assert math.isnan(reversed_["days_since_last_order"])
+    assert all(
+        (math.isnan(v) and math.isnan(in_order[k])) or v == in_order[k]
+        for k, v in reversed_.items()
+    )
+    book = new_book("EUR")
+    st = step_event(book, cancelled, None, None)
+    st = step_event(book, placed, st.features, None, tally=st.tally)
+    assert st.features["orders_count_90d"] == 0.0 and book["ord"]["O1"][2] == 1
+    lone = new_book("EUR")
+    step_event(lone, cancelled, None, None)
+    step_clock(lone, date(2026, 4, 13), None, None)  # 91 days on: gone
+    assert lone["ord"] == {} and lone["last_order"] is None
+
+
 @pytest.mark.parametrize(
     ("raw", "message"),
     [

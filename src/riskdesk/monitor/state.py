@@ -135,16 +135,19 @@ def apply_event(book: dict[str, Any], ev: Event, fx: FxFn = same_currency_only) 
         handler = next((h for cls, h in _APPLY.items() if isinstance(p, cls)), None)
         if handler is None:
             return _NOTHING
-    return handler(book, p, fx)
+    return handler(book, p, fx, ev.event_time.date())
 
 
-def _order_placed(book: dict[str, Any], p: Any, fx: FxFn) -> Changed:
+def _order_placed(book: dict[str, Any], p: Any, fx: FxFn, day: date) -> Changed:
     amt = _conv(fx, p.amount, p.currency, book["cur"], p.order_date)
-    book["ord"][p.order_id] = [p.order_date.toordinal(), amt, 0]
+    old = book["ord"].get(p.order_id)
+    # cancelled already: its cancellation came first (late or out of order), and stays
+    cancelled = 1 if old is not None and old[2] else 0
+    book["ord"][p.order_id] = [p.order_date.toordinal(), amt, cancelled]
     return None, [p.order_id]
 
 
-def _order_changed(book: dict[str, Any], p: Any, fx: FxFn) -> Changed:
+def _order_changed(book: dict[str, Any], p: Any, fx: FxFn, day: date) -> Changed:
     cur = book["cur"]
     old = book["ord"].get(p.order_id)
     if old is None:
@@ -158,14 +161,20 @@ def _order_changed(book: dict[str, Any], p: Any, fx: FxFn) -> Changed:
     return None, [p.order_id]
 
 
-def _order_cancelled(book: dict[str, Any], p: Any, fx: FxFn) -> Changed:
-    if p.order_id not in book["ord"]:
-        return _NOTHING
-    book["ord"][p.order_id][2] = 1
+def _order_cancelled(book: dict[str, Any], p: Any, fx: FxFn, day: date) -> Changed:
+    row = book["ord"].get(p.order_id)
+    if row is None:
+        # an order the book does not hold: placed more than 90 days ago (dropped), or not
+        # come yet (events arrive out of order). Its cancellation is kept, dated on its day
+        # (it counts nowhere and leaves the book 90 days later), so an order placement
+        # arriving after it finds the order cancelled.
+        book["ord"][p.order_id] = [day.toordinal(), 0.0, 1]
+    else:
+        row[2] = 1
     return None, [p.order_id]
 
 
-def _invoice_issued(book: dict[str, Any], p: Any, fx: FxFn) -> Changed:
+def _invoice_issued(book: dict[str, Any], p: Any, fx: FxFn, day: date) -> Changed:
     amt = _conv(fx, p.amount, p.currency, book["cur"], p.issue_date)
     if p.invoice_id in book["paid"]:
         return _NOTHING
@@ -180,7 +189,7 @@ def _invoice_issued(book: dict[str, Any], p: Any, fx: FxFn) -> Changed:
     return [p.invoice_id], None
 
 
-def _payment_received(book: dict[str, Any], p: Any, fx: FxFn) -> Changed:
+def _payment_received(book: dict[str, Any], p: Any, fx: FxFn, day: date) -> Changed:
     cur = book["cur"]
     amts = [
         (a.invoice_id, _conv(fx, a.amount, p.currency, cur, p.payment_date)) for a in p.allocations
@@ -194,7 +203,7 @@ def _payment_received(book: dict[str, Any], p: Any, fx: FxFn) -> Changed:
     return [inv_id for inv_id, _ in amts], None
 
 
-def _credit_note_issued(book: dict[str, Any], p: Any, fx: FxFn) -> Changed:
+def _credit_note_issued(book: dict[str, Any], p: Any, fx: FxFn, day: date) -> Changed:
     amt = _conv(fx, p.amount, p.currency, book["cur"], p.issue_date)
     _reopen(book, p.invoice_id)
     lst = book["cn"].setdefault(p.invoice_id, [])
@@ -203,7 +212,7 @@ def _credit_note_issued(book: dict[str, Any], p: Any, fx: FxFn) -> Changed:
     return [p.invoice_id], None
 
 
-def _invoice_disputed(book: dict[str, Any], p: Any, fx: FxFn) -> Changed:
+def _invoice_disputed(book: dict[str, Any], p: Any, fx: FxFn, day: date) -> Changed:
     row = book["inv"].get(p.invoice_id)
     if row is None:
         return _NOTHING
@@ -213,29 +222,29 @@ def _invoice_disputed(book: dict[str, Any], p: Any, fx: FxFn) -> Changed:
     return [p.invoice_id], None
 
 
-def _contract_breached(book: dict[str, Any], p: Any, fx: FxFn) -> Changed:
+def _contract_breached(book: dict[str, Any], p: Any, fx: FxFn, day: date) -> Changed:
     book["breaches"] += 1
     return _NOTHING
 
 
-def _bureau_score_changed(book: dict[str, Any], p: Any, fx: FxFn) -> Changed:
+def _bureau_score_changed(book: dict[str, Any], p: Any, fx: FxFn, day: date) -> Changed:
     book["bureau"] = float(p.score)
     return _NOTHING
 
 
-def _market_index_updated(book: dict[str, Any], p: Any, fx: FxFn) -> Changed:
+def _market_index_updated(book: dict[str, Any], p: Any, fx: FxFn, day: date) -> Changed:
     book["market"][p.code] = float(p.value)
     return _NOTHING
 
 
-def _customer_changed(book: dict[str, Any], p: Any, fx: FxFn) -> Changed:
+def _customer_changed(book: dict[str, Any], p: Any, fx: FxFn, day: date) -> Changed:
     cur = book["cur"]
     if p.currency and p.currency != cur and not book["inv"] and not book["ord"]:
         book["cur"] = p.currency
     return _NOTHING
 
 
-_APPLY: dict[type, Callable[[dict[str, Any], Any, FxFn], Changed]] = {
+_APPLY: dict[type, Callable[[dict[str, Any], Any, FxFn, date], Changed]] = {
     OrderPlaced: _order_placed,
     OrderChanged: _order_changed,
     OrderCancelled: _order_cancelled,
