@@ -218,6 +218,31 @@ def test_a_cancellation_that_comes_before_its_order_still_cancels_it() -> None:
     assert lone["ord"] == {} and lone["last_order"] is None
 
 
+
+def test_a_dispute_that_comes_before_its_invoice_still_disputes_it() -> None:
+    """An invoice's dispute may come before the invoice (events out of order): the invoice
+    comes disputed, as in arrival order, and a dispute of an invoice that never comes
+    leaves the book 180 days on."""
+    dispute = _ev("d1", "invoice.disputed", "2026-01-05", invoice_id="I")
+    on = date(2026, 2, 10)
+    in_order = _replay([INV, dispute], on)
+    reversed_ = _replay([dispute, INV], on)
+    assert (reversed_["disputed_balance"], reversed_["disputes_count"]) == (1000.0, 1.0)
+    assert all(
+        (math.isnan(v) and math.isnan(in_order[k])) or v == in_order[k]
+        for k, v in reversed_.items()
+    )
+    book = new_book("EUR")
+    st = step_event(book, dispute, None, None)
+    st = step_event(book, INV, st.features, None, tally=st.tally)
+    assert st.features["disputed_balance"] == 1000.0 and book["dsp"] == {}
+    lone = new_book("EUR")
+    step_event(lone, dispute, None, None)
+    later = _ev("d2", "invoice.disputed", "2026-07-05", invoice_id="J")  # 181 days on
+    step_event(lone, later, None, None)
+    assert list(lone["dsp"]) == ["J"]
+
+
 @pytest.mark.parametrize(
     ("raw", "message"),
     [

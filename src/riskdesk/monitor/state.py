@@ -8,6 +8,9 @@ currency, dates as ordinals so the book is plain JSON):
 * ``paid``: invoices fully paid, kept while they matter for the 180-day payment behaviour
   ``{id: [paid_date, due, amount, issue, disputed, allocations, credit notes]}``;
 * ``ord``: orders of the last 90 days ``{id: [date, amount, cancelled]}`` and ``last_order``;
+* ``dsp`` (only once needed): disputes of invoices the book does not hold yet (events arrive
+  out of order) ``{id: [date, disputed]}``, taken up when the invoice comes, dropped after
+  180 days;
 * a few signals (bureau score, disputes, contract breaches, market indices).
 
 Applying an event touches one customer's book. :func:`features` recomputes the aggregates
@@ -180,6 +183,10 @@ def _invoice_issued(book: dict[str, Any], p: Any, fx: FxFn, day: date) -> Change
         return _NOTHING
     old = book["inv"].get(p.invoice_id)
     disputed = old[3] if old else 0
+    if old is None and (early := book.get("dsp")) and p.invoice_id in early:
+        # its dispute came first (late or out of order): the invoice comes disputed
+        disputed = early.pop(p.invoice_id)[1]
+        book["disputes"] += disputed
     book["inv"][p.invoice_id] = [
         p.issue_date.toordinal(),
         p.due_date.toordinal(),
@@ -215,6 +222,14 @@ def _credit_note_issued(book: dict[str, Any], p: Any, fx: FxFn, day: date) -> Ch
 def _invoice_disputed(book: dict[str, Any], p: Any, fx: FxFn, day: date) -> Changed:
     row = book["inv"].get(p.invoice_id)
     if row is None:
+        if p.invoice_id not in book["paid"]:  # (a settled invoice's dispute is not counted)
+            # an invoice not come yet (events arrive out of order), or settled and dropped
+            # long ago: the dispute is kept for it a while, and taken up if it comes
+            early = book.setdefault("dsp", {})
+            t = day.toordinal()
+            for inv_id in [k for k, v in early.items() if v[0] <= t - 180]:
+                del early[inv_id]
+            early[p.invoice_id] = [t, 1 if p.disputed else 0]
         return _NOTHING
     was = row[3]
     row[3] = 1 if p.disputed else 0
