@@ -184,7 +184,6 @@ def test_cancelled_orders_do_not_count() -> None:
     )
 
 
-
 def test_a_cancellation_that_comes_before_its_order_still_cancels_it() -> None:
     """Events arrive out of order: an order's cancellation may come before the order. The
     order counts nowhere either way, in the book and in the running totals, and the
@@ -218,7 +217,6 @@ def test_a_cancellation_that_comes_before_its_order_still_cancels_it() -> None:
     assert lone["ord"] == {} and lone["last_order"] is None
 
 
-
 def test_a_dispute_that_comes_before_its_invoice_still_disputes_it() -> None:
     """An invoice's dispute may come before the invoice (events out of order): the invoice
     comes disputed, as in arrival order, and a dispute of an invoice that never comes
@@ -241,6 +239,116 @@ def test_a_dispute_that_comes_before_its_invoice_still_disputes_it() -> None:
     later = _ev("d2", "invoice.disputed", "2026-07-05", invoice_id="J")  # 181 days on
     step_event(lone, later, None, None)
     assert list(lone["dsp"]) == ["J"]
+
+
+def _mixed_history(rng: random.Random) -> list[Any]:
+    """One customer's orders (some cancelled, some changed: amount, date or both, in several
+    events), invoices (some disputed and cleared again, some paid in part) and bureau
+    scores. Disputes are of invoices without payments: a dispute once the invoice is settled
+    is not counted, so whether it counts depends on when the payment came."""
+    out: list[Any] = []
+    n = 0
+    d0 = date(2026, 1, 1)
+
+    def add(kind: str, day: date, **payload: Any) -> None:
+        nonlocal n
+        n += 1
+        out.append(_ev(f"m{n}", kind, day.isoformat(), **payload))
+
+    for k in range(rng.randint(2, 6)):
+        d = d0 + timedelta(days=rng.randint(0, 60))
+        oid, iid = f"O{k}", f"I{k}"
+        amt = rng.randint(100, 999)
+        add(
+            "order.placed",
+            d,
+            order_id=oid,
+            order_date=d.isoformat(),
+            amount=f"{amt}.00",
+            currency="EUR",
+        )
+        r = rng.random()
+        if r < 0.3:
+            add("order.cancelled", d + timedelta(days=1), order_id=oid)
+        elif r < 0.7:
+            add(
+                "order.changed",
+                d + timedelta(days=2),
+                order_id=oid,
+                amount=f"{rng.randint(1, 999)}.00",
+                currency="EUR",
+            )
+            moved = (d + timedelta(days=rng.randint(-5, 5))).isoformat()
+            add("order.changed", d + timedelta(days=3), order_id=oid, order_date=moved)
+            if rng.random() < 0.5:
+                add(
+                    "order.changed",
+                    d + timedelta(days=4),
+                    order_id=oid,
+                    order_date=moved,
+                    amount=f"{rng.randint(1, 999)}.00",
+                    currency="EUR",
+                )
+        issue = d + timedelta(days=3)
+        add(
+            "invoice.issued",
+            issue,
+            invoice_id=iid,
+            issue_date=issue.isoformat(),
+            due_date=(issue + timedelta(days=30)).isoformat(),
+            amount=f"{amt}.00",
+            currency="EUR",
+        )
+        if rng.random() < 0.5:
+            add("invoice.disputed", d + timedelta(days=10), invoice_id=iid)
+            if rng.random() < 0.5:
+                add("invoice.disputed", d + timedelta(days=20), invoice_id=iid, disputed=False)
+        else:
+            part = rng.randint(1, amt)
+            add(
+                "payment.received",
+                d + timedelta(days=25),
+                payment_id=f"P{k}",
+                payment_date=(d + timedelta(days=25)).isoformat(),
+                amount=f"{part}.00",
+                currency="EUR",
+                allocations=[{"invoice_id": iid, "amount": f"{part}.00"}],
+            )
+    for _ in range(rng.randint(1, 3)):
+        add(
+            "bureau_score.changed",
+            d0 + timedelta(days=rng.randint(0, 90)),
+            score=rng.randint(300, 900),
+        )
+    return out
+
+
+def _steps(events: list[Any], on: date) -> dict[str, float]:
+    book = new_book("EUR")
+    feats: dict[str, float] | None = None
+    tally = None
+    for e in events:
+        st = step_event(book, e, feats, None, tally=tally)
+        feats, tally = st.features, st.tally
+    aged = step_clock(book, on, feats, None, tally=tally)
+    assert aged is not None
+    return aged.features
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_state_does_not_depend_on_the_order_events_arrive_in(seed: int) -> None:
+    """Whatever order a customer's events arrive in, the state is the one they give in
+    event-time order: a change of an order that came before the order, an older change after
+    a newer one, a dispute and its clearing the wrong way round, an older bureau score after
+    a newer one change nothing of what later events set."""
+    rng = random.Random(seed)
+    events = _mixed_history(rng)
+    on = date(2026, 4, 30)
+    want = _steps(sorted(events, key=lambda e: (e.event_time, e.event_id)), on)
+    for _ in range(6):
+        rng.shuffle(events)
+        got = _steps(events, on)
+        assert _same(got, want, tuple(want)), (seed, events)
 
 
 @pytest.mark.parametrize(

@@ -3,15 +3,26 @@
 The book keeps what the core features need and nothing more (amounts in the customer's
 currency, dates as ordinals so the book is plain JSON):
 
-* ``inv``: invoices not yet fully paid ``{id: [issue, due, amount, disputed]}``;
+* ``inv``: invoices not yet fully paid ``{id: [issue, due, amount, disputed]}``, with the
+  version of the dispute flag as a fifth item once a dispute event set it;
 * ``al`` / ``cn``: allocations and credit notes per invoice ``{id: [[date, amount, ref], …]}``;
 * ``paid``: invoices fully paid, kept while they matter for the 180-day payment behaviour
   ``{id: [paid_date, due, amount, issue, disputed, allocations, credit notes]}``;
-* ``ord``: orders of the last 90 days ``{id: [date, amount, cancelled]}`` and ``last_order``;
-* ``dsp`` (only once needed): disputes of invoices the book does not hold yet (events arrive
-  out of order) ``{id: [date, disputed]}``, taken up when the invoice comes, dropped after
-  180 days;
-* a few signals (bureau score, disputes, contract breaches, market indices).
+* ``ord``: orders of the last 90 days ``{id: [date, amount, cancelled]}`` and
+  ``last_order``; once a change set its date or amount, the order's row holds the version of
+  the change as a fourth item (and a fifth, the amount's, when that is another);
+* a few signals (bureau score, disputes, contract breaches, market indices), and ``sv``
+  (only once needed) the versions of the bureau score and the market indices;
+* ``dsp`` and ``och`` (only once needed): disputes and order changes of invoices and orders
+  the book does not hold yet ``{id: [date, …, version]}``, taken up when the document
+  comes, dropped after 180 and 90 days.
+
+Events arrive late and out of order. A fact that a later event can replace (an order's date
+and amount, a dispute flag, a bureau score, an index value) keeps the *version* of the event
+that set it — its event time in microseconds and its id, ``"<18 digits>|<id>"``, which sort
+as (event time, event id) — and an event older than that version changes nothing of it, so
+the book does not depend on the order events arrive in. Books written before versions were
+kept have none: any event replaces such a fact, as it did then.
 
 Applying an event touches one customer's book. :func:`features` recomputes the aggregates
 from the open items; it is the definition, exactly that of
@@ -25,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -138,65 +149,140 @@ def apply_event(book: dict[str, Any], ev: Event, fx: FxFn = same_currency_only) 
         handler = next((h for cls, h in _APPLY.items() if isinstance(p, cls)), None)
         if handler is None:
             return _NOTHING
-    return handler(book, p, fx, ev.event_time.date())
+    return handler(book, p, fx, ev)
 
 
-def _order_placed(book: dict[str, Any], p: Any, fx: FxFn, day: date) -> Changed:
-    amt = _conv(fx, p.amount, p.currency, book["cur"], p.order_date)
-    old = book["ord"].get(p.order_id)
-    # cancelled already: its cancellation came first (late or out of order), and stays
-    cancelled = 1 if old is not None and old[2] else 0
-    book["ord"][p.order_id] = [p.order_date.toordinal(), amt, cancelled]
+_EPOCH = datetime(1, 1, 1, tzinfo=UTC)
+
+
+def version(ev: Event) -> str:
+    """The event's version: its event time in microseconds since the year 1 (18 digits,
+    zero-padded) and its id; versions sort as (event time, event id), the order a replay
+    applies events in."""
+    d = ev.event_time - _EPOCH
+    us = (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
+    return f"{us:018d}|{ev.event_id}"
+
+
+def _newer(v: str, old: Any) -> bool:
+    """Whether version ``v`` replaces a fact set at version ``old`` (None: no version kept)."""
+    return old is None or v > old
+
+
+def _drop_older(early: dict[str, list[Any]], t: int, days: int) -> None:
+    """Drop the entries of ``early`` dated ``days`` or more before day ``t``."""
+    for key in [k for k, v in early.items() if v[0] <= t - days]:
+        del early[key]
+
+
+def _order_row(old: list[Any] | None) -> tuple[int | None, float, int, Any, Any]:
+    """An order row's date, amount, cancelled flag and the versions of date and amount."""
+    if old is None:
+        return None, 0.0, 0, None, None
+    vd = old[3] if len(old) > 3 else None
+    return old[0], old[1], old[2], vd, old[4] if len(old) > 4 else vd
+
+
+def _set_order(
+    book: dict[str, Any], oid: str, d: int, amt: float, cancelled: int, vd: Any, va: Any
+) -> None:
+    row: list[Any] = [d, amt, cancelled]
+    if vd is not None or va is not None:
+        row.append(vd)
+        if va != vd:
+            row.append(va)
+    book["ord"][oid] = row
+
+
+def _order_placed(book: dict[str, Any], p: Any, fx: FxFn, ev: Event) -> Changed:
+    cur = book["cur"]
+    amt = _conv(fx, p.amount, p.currency, cur, p.order_date)
+    d0, amt0, cancelled, vd, va = _order_row(book["ord"].get(p.order_id))
+    # what the book holds already came first (late or out of order): a cancellation stays,
+    # and so do a date or an amount a change set (a change is the later word: the placement
+    # keeps no version, any change replaces what it set)
+    d, amt = (p.order_date.toordinal() if vd is None else d0), (amt if va is None else amt0)
+    new_vd, new_va = vd, va
+    assert d is not None
+    early = book.get("och")
+    held = early.get(p.order_id) if early else None
+    if held is not None:  # changes that came before the order
+        _, ed, ea = held
+        if ed is not None and _newer(ed[1], new_vd):
+            d, new_vd = date.fromisoformat(ed[0]).toordinal(), ed[1]
+        if ea is not None and _newer(ea[2], new_va):
+            amt, new_va = _conv(fx, Decimal(ea[0]), ea[1] or cur, cur, date.fromordinal(d)), ea[2]
+        del book["och"][p.order_id]  # (only now: a refused conversion changes nothing)
+    _set_order(book, p.order_id, d, amt, cancelled, new_vd, new_va)
     return None, [p.order_id]
 
 
-def _order_changed(book: dict[str, Any], p: Any, fx: FxFn, day: date) -> Changed:
+def _order_changed(book: dict[str, Any], p: Any, fx: FxFn, ev: Event) -> Changed:
     cur = book["cur"]
+    v = version(ev)
     old = book["ord"].get(p.order_id)
     if old is None:
         if p.order_date is None or p.amount is None or p.currency is None:
-            # an order outside the 90-day window (or unknown): nothing to update
+            # an order the book does not hold (placed more than 90 days ago, or not come
+            # yet) and a change that does not say all of it: kept a while, and taken up if
+            # the order comes
+            early = book.setdefault("och", {})
+            t = ev.event_time.date().toordinal()
+            _drop_older(early, t, 90)
+            _, ed, ea = early.get(p.order_id) or (t, None, None)
+            if p.order_date is not None and (ed is None or _newer(v, ed[1])):
+                ed = [p.order_date.isoformat(), v]
+            if p.amount is not None and (ea is None or _newer(v, ea[2])):
+                ea = [str(p.amount), p.currency, v]
+            early[p.order_id] = [t, ed, ea]
             return _NOTHING
-        old = [p.order_date.toordinal(), 0.0, 0]
-    d = p.order_date or date.fromordinal(old[0])
-    amt = old[1] if p.amount is None else _conv(fx, p.amount, p.currency or cur, cur, d)
-    book["ord"][p.order_id] = [d.toordinal(), amt, old[2]]
+        d = p.order_date.toordinal()
+        amt = _conv(fx, p.amount, p.currency, cur, p.order_date)
+        _set_order(book, p.order_id, d, amt, 0, v, v)
+        return None, [p.order_id]
+    d0, amt0, cancelled, vd, va = _order_row(old)
+    assert d0 is not None
+    d, new_vd = (p.order_date.toordinal(), v) if p.order_date and _newer(v, vd) else (d0, vd)
+    if p.amount is not None and _newer(v, va):
+        amt, new_va = _conv(fx, p.amount, p.currency or cur, cur, date.fromordinal(d)), v
+    else:
+        amt, new_va = amt0, va
+    _set_order(book, p.order_id, d, amt, cancelled, new_vd, new_va)
     return None, [p.order_id]
 
 
-def _order_cancelled(book: dict[str, Any], p: Any, fx: FxFn, day: date) -> Changed:
+def _order_cancelled(book: dict[str, Any], p: Any, fx: FxFn, ev: Event) -> Changed:
     row = book["ord"].get(p.order_id)
     if row is None:
         # an order the book does not hold: placed more than 90 days ago (dropped), or not
         # come yet (events arrive out of order). Its cancellation is kept, dated on its day
         # (it counts nowhere and leaves the book 90 days later), so an order placement
         # arriving after it finds the order cancelled.
-        book["ord"][p.order_id] = [day.toordinal(), 0.0, 1]
+        book["ord"][p.order_id] = [ev.event_time.date().toordinal(), 0.0, 1]
     else:
         row[2] = 1
     return None, [p.order_id]
 
 
-def _invoice_issued(book: dict[str, Any], p: Any, fx: FxFn, day: date) -> Changed:
+def _invoice_issued(book: dict[str, Any], p: Any, fx: FxFn, ev: Event) -> Changed:
     amt = _conv(fx, p.amount, p.currency, book["cur"], p.issue_date)
     if p.invoice_id in book["paid"]:
         return _NOTHING
     old = book["inv"].get(p.invoice_id)
     disputed = old[3] if old else 0
+    dv = old[4] if old and len(old) > 4 else None  # the dispute flag's version
     if old is None and (early := book.get("dsp")) and p.invoice_id in early:
         # its dispute came first (late or out of order): the invoice comes disputed
-        disputed = early.pop(p.invoice_id)[1]
+        _, disputed, dv = early.pop(p.invoice_id)
         book["disputes"] += disputed
-    book["inv"][p.invoice_id] = [
-        p.issue_date.toordinal(),
-        p.due_date.toordinal(),
-        amt,
-        disputed,
-    ]
+    row = [p.issue_date.toordinal(), p.due_date.toordinal(), amt, disputed]
+    if dv is not None:
+        row.append(dv)
+    book["inv"][p.invoice_id] = row
     return [p.invoice_id], None
 
 
-def _payment_received(book: dict[str, Any], p: Any, fx: FxFn, day: date) -> Changed:
+def _payment_received(book: dict[str, Any], p: Any, fx: FxFn, ev: Event) -> Changed:
     cur = book["cur"]
     amts = [
         (a.invoice_id, _conv(fx, a.amount, p.currency, cur, p.payment_date)) for a in p.allocations
@@ -210,7 +296,7 @@ def _payment_received(book: dict[str, Any], p: Any, fx: FxFn, day: date) -> Chan
     return [inv_id for inv_id, _ in amts], None
 
 
-def _credit_note_issued(book: dict[str, Any], p: Any, fx: FxFn, day: date) -> Changed:
+def _credit_note_issued(book: dict[str, Any], p: Any, fx: FxFn, ev: Event) -> Changed:
     amt = _conv(fx, p.amount, p.currency, book["cur"], p.issue_date)
     _reopen(book, p.invoice_id)
     lst = book["cn"].setdefault(p.invoice_id, [])
@@ -219,47 +305,69 @@ def _credit_note_issued(book: dict[str, Any], p: Any, fx: FxFn, day: date) -> Ch
     return [p.invoice_id], None
 
 
-def _invoice_disputed(book: dict[str, Any], p: Any, fx: FxFn, day: date) -> Changed:
+def _invoice_disputed(book: dict[str, Any], p: Any, fx: FxFn, ev: Event) -> Changed:
+    v = version(ev)
+    flag = 1 if p.disputed else 0
     row = book["inv"].get(p.invoice_id)
     if row is None:
         if p.invoice_id not in book["paid"]:  # (a settled invoice's dispute is not counted)
             # an invoice not come yet (events arrive out of order), or settled and dropped
             # long ago: the dispute is kept for it a while, and taken up if it comes
             early = book.setdefault("dsp", {})
-            t = day.toordinal()
-            for inv_id in [k for k, v in early.items() if v[0] <= t - 180]:
-                del early[inv_id]
-            early[p.invoice_id] = [t, 1 if p.disputed else 0]
+            t = ev.event_time.date().toordinal()
+            _drop_older(early, t, 180)
+            held = early.get(p.invoice_id)
+            if held is None or _newer(v, held[2]):
+                early[p.invoice_id] = [t, flag, v]
         return _NOTHING
+    if not _newer(v, row[4] if len(row) > 4 else None):
+        return _NOTHING  # a later dispute event came first
     was = row[3]
-    row[3] = 1 if p.disputed else 0
-    book["disputes"] += row[3] - was
+    row[3] = flag
+    if len(row) > 4:
+        row[4] = v
+    else:
+        row.append(v)
+    book["disputes"] += flag - was
     return [p.invoice_id], None
 
 
-def _contract_breached(book: dict[str, Any], p: Any, fx: FxFn, day: date) -> Changed:
+def _contract_breached(book: dict[str, Any], p: Any, fx: FxFn, ev: Event) -> Changed:
     book["breaches"] += 1
     return _NOTHING
 
 
-def _bureau_score_changed(book: dict[str, Any], p: Any, fx: FxFn, day: date) -> Changed:
-    book["bureau"] = float(p.score)
+def _signal(book: dict[str, Any], key: str, ev: Event) -> bool:
+    """Whether ``ev`` replaces the signal ``key`` (bureau score, a market index): it is not
+    older than the event that set it. Its version is then kept."""
+    v = version(ev)
+    sv = book.get("sv")
+    if sv is not None and not _newer(v, sv.get(key)):
+        return False
+    (sv if sv is not None else book.setdefault("sv", {}))[key] = v
+    return True
+
+
+def _bureau_score_changed(book: dict[str, Any], p: Any, fx: FxFn, ev: Event) -> Changed:
+    if _signal(book, "bureau", ev):
+        book["bureau"] = float(p.score)
     return _NOTHING
 
 
-def _market_index_updated(book: dict[str, Any], p: Any, fx: FxFn, day: date) -> Changed:
-    book["market"][p.code] = float(p.value)
+def _market_index_updated(book: dict[str, Any], p: Any, fx: FxFn, ev: Event) -> Changed:
+    if _signal(book, f"m:{p.code}", ev):
+        book["market"][p.code] = float(p.value)
     return _NOTHING
 
 
-def _customer_changed(book: dict[str, Any], p: Any, fx: FxFn, day: date) -> Changed:
+def _customer_changed(book: dict[str, Any], p: Any, fx: FxFn, ev: Event) -> Changed:
     cur = book["cur"]
     if p.currency and p.currency != cur and not book["inv"] and not book["ord"]:
         book["cur"] = p.currency
     return _NOTHING
 
 
-_APPLY: dict[type, Callable[[dict[str, Any], Any, FxFn, date], Changed]] = {
+_APPLY: dict[type, Callable[[dict[str, Any], Any, FxFn, Event], Changed]] = {
     OrderPlaced: _order_placed,
     OrderChanged: _order_changed,
     OrderCancelled: _order_cancelled,
@@ -317,7 +425,8 @@ def features(book: dict[str, Any], as_of: date) -> dict[str, float]:
     max_dpd = 0
     n_open = 0
     al, cn = book["al"], book["cn"]
-    for inv_id, (issue, due, amount, disp) in book["inv"].items():
+    for inv_id, row in book["inv"].items():
+        issue, due, amount, disp = row[0], row[1], row[2], row[3]
         if issue > t:
             continue
         bal = amount
@@ -351,7 +460,8 @@ def features(book: dict[str, Any], as_of: date) -> dict[str, float]:
     n90 = 0
     amt90 = 0.0
     last = book["last_order"]
-    for d, amt, cancelled in book["ord"].values():
+    for row in book["ord"].values():
+        d, amt, cancelled = row[0], row[1], row[2]
         if cancelled or d > t:
             continue
         if d > lo90:
@@ -399,7 +509,8 @@ def settle(book: dict[str, Any], as_of: date) -> bool:
     if al:  # only an invoice with allocations can be paid
         cn = book["cn"]
         for inv_id in [k for k in inv if k in al]:
-            issue, due, amount, disputed = inv[inv_id]
+            row = inv[inv_id]
+            issue, due, amount, disputed = row[0], row[1], row[2], row[3]
             if issue > t:
                 continue
             pd_ = _paid_date(amount, al[inv_id], cn.get(inv_id, []), t)
@@ -417,7 +528,8 @@ def settle(book: dict[str, Any], as_of: date) -> bool:
     if orders:
         lo90 = t - 90
         for oid in [k for k, v in orders.items() if v[0] <= lo90]:
-            d, _, cancelled = orders.pop(oid)
+            row = orders.pop(oid)
+            d, cancelled = row[0], row[2]
             if not cancelled and (book["last_order"] is None or d > book["last_order"]):
                 book["last_order"] = d
     return moved

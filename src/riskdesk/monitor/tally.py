@@ -242,7 +242,7 @@ class Tally:
             return
         t = self.t
         assert t is not None
-        issue, due, amount, disputed = row
+        issue, due, amount, disputed = row[0], row[1], row[2], row[3]
         al, cn = book["al"], book["cn"]
         alst = al.get(key) if al else None
         clst = cn.get(key) if cn else None
@@ -369,7 +369,7 @@ class Tally:
             return
         t = self.t
         assert t is not None
-        d, amt, cancelled = row
+        d, amt, cancelled = row[0], row[1], row[2]
         if d <= t - 90:
             del book["ord"][key]
             if not cancelled and (book["last_order"] is None or d > book["last_order"]):
