@@ -256,3 +256,34 @@ def test_a_json_body_over_the_limit_is_refused_for_token_requests_too(  # type: 
     assert client.get(f"/api/v1/cases/{case_id}", headers=h).json()["comments"] == []
     monkeypatch.setattr(security, "FORM_OVERHEAD", len(body))
     assert client.post(url, content=chunks(), headers=h).status_code == 201
+
+
+def test_a_risk_manager_rebuilds_states_from_the_stored_events(client, as_user) -> None:  # type: ignore[no-untyped-def]
+    """``POST /api/v1/monitor/rebuild``: risk managers only; a named customer without state or
+    events is refused with nothing done; the rebuilt states equal the ones the intake kept."""
+    client.post("/api/v1/events", json=[BREACH_C2, ORDER_C1], headers=as_user("rita"))
+    before = client.get(
+        f"/api/v1/customers/{_id(client, as_user, 'C001')}/monitor", headers=as_user("rita")
+    ).json()
+    assert before["state"]["features"]["orders_count_90d"] == 1.0
+    url = "/api/v1/monitor/rebuild"
+    assert client.post(url, json={"all": True}, headers=as_user("alice")).status_code == 403
+    assert client.post(url, json={"all": True}, headers=as_user("audrey")).status_code == 403
+    r = client.post(url, json={}, headers=as_user("rita"))
+    assert r.status_code == 422
+    r = client.post(url, json={"customers": ["C001", "ZZZ"]}, headers=as_user("rita"))
+    assert r.status_code == 422 and "'ZZZ'" in r.json()["detail"]
+    r = client.post(url, json={"customers": ["C001"]}, headers=as_user("rita"))
+    assert r.status_code == 200, r.text
+    assert {k: r.json()[k] for k in ("customers", "applied", "skipped", "changed")} == {
+        "customers": 1,
+        "applied": 1,
+        "skipped": 0,
+        "changed": 0,
+    }
+    r = client.post(url, json={"all": True}, headers=as_user("rita"))
+    assert (r.json()["customers"], r.json()["applied"]) == (2, 2)
+    after = client.get(
+        f"/api/v1/customers/{_id(client, as_user, 'C001')}/monitor", headers=as_user("rita")
+    ).json()
+    assert after["state"] == before["state"]

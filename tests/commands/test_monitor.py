@@ -274,3 +274,93 @@ def test_snooze_silences_a_rule_for_one_customer(db_url: str, tmp_path: Path) ->
         db_url, "alerts", "snooze", "K1", "overdue_31", "--until", "2099-01-01", "--reason", " "
     )
     assert r.exit_code == 1
+
+
+def test_rebuild_repairs_a_broken_state_from_the_stored_events(db_url: str, tmp_path: Path) -> None:
+    """A book the intake cannot read (an amount lost, as books written before amounts were
+    checked) refuses every new event of its customer. ``events rebuild`` replays the stored
+    events instead — leaving out one stored before that check, with its reason — and the
+    customer's events are taken again; the other customers are left as they were."""
+    from datetime import UTC, datetime
+
+    import orjson
+    from sqlalchemy import text
+
+    from riskdesk.store.db import session_scope
+
+    f = _write(tmp_path / "ev.jsonl", STREAM)
+    assert _run(db_url, "events", "ingest", str(f), "--json").exit_code == 0
+    eng = make_engine(db_url)
+    try:
+        with session_scope(eng) as s:  # stored before amounts were checked
+            s.add(
+                ProcessedEvent(
+                    event_id="old1",
+                    customer_ref="K1",
+                    event_type="invoice.issued",
+                    event_time=datetime(2026, 1, 7, 10, tzinfo=UTC),
+                    received_at=datetime(2026, 1, 7, 10, tzinfo=UTC),
+                    body={
+                        **_ev("old1", "invoice.issued", "2026-01-07", "K1", invoice_id="I9"),
+                        "payload": {
+                            "invoice_id": "I9",
+                            "issue_date": "2026-01-07",
+                            "due_date": "2026-02-06",
+                            "amount": None,
+                            "currency": "EUR",
+                        },
+                    },
+                )
+            )
+        with eng.begin() as c:
+            book = orjson.loads(
+                c.execute(
+                    text("SELECT book FROM monitor_customer_state WHERE customer_ref = 'K1'")
+                ).scalar_one()
+            )
+            book["inv"]["I9"] = [book["inv"]["I1"][0], book["inv"]["I1"][1], None, 0]
+            c.execute(
+                text(
+                    "UPDATE monitor_customer_state SET book = :b, stamp = 5 WHERE customer_ref = 'K1'"
+                ),
+                {"b": orjson.dumps(book).decode()},
+            )
+            k2 = c.execute(
+                text("SELECT stamp FROM monitor_customer_state WHERE customer_ref = 'K2'")
+            ).scalar_one()
+    finally:
+        eng.dispose()
+    late = _ev("e9", "bureau_score.changed", "2026-02-10", "K1", score=600)
+    g = _write(tmp_path / "late.jsonl", [late])
+    refused = json.loads(_run(db_url, "events", "ingest", str(g), "--json").stdout)
+    assert refused["rejected"] == 1 and "could not be applied" in refused["rejections"][0]["reason"]
+
+    assert _run(db_url, "events", "rebuild", "--json").exit_code == 2  # no customer named
+    unknown = _run(db_url, "events", "rebuild", "K1", "NOPE", "--json")
+    assert unknown.exit_code == 1 and "'NOPE'" in json.loads(unknown.stdout)["error"]
+    res = _run(db_url, "events", "rebuild", "K1", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert (out["customers"], out["applied"], out["skipped"], out["changed"]) == (1, 3, 1, 0)
+    assert out["skipped_events"][0]["event_id"] == "old1"
+    assert "amount" in out["skipped_events"][0]["reason"]
+
+    again = json.loads(_run(db_url, "events", "ingest", str(g), "--json").stdout)
+    assert (again["accepted"], again["rejected"]) == (1, 0)
+    st = json.loads(_run(db_url, "events", "state", "K1", "--json").stdout)
+    assert st["features"]["open_invoice_balance"] == 1100.0 and st["events"] == 4
+    eng = make_engine(db_url)
+    try:
+        with eng.connect() as c:
+            assert (
+                c.execute(
+                    text("SELECT stamp FROM monitor_customer_state WHERE customer_ref = 'K2'")
+                ).scalar_one()
+                == k2
+            )
+            actions = list(c.scalars(select(AuditEntry.action)))
+    finally:
+        eng.dispose()
+    assert actions.count("monitor.rebuild") == 1  # the refused tries wrote nothing
+    every = json.loads(_run(db_url, "events", "rebuild", "--all", "--json").stdout)
+    assert (every["customers"], every["applied"], every["changed"]) == (2, 5, 0)

@@ -836,3 +836,45 @@ def json_loads(text_: str | None) -> Any:
 
     assert text_ is not None
     return orjson.loads(text_)
+
+
+def test_a_rebuild_leaves_a_customer_the_core_fails_on_and_rebuilds_the_others(
+    engine: Engine, monkeypatch: Any
+) -> None:
+    """A fault of the monitor core on one customer's events (a bug) does not stop a rebuild:
+    that customer is left as it was and listed, the others are rebuilt; a customer whose
+    stored events are all no longer valid loses its state row."""
+    from riskdesk.monitor import processor
+    from riskdesk.store.models import CustomerState
+
+    with session_scope(engine) as s:
+        repo.ingest(s, [_inv("r1", "I1", "5.00", "A"), _inv("r2", "J1", "7.00", "B")])
+        repo.ingest(s, [_inv("r3", "K1", "9.00", "C")])
+    with engine.begin() as c:  # C's only event, as stored before amounts were checked
+        body = json_loads(
+            c.execute(text("SELECT body FROM monitor_events WHERE event_id = 'r3'")).scalar_one()
+        )
+        body["payload"]["amount"] = None
+        c.execute(
+            text("UPDATE monitor_events SET body = :b WHERE event_id = 'r3'"),
+            {"b": json.dumps(body)},
+        )
+        stamps = dict(
+            c.execute(text("SELECT customer_ref, stamp FROM monitor_customer_state")).all()
+        )
+    real = processor.step_event
+
+    def faulty(book: Any, ev: Any, *a: Any, **kw: Any) -> Any:
+        if ev.customer_id == "A":
+            raise TypeError("a book it cannot read")
+        return real(book, ev, *a, **kw)
+
+    monkeypatch.setattr(processor, "step_event", faulty)
+    with session_scope(engine) as s:
+        out = repo.rebuild_states(s, actor="test")
+    assert out["failed"] == [{"customer": "A", "reason": "TypeError: a book it cannot read"}]
+    assert (out["customers"], out["removed_customers"], out["skipped"]) == (2, ["C"], 1)
+    with session_scope(engine) as s:
+        after = {r.customer_ref: r.stamp for r in s.scalars(select(CustomerState))}
+    assert after["A"] == stamps["A"] and after["B"] != stamps["B"] and "C" not in after
+    assert _balance(engine, "B") == 7.0

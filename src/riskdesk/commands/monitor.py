@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -60,25 +62,28 @@ def _table(title: str, cols: list[str], rows: list[dict[str, Any]]) -> None:
 # --------------------------------------------------------------------------- events
 
 
+@contextmanager
+def _bar(label: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar of ``total`` items; yields the function that advances it."""
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
 def _ingest_file(
     eng: Any, file: Path, batch: int, total_lines: int, as_json: bool
 ) -> dict[str, Any]:
     if as_json:
-        out = ev_conn.ingest_file(eng, file, batch=batch)
-    else:
-        with Progress(
-            TextColumn("ingesting"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as bar:
-            task = bar.add_task("events", total=total_lines)
-            out = ev_conn.ingest_file(
-                eng, file, batch=batch, progress=lambda n: bar.advance(task, n)
-            )
-    return out
+        return ev_conn.ingest_file(eng, file, batch=batch)
+    with _bar("ingesting", total_lines) as advance:
+        return ev_conn.ingest_file(eng, file, batch=batch, progress=advance)
 
 
 @events_app.command("ingest")
@@ -177,6 +182,59 @@ def events_state(
     if out is None:
         raise fail(f"no state for customer {customer!r}", 1, as_json)
     emit(out, as_json, None)
+
+
+@events_app.command("rebuild")
+def events_rebuild(
+    ctx: typer.Context,
+    customers: Annotated[
+        list[str] | None, typer.Argument(help="External customer ids (or --all).")
+    ] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Every customer with a state or a stored event.")
+    ] = False,
+    actor: ActorOpt = "cli",
+    as_json: JsonOpt = False,
+) -> None:
+    """Rebuild customers' real-time states from their stored events (no alert is raised)."""
+    if bool(customers) == all_:
+        raise fail("name the customers to rebuild, or give --all (not both)", 2, as_json)
+    eng = engine(ctx)
+    refs = None if all_ else sorted(set(customers or []))
+    with session_scope(eng) as s:
+        total = repo.stored_events_count(s, refs)
+    try:
+        with session_scope(eng) as s:
+            if as_json or total < 1000:
+                out = repo.rebuild_states(s, refs, actor=actor)
+            else:
+                with _bar("replaying events", total) as advance:
+                    out = repo.rebuild_states(s, refs, actor=actor, progress=advance)
+    except repo.MonitorError as exc:
+        raise fail(str(exc), 1, as_json) from None
+    except repo.StaleStateError as exc:
+        raise fail(f"{exc}; nothing was rebuilt — run the same command again", 1, as_json) from None
+
+    def render(o: dict[str, Any]) -> None:
+        console.print(
+            f"rebuilt {o['customers']} customer(s) from {o['applied']} event(s): "
+            f"[yellow]{o['changed']}[/] changed, {o['removed']} removed (no valid event), "
+            f"[red]{o['skipped']}[/] event(s) left out"
+        )
+        if o["changed_customers"]:
+            console.print("  changed: " + ", ".join(o["changed_customers"]))
+        if o["removed_customers"]:
+            console.print("  removed: " + ", ".join(o["removed_customers"]))
+        for r in o["skipped_events"]:
+            console.print(
+                f"  left out {r['event_id'] or '(no id)'} of {r['customer']}: {r['reason']}"
+            )
+        for r in o["failed"]:
+            console.print(f"  [red]failed[/] {r['customer']} (left as it was): {r['reason']}")
+
+    emit({"ok": not out["failed"], **out}, as_json, render)
+    if out["failed"]:
+        raise typer.Exit(1)
 
 
 def worker(

@@ -10,9 +10,15 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from riskdesk.monitor.events import Event
+from riskdesk.monitor.events import Event, EventError, parse_event
 from riskdesk.monitor.rules import Engine, Hit
-from riskdesk.monitor.state import FxFn, apply_event, book_date, same_currency_only
+from riskdesk.monitor.state import (
+    FxFn,
+    StateError,
+    apply_event,
+    book_date,
+    same_currency_only,
+)
 from riskdesk.monitor.tally import Tally
 
 _AMOUNT_DATE = {
@@ -203,3 +209,58 @@ def step_clock(
         state = tl.features()
     hits = _tick_hits(engine, prev or state, crossings, state, customer or {}, rating or {})
     return Step(state, hits, tl)
+
+
+@dataclass(slots=True)
+class Replay:
+    """A customer's book rebuilt from its stored events, one at a time (:meth:`add`, in
+    event-time order, then :meth:`finish`), with no rules: what the real-time state would be
+    had these events come alone."""
+
+    book: dict[str, Any]
+    fx: FxFn = same_currency_only
+    customer: dict[str, Any] | None = None
+    features: dict[str, float] | None = None
+    """The running totals after the last step (None while no event could be applied)."""
+    tally: Tally | None = None
+    applied: int = 0
+    skipped: list[tuple[str | None, str]] = field(default_factory=list)
+    """Events left out, as (event id, reason): bodies that are not valid events any more
+    (stored before a check that now refuses them) and events the book refuses."""
+
+    def add(self, body: Any) -> None:
+        """Apply one stored event body (a raw mapping). An event that is not valid or that
+        the book refuses is skipped with its reason; any other fault (a bug in the core) is
+        raised, with the book perhaps half changed."""
+        try:
+            ev = parse_event(body)
+        except EventError as exc:
+            eid = body.get("event_id") if isinstance(body, dict) else None
+            self.skipped.append((eid if isinstance(eid, str) else None, str(exc)))
+            return
+        try:
+            st = step_event(
+                self.book,
+                ev,
+                self.features,
+                None,
+                fx=self.fx,
+                customer=self.customer,
+                tally=self.tally,
+            )
+        except StateError as exc:
+            self.skipped.append((ev.event_id, str(exc)))
+            return
+        self.features, self.tally = st.features, st.tally
+        self.applied += 1
+
+    def finish(self, as_of: date | None) -> None:
+        """Age the book to ``as_of`` when that is later than its last event's day, as the
+        clock would have done (nothing when no event was applied)."""
+        if as_of is None or not self.applied:
+            return
+        aged = step_clock(
+            self.book, as_of, self.features, None, customer=self.customer, tally=self.tally
+        )
+        if aged is not None:
+            self.features, self.tally = aged.features, aged.tally

@@ -14,7 +14,7 @@ import logging
 import math
 import os
 import random
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -22,15 +22,15 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 import orjson
+from sqlalchemy import delete, func, select, update
 from sqlalchemy import event as sa_event
-from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from riskdesk.assess.rating import effective
 from riskdesk.domain.money import FxTable
 from riskdesk.monitor.cases import check_transition, needs_escalation, severity_at_least, sla_due
 from riskdesk.monitor.events import Event, EventError, parse_event
-from riskdesk.monitor.processor import Step, step_clock, step_event
+from riskdesk.monitor.processor import Replay, Step, step_clock, step_event
 from riskdesk.monitor.rules import POINTS_RULE, Engine, Hit, RuleError, default_rule_set
 from riskdesk.monitor.state import FxFn, StateError, book_date, features, new_book
 from riskdesk.monitor.tally import Tally
@@ -2188,6 +2188,228 @@ def dry_run(session: Session, body: Any, *, limit_customers: int = 50) -> dict[s
         "by_rule": dict(sorted(by_rule.items(), key=lambda kv: -kv[1])),
         "by_customer": dict(list(by_customer.items())[:limit_customers]),
     }
+
+
+# --------------------------------------------------------------------------- rebuild
+
+REBUILD_LISTED = 100
+"""Customers (and skipped events) a rebuild's summary names; the counts cover all."""
+
+
+def rebuild_states(
+    session: Session,
+    refs: Sequence[str] | None = None,
+    *,
+    actor: str,
+    now: datetime | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Rebuild the real-time state of the customers ``refs`` (None: every customer with a
+    state or a stored event) from their stored events, in event-time order, and write it in
+    the caller's transaction: the way out when a state is wrong (a book written by an older
+    version with a fault since mended, a state changed by hand).
+
+    Events stored that are not valid any more (written before a check that now refuses
+    them, such as a missing amount) or that the rebuilt book refuses are left out and
+    listed. A customer left with no applicable event loses its state row (it has no state,
+    as a customer never seen). A customer the monitor core fails on (a bug) is left as it
+    was and listed under ``failed``; the others are rebuilt. The books are aged to the date their state had (the clock's),
+    with no rules: no alert is raised or changed — the events were judged when they came.
+    The customers' state rows are locked (SQLite: the intake's write turn) until the
+    transaction ends, and get new stamps, so intake processes reload them. ``progress`` is
+    called with the number of events read since its last call. A named customer with neither
+    a state nor a stored event is an error (:class:`MonitorError`), before anything is
+    written."""
+    now = now or utcnow()
+    raw = _Raw(session)
+    wanted = None if refs is None else set(refs)
+    with _index_plans(raw):
+        _autoflush(session)
+        _begin_write(session, raw)
+        q = select(CustomerState).order_by(CustomerState.customer_ref).with_for_update()
+        if wanted is not None:
+            rows: dict[str, CustomerState] = {}
+            for chunk in _chunks(sorted(wanted)):
+                q1 = q.where(CustomerState.customer_ref.in_(chunk))
+                rows.update((r.customer_ref, r) for r in session.scalars(q1))
+        else:
+            rows = {r.customer_ref: r for r in session.scalars(q)}
+        fx = _same_or_lookup(session)
+        replays: dict[str, Replay] = {}
+        pending: dict[str, list[Any]] = {}  # bodies of customers not yet looked up
+        eq = select(ProcessedEvent.customer_ref, ProcessedEvent.body).order_by(
+            ProcessedEvent.event_time, ProcessedEvent.event_id
+        )
+        batches = (
+            [eq]
+            if wanted is None
+            else [eq.where(ProcessedEvent.customer_ref.in_(c)) for c in _chunks(sorted(wanted))]
+        )
+        failed: dict[str, str] = {}  # customers the monitor core failed on: why
+
+        def feed(ref: str, rp: Replay, bodies: Iterable[Any]) -> None:
+            if ref in failed:
+                return
+            try:
+                for body in bodies:
+                    rp.add(body)
+            except Exception as exc:  # a fault of the core on this customer: the others go on
+                _log.exception("rebuild: customer %s could not be replayed", ref)
+                failed[ref] = f"{type(exc).__name__}: {exc}"
+
+        def start() -> None:
+            _start_replays(session, pending, replays, fx)
+            for ref, bodies in pending.items():
+                feed(ref, replays[ref], bodies)
+            pending.clear()
+
+        seen = 0
+        for stmt in batches:
+            for ref, body in session.execute(stmt.execution_options(yield_per=2000)):
+                rp = replays.get(ref)
+                if rp is None:
+                    pending.setdefault(ref, []).append(body)
+                    if len(pending) >= CHUNK:
+                        start()
+                else:
+                    feed(ref, rp, (body,))
+                seen += 1
+                if progress is not None and seen % 1000 == 0:
+                    progress(1000)
+            start()
+        if progress is not None and seen % 1000:
+            progress(seen % 1000)
+        if wanted is not None and (unknown := sorted(wanted - set(rows) - set(replays))):
+            listed = ", ".join(repr(r) for r in unknown[:10])
+            raise MonitorError(
+                f"no state and no stored event for customer(s) {listed}"
+                + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+                + "; nothing was rebuilt"
+            )
+        customers = _customers(session, sorted(set(rows) | set(replays)))
+        clock = clock_date(session)
+        lives: list[_Live] = []
+        removed: list[str] = []
+        changed: list[str] = []
+        skipped: list[dict[str, Any]] = []
+        n_skipped = applied = 0
+        for ref in sorted(set(rows) | set(replays)):
+            row = rows.get(ref)
+            rp = replays.get(ref)
+            if rp is not None and ref not in failed:
+                try:
+                    # the date the state had, or the clock's when later (the clock ages
+                    # every state it finds behind it)
+                    rp.finish(max((d for d in (clock, row and row.as_of) if d), default=None))
+                except Exception as exc:
+                    _log.exception("rebuild: customer %s could not be aged", ref)
+                    failed[ref] = f"{type(exc).__name__}: {exc}"
+            if ref in failed:
+                continue  # left as it was, and listed
+            if rp is not None:
+                n_skipped += len(rp.skipped)
+                skipped += [
+                    {"customer": ref, "event_id": eid, "reason": why}
+                    for eid, why in rp.skipped[: REBUILD_LISTED - len(skipped)]
+                ]
+            if rp is None or not rp.applied:
+                if row is not None:
+                    removed.append(ref)
+                continue
+            applied += rp.applied
+            # changed: the figures (the features rules and pages read) or the event count.
+            # The books are not compared: two arrival orders give books equal in meaning but
+            # not in spelling (a payment's allocations are listed in arrival order)
+            if (
+                row is None
+                or row.events_count != rp.applied
+                or _canon(row.features) != _canon(rp.features)
+            ):
+                changed.append(ref)
+            lv = _Live(
+                ref,
+                customers.get(ref),
+                rp.book,
+                rp.features,
+                None if row is None else 0,  # events_count becomes the events applied
+                rp.applied,
+                True,
+                stamp=None if row is None else row.stamp,
+            )
+            lives.append(lv)
+        for row in rows.values():
+            session.expire(row)  # the ORM copies are out of date once written below
+        try:
+            _save_states(session, lives, now)
+        except _Conflict as exc:  # not expected: the rows were read under lock
+            raise StaleStateError(f"rebuild: {exc}") from exc
+        if removed:
+            for chunk in _chunks(removed):
+                session.execute(
+                    delete(CustomerState)
+                    .where(CustomerState.customer_ref.in_(chunk))
+                    .execution_options(synchronize_session=False)
+                )
+    out = {
+        "customers": len(lives) + len(removed),
+        "events": seen,
+        "applied": applied,
+        "skipped": n_skipped,
+        "changed": len(changed),
+        "removed": len(removed),
+        "changed_customers": changed[:REBUILD_LISTED],
+        "removed_customers": removed[:REBUILD_LISTED],
+        "skipped_events": skipped,
+        "failed": [{"customer": r, "reason": failed[r]} for r in sorted(failed)],
+    }
+    record(
+        session,
+        actor=actor,
+        action="monitor.rebuild",
+        entity="customer_state",
+        after={k: v for k, v in out.items() if k not in ("skipped_events", "failed")}
+        | {"failed": len(failed)}
+        | {"scope": "all" if refs is None else sorted(wanted or ())[:REBUILD_LISTED]},
+    )
+    return out
+
+
+def stored_events_count(session: Session, refs: Sequence[str] | None = None) -> int:
+    """How many stored events the customers ``refs`` have (None: all customers)."""
+    q = select(func.count()).select_from(ProcessedEvent)
+    if refs is None:
+        return int(session.scalar(q) or 0)
+    return sum(
+        int(session.scalar(q.where(ProcessedEvent.customer_ref.in_(c))) or 0)
+        for c in _chunks(sorted(set(refs)))
+    )
+
+
+def _start_replays(
+    session: Session, pending: dict[str, list[Any]], replays: dict[str, Replay], fx: FxFn
+) -> None:
+    """Begin the replays of the customers in ``pending`` (their rows read in one query; a
+    book in the customer's currency, or its first event's)."""
+    if not pending:
+        return
+    customers = _customers(session, sorted(pending))
+    for ref, bodies in pending.items():
+        cust = customers.get(ref)
+        cur = cust.currency if cust is not None else _body_currency(bodies[0]) or "EUR"
+        replays[ref] = Replay(new_book(cur), fx, _customer_info(cust))
+
+
+def _canon(value: Any) -> bytes:
+    """``value`` as its stored JSON compares (keys sorted; NaN as null, as orjson writes it)."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def _body_currency(body: Any) -> str | None:
+    """The currency of a stored body's payload, as the intake takes a new book's."""
+    try:
+        return _first_currency(parse_event(body))
+    except EventError:
+        return None
 
 
 # --------------------------------------------------------------------------- state read

@@ -312,6 +312,31 @@ def post_snooze(session: DbSession, user: Workers, body: SnoozeIn) -> dict[str, 
     return {"customer": sn.customer_ref, "rule": sn.rule_id, "until": sn.until, "reason": sn.reason}
 
 
+class RebuildIn(BaseModel):
+    customers: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        default=None, max_length=10_000, description="External customer ids (or all)."
+    )
+    all: bool = Field(default=False, description="Every customer with a state or an event.")
+
+
+@router.post(
+    "/monitor/rebuild", summary="Rebuild customers' real-time states from their stored events"
+)
+def post_rebuild(session: DbSession, user: RiskManagers, body: RebuildIn) -> dict[str, Any]:
+    """No alert is raised or changed; events no longer valid are left out and listed. For a
+    large portfolio use ``riskdesk events rebuild --all`` (with a progress bar)."""
+    if bool(body.customers) == body.all:
+        raise ApiError(422, "Invalid request", "name the customers, or set all (not both)")
+    try:
+        return repo.rebuild_states(
+            session, None if body.all else body.customers, actor=user.username
+        )
+    except repo.MonitorError as exc:
+        raise ApiError(422, "Invalid request", str(exc)) from None
+    except repo.StaleStateError as exc:
+        raise ApiError(409, "Conflict", f"{exc}; nothing was rebuilt: try again") from None
+
+
 @router.get("/cases", summary="Cases (default: not resolved)")
 def get_cases(
     session: DbSession,
