@@ -140,6 +140,9 @@ def test_rules_can_read_the_rating_in_force(engine: Engine) -> None:
         )
         fired = {(a.customer_ref, a.rule_id) for a in s.scalars(select(Alert))}
     assert fired == {("G9", "weak_grade_order")}
+    with session_scope(engine) as s:  # a dry run over the history reads the ratings too
+        dry = repo.dry_run(s, rules)
+    assert (dry["alerts"], dry["by_customer"]) == (1, {"G9": ["weak_grade_order"]})
 
 
 def test_intake_reads_the_same_rating_in_force_as_the_rating_store(engine: Engine) -> None:

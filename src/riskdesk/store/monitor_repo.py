@@ -2151,12 +2151,14 @@ def _clock_tick(session: Session, as_of: date, now: datetime, actor: str) -> dic
 
 def dry_run(session: Session, body: Any, *, limit_customers: int = 50) -> dict[str, Any]:
     """Replay the stored event history with a candidate rule set, writing nothing: how many
-    alerts it would raise (de-duplicated by customer and rule), by rule, for which customers."""
+    alerts it would raise (de-duplicated by customer and rule), by rule, for which customers.
+    Rules over the rating (``rating.*``) read the rating in force now, as the intake would."""
     engine = Engine.from_json(body)
     fx = _same_or_lookup(session)
     books: dict[str, tuple[dict[str, Any], dict[str, float] | None, Tally | None]] = {}
     refs = list(session.scalars(select(CustomerState.customer_ref)))
     customers = _customers(session, refs)
+    ratings = _ratings(session, customers.values())
     fired: set[tuple[str, str]] = set()
     events = 0
     q = select(ProcessedEvent.body).order_by(ProcessedEvent.event_time, ProcessedEvent.event_id)
@@ -2169,7 +2171,14 @@ def dry_run(session: Session, body: Any, *, limit_customers: int = 50) -> dict[s
             book = new_book(cust.currency if cust else (_first_currency(ev) or "EUR"))
         try:
             st = step_event(
-                book, ev, prev, engine, fx=fx, customer=_customer_info(cust), tally=tally
+                book,
+                ev,
+                prev,
+                engine,
+                fx=fx,
+                customer=_customer_info(cust),
+                rating=_rating_of(ratings, cust),
+                tally=tally,
             )
         except StateError:
             continue
