@@ -881,3 +881,19 @@ def test_a_rebuild_leaves_a_customer_the_core_fails_on_and_rebuilds_the_others(
         after = {r.customer_ref: r.stamp for r in s.scalars(select(CustomerState))}
     assert after["A"] == stamps["A"] and after["B"] != stamps["B"] and "C" not in after
     assert _balance(engine, "B") == 7.0
+
+
+def test_a_dry_run_counts_what_the_clock_raised_after_the_last_event(engine: Engine) -> None:
+    """Time alone raises alerts (an invoice passing 31 days overdue with no event): a dry run
+    ages the replayed books to the clock's date, as the clock aged the live states, so it
+    counts those alerts too."""
+    from riskdesk.monitor.rules import default_rule_set
+
+    with session_scope(engine) as s:
+        repo.ingest(s, [_inv("t1", "I1", "100.00")])  # due 2026-02-04
+        repo.clock_tick(s, date(2026, 3, 10))
+        live = {(a.customer_ref, a.rule_id) for a in s.scalars(select(Alert))}
+    assert ("K", "overdue_31") in live
+    with session_scope(engine) as s:
+        dry = repo.dry_run(s, default_rule_set())
+    assert set(dry["by_customer"]["K"]) == {r for _, r in live}

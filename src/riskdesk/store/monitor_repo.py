@@ -2152,7 +2152,8 @@ def _clock_tick(session: Session, as_of: date, now: datetime, actor: str) -> dic
 def dry_run(session: Session, body: Any, *, limit_customers: int = 50) -> dict[str, Any]:
     """Replay the stored event history with a candidate rule set, writing nothing: how many
     alerts it would raise (de-duplicated by customer and rule), by rule, for which customers.
-    Rules over the rating (``rating.*``) read the rating in force now, as the intake would."""
+    Rules over the rating (``rating.*``) read the rating in force now, as the intake would;
+    the books are then aged to the clock's date, so what time alone raised counts too."""
     engine = Engine.from_json(body)
     fx = _same_or_lookup(session)
     books: dict[str, tuple[dict[str, Any], dict[str, float] | None, Tally | None]] = {}
@@ -2185,6 +2186,24 @@ def dry_run(session: Session, body: Any, *, limit_customers: int = 50) -> dict[s
         books[ev.customer_id] = (book, st.features, st.tally)
         for hit, _ in st.hits:
             fired.add((ev.customer_id, hit.rule_id))
+    # what time alone raised after each customer's last event: the books aged to the clock's
+    # date, as the clock aged the live states
+    clock = clock_date(session)
+    for ref, (book, prev, tally) in books.items():
+        if clock is None:
+            break
+        cust = customers.get(ref)
+        aged = step_clock(
+            book,
+            clock,
+            prev,
+            engine,
+            customer=_customer_info(cust),
+            rating=_rating_of(ratings, cust),
+            tally=tally,
+        )
+        for hit, _ in aged.hits if aged is not None else ():
+            fired.add((ref, hit.rule_id))
     by_rule: dict[str, int] = {}
     by_customer: dict[str, list[str]] = {}
     for ref, rule in sorted(fired):
