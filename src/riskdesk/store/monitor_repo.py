@@ -2241,13 +2241,13 @@ def rebuild_states(
     them, such as a missing amount) or that the rebuilt book refuses are left out and
     listed. A customer left with no applicable event loses its state row (it has no state,
     as a customer never seen). A customer the monitor core fails on (a bug) is left as it
-    was and listed under ``failed``; the others are rebuilt. The books are aged to the date their state had (the clock's),
-    with no rules: no alert is raised or changed — the events were judged when they came.
-    The customers' state rows are locked (SQLite: the intake's write turn) until the
-    transaction ends, and get new stamps, so intake processes reload them. ``progress`` is
-    called with the number of events read since its last call. A named customer with neither
-    a state nor a stored event is an error (:class:`MonitorError`), before anything is
-    written."""
+    was and listed under ``failed``; the others are rebuilt. The books are aged to the date
+    their state had (the clock's, if later), with no rules: no alert is raised or changed —
+    the events were judged when they came. The customers' state rows are locked (SQLite:
+    the intake's write turn) until the transaction ends, and get new stamps, so intake
+    processes reload them. ``progress`` is called with the number of events read since its
+    last call. A named customer with neither a state nor a stored event is an error
+    (:class:`MonitorError`), before anything is written."""
     now = now or utcnow()
     raw = _Raw(session)
     wanted = None if refs is None else set(refs)
