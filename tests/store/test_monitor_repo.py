@@ -897,3 +897,22 @@ def test_a_dry_run_counts_what_the_clock_raised_after_the_last_event(engine: Eng
     with session_scope(engine) as s:
         dry = repo.dry_run(s, default_rule_set())
     assert set(dry["by_customer"]["K"]) == {r for _, r in live}
+
+
+def test_a_rebuild_of_more_customers_than_one_lookup_takes_gives_the_same_states(
+    engine: Engine,
+) -> None:
+    """More customers than one lookup of their rows takes (``CHUNK``): the replay starts them
+    in several rounds while it reads the events (on PostgreSQL from a server-side cursor, with
+    the lookups on the same connection), and every state comes out as the intake kept it."""
+    n = repo.CHUNK + 50
+    events = [_inv(f"w{i}", f"I{i}", f"{i % 97 + 1}.00", f"W{i:05d}") for i in range(n)]
+    events += [_inv(f"x{i}", f"J{i}", "2.00", f"W{i:05d}", day="2026-01-06") for i in range(n)]
+    with session_scope(engine) as s:
+        repo.ingest(s, events)
+    with session_scope(engine) as s:
+        seen: list[int] = []
+        out = repo.rebuild_states(s, actor="test", progress=seen.append)
+    assert (out["customers"], out["applied"], out["changed"], out["failed"]) == (n, 2 * n, 0, [])
+    assert sum(seen) == 2 * n
+    assert _balance(engine, "W00010") == 13.0
