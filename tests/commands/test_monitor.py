@@ -333,7 +333,9 @@ def test_rebuild_repairs_a_broken_state_from_the_stored_events(db_url: str, tmp_
     late = _ev("e9", "bureau_score.changed", "2026-02-10", "K1", score=600)
     g = _write(tmp_path / "late.jsonl", [late])
     refused = json.loads(_run(db_url, "events", "ingest", str(g), "--json").stdout)
-    assert refused["rejected"] == 1 and "could not be applied" in refused["rejections"][0]["reason"]
+    reason = refused["rejections"][0]["reason"]
+    assert refused["rejected"] == 1 and "could not be applied" in reason
+    assert "riskdesk events rebuild K1" in reason  # the way out, named
 
     assert _run(db_url, "events", "rebuild", "--json").exit_code == 2  # no customer named
     unknown = _run(db_url, "events", "rebuild", "K1", "NOPE", "--json")

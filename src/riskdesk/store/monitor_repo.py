@@ -969,7 +969,9 @@ def _ingest_once(
             failed[ev.customer_id] = (
                 f"could not be applied to the state of customer {ev.customer_id!r} "
                 f"({type(exc).__name__}: {exc}); none of this customer's events in the batch "
-                "was stored: send them again once the fault is mended"
+                "was stored: send them again once the fault is mended (a state the core "
+                "cannot read is rebuilt from the stored events by `riskdesk events rebuild "
+                f"{ev.customer_id}`)"
             )
             res.reject(first_index + i, ev.event_id, failed[ev.customer_id])
             continue
