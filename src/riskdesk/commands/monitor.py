@@ -444,7 +444,7 @@ def rules_dry_run(
         except RuleError as exc:
             raise fail(f"invalid rule set: {exc}", 1, as_json) from None
         if rs is not None:
-            rs.dry_run = {k: out[k] for k in ("events", "alerts", "customers", "by_rule")}
+            rs.dry_run = {k: out[k] for k in repo.DRY_RUN_KEPT}
 
     def render(o: dict[str, Any]) -> None:
         console.print(f"{o['events']} events → {o['alerts']} alerts for {o['customers']} customers")

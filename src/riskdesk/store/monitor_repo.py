@@ -2220,6 +2220,19 @@ def dry_run(session: Session, body: Any, *, limit_customers: int = 50) -> dict[s
     }
 
 
+DRY_RUN_KEPT = ("events", "alerts", "customers", "by_rule")
+"""What a version keeps of its last dry run (``rule_sets.dry_run``)."""
+
+
+def dry_run_version(session: Session, version: int) -> dict[str, Any]:
+    """:func:`dry_run` of a stored version, whose summary is kept with it (raises
+    :class:`MonitorError` when there is no such version)."""
+    rs = get_rule_set(session, version)
+    out = dry_run(session, rs.body)
+    rs.dry_run = {k: out[k] for k in DRY_RUN_KEPT}
+    return out
+
+
 # --------------------------------------------------------------------------- rebuild
 
 REBUILD_LISTED = 100

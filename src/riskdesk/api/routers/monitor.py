@@ -448,12 +448,9 @@ def post_rules(
 @router.post("/rules/{version}/dry-run", summary="Replay the stored history with a version")
 def dry_run(session: DbSession, user: RiskManagers, version: VersionNo) -> dict[str, Any]:
     try:
-        rs = repo.get_rule_set(session, version)
+        return repo.dry_run_version(session, version)
     except repo.MonitorError as exc:
         raise ApiError(404, "Not found", str(exc)) from None
-    out = repo.dry_run(session, rs.body)
-    rs.dry_run = {k: out[k] for k in ("events", "alerts", "customers", "by_rule")}
-    return out
 
 
 @router.post("/rules/{version}/publish", summary="Publish a version (atomic swap)")

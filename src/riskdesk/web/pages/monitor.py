@@ -1,27 +1,43 @@
-"""Pages: the alerts inbox (open cases and alerts) and a case page (acknowledge, comment,
-resolve) with each alert's playbook."""
+"""Pages: the alerts inbox (open cases and alerts), a case page (acknowledge, comment,
+resolve) with each alert's playbook, and the alert rule sets (versions; a version's rules and
+JSON, edited into a new draft, dry-run over the stored history, published)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from riskdesk.api.deps import CurrentUser, DbSession, require_roles
 from riskdesk.api.errors import ApiError
-from riskdesk.api.routers.monitor import CaseId, _owner_filter, _visible_case
+from riskdesk.api.routers.monitor import CaseId, VersionNo, _owner_filter, _visible_case
 from riskdesk.monitor.cases import OUTCOMES
+from riskdesk.monitor.rules import RuleError
 from riskdesk.store import monitor_repo as repo
 from riskdesk.store.models import User
+from riskdesk.web.i18n import t
 from riskdesk.web.nav import NavItem
 from riskdesk.web.panels.monitor import alerts_table, severity_badge
 from riskdesk.web.templating import render, request_lang
 
 router = APIRouter(prefix="/monitor", include_in_schema=False)
-NAV = [NavItem("/monitor/alerts", "monitor.nav", 35)]
+NAV = [
+    NavItem("/monitor/alerts", "monitor.nav", 35),
+    NavItem(
+        "/monitor/rules",
+        "monitor.rules_nav",
+        36,
+        roles=("admin", "risk_manager", "analyst", "auditor"),
+    ),
+]
 Workers = Annotated[User, Depends(require_roles("risk_manager", "analyst", "sales"))]
 Resolvers = Annotated[User, Depends(require_roles("risk_manager", "analyst"))]
+Readers = Annotated[User, Depends(require_roles("risk_manager", "analyst", "auditor"))]
+RiskManagers = Annotated[User, Depends(require_roles("risk_manager"))]
+MAX_RULES_TEXT = 1_000_000
+"""The longest rule set JSON the editor takes (characters)."""
 
 
 @router.get("/alerts")
@@ -99,3 +115,123 @@ def resolve(
     return _do(
         repo.resolve_case, session, case_id, outcome, actor=user.username, reason=reason or None
     )
+
+
+# --------------------------------------------------------------------------- rule sets
+
+
+@router.get("/rules")
+def rules_page(request: Request, session: DbSession, user: Readers) -> Response:
+    repo.ensure_default_rules(session)
+    sets = [repo.rule_set_dict(r) for r in reversed(repo.list_rule_sets(session))]
+    return render(request, "monitor/rules.html", {"sets": sets})
+
+
+def _rule_rows(body: dict[str, Any], lang: str) -> list[dict[str, Any]]:
+    rows = []
+    for r in body.get("rules", []):
+        title = r.get("title") or {}
+        rows.append(
+            {
+                "id": r.get("id"),
+                "title": title.get(lang) or title.get("en") or "",
+                "severity": r.get("severity"),
+                "points": r.get("points"),
+                "events": r.get("events") or [],
+            }
+        )
+    return rows
+
+
+def _rule_set_page(
+    request: Request,
+    session: Any,
+    user: User,
+    version: int,
+    *,
+    text: str | None = None,
+    note: str = "",
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    try:
+        rs = repo.get_rule_set(session, version)
+    except repo.MonitorError as exc:
+        raise ApiError(404, "Not found", str(exc)) from None
+    lang = request_lang(request)
+    return render(
+        request,
+        "monitor/rule_set.html",
+        {
+            "rs": repo.rule_set_dict(rs),
+            "rules": _rule_rows(rs.body, lang),
+            "text": json.dumps(rs.body, indent=2, ensure_ascii=False) if text is None else text,
+            "note": note,
+            "error": error,
+            "can_edit": user.role in ("admin", "risk_manager"),
+            "max_text": MAX_RULES_TEXT,
+            "badge": lambda s: severity_badge(s, lang),
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/rules/{version}")
+def rule_set_page(
+    request: Request, session: DbSession, user: Readers, version: VersionNo
+) -> Response:
+    repo.ensure_default_rules(session)
+    return _rule_set_page(request, session, user, version)
+
+
+@router.post("/rules")
+def rules_draft(
+    request: Request,
+    session: DbSession,
+    user: RiskManagers,
+    base: Annotated[int, Form(ge=1, le=2_147_483_647)],
+    body: Annotated[str, Form(max_length=MAX_RULES_TEXT)],
+    note: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    """A new draft from the edited JSON (read with ``json.loads``, never evaluated). When it
+    is refused, the page of the version it was edited from comes back with the reason and
+    the text as it was sent, so nothing typed is lost."""
+    lang = request_lang(request)
+    repo.ensure_default_rules(session)
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        error = t("monitor.rules_not_json", lang, detail=str(exc))
+    else:
+        try:
+            rs = repo.draft_rule_set(session, data, actor=user.username, note=note or None)
+        except RuleError as exc:
+            error = t("monitor.rules_invalid", lang, detail=str(exc))
+        else:
+            return RedirectResponse(f"/monitor/rules/{rs.version}", status_code=303)
+    return _rule_set_page(
+        request, session, user, base, text=body, note=note, error=error, status_code=422
+    )
+
+
+@router.post("/rules/{version}/dry-run")
+def rules_dry_run(session: DbSession, user: RiskManagers, version: VersionNo) -> Response:
+    try:
+        repo.dry_run_version(session, version)
+    except repo.MonitorError as exc:
+        raise ApiError(404, "Not found", str(exc)) from None
+    return RedirectResponse(f"/monitor/rules/{version}#dry-run", status_code=303)
+
+
+@router.post("/rules/{version}/publish")
+def rules_publish(
+    session: DbSession,
+    user: RiskManagers,
+    version: VersionNo,
+    reason: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    try:
+        repo.publish_rule_set(session, version, actor=user.username, reason=reason or None)
+    except repo.MonitorError as exc:
+        raise ApiError(409, "Conflict", str(exc)) from None
+    return RedirectResponse(f"/monitor/rules/{version}", status_code=303)

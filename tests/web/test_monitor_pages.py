@@ -1,0 +1,114 @@
+"""Web pages of the rule sets: versions, a version's rules and JSON edited into a new draft
+(refused drafts keep the text), dry run and publish — by role, in English and Chinese."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+
+from sqlalchemy import select
+
+from riskdesk.store import monitor_repo as repo
+from riskdesk.store.db import make_engine, session_scope
+from riskdesk.store.models import AuditEntry
+
+
+def _textarea(page: str) -> str:
+    m = re.search(r'<textarea name="body"[^>]*>(.*?)</textarea>', page, re.S)
+    assert m, "no rule set editor on the page"
+    return html.unescape(m.group(1))
+
+
+def test_a_risk_manager_edits_dry_runs_and_publishes_a_rule_set(web, login, portfolio):
+    token = login("rita")
+    listing = web.get("/monitor/rules")
+    assert listing.status_code == 200
+    assert 'data-version="1" data-status="published"' in listing.text
+    page = web.get("/monitor/rules/1")
+    assert 'data-rule="overdue_31"' in page.text
+    body = json.loads(_textarea(page.text))  # the published rules, as JSON to edit
+    body["rules"] = [r for r in body["rules"] if r["id"] != "bureau_drop"]
+    r = web.post(
+        "/monitor/rules",
+        data={
+            "base": "1",
+            "body": json.dumps(body),
+            "note": "no bureau alerts",
+            "csrf_token": token,
+        },
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/monitor/rules/2"
+    draft = web.get("/monitor/rules/2").text
+    assert 'data-status="draft"' in draft and 'data-rule="bureau_drop"' not in draft
+    assert "no bureau alerts" in draft
+    r = web.post("/monitor/rules/2/dry-run", data={"csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 303
+    assert 'id="dry-run-result"' in web.get("/monitor/rules/2").text
+    r = web.post(
+        "/monitor/rules/2/publish",
+        data={"reason": "bureau scores come late", "csrf_token": token},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    eng = make_engine(portfolio.url)
+    try:
+        with session_scope(eng) as s:
+            engine = repo.published_engine(s)
+            assert engine is not None and engine.version == 2
+            assert [rs.status for rs in repo.list_rule_sets(s)] == ["retired", "published"]
+            actions = list(s.scalars(select(AuditEntry.action)))
+    finally:
+        eng.dispose()
+    assert {"rules.draft", "rules.publish"} <= set(actions)
+    again = web.post("/monitor/rules/2/publish", data={"csrf_token": token})
+    assert again.status_code == 409  # already published: refused, nothing changed
+
+
+def test_a_refused_draft_keeps_the_text_and_says_why(web, login, portfolio):
+    token = login("rita")
+    broken = '{"rules": [{"id": "x", "severity": "high",'  # cut short
+    r = web.post("/monitor/rules", data={"base": "1", "body": broken, "csrf_token": token})
+    assert r.status_code == 422
+    assert 'id="form-error"' in r.text and "JSON" in r.text
+    assert _textarea(r.text) == broken  # nothing typed is lost
+    bad_op = {
+        "rules": [
+            {
+                "id": "x",
+                "severity": "high",
+                "title": {"en": "x", "zh": "x"},
+                "playbook": {"en": "x", "zh": "x"},
+                "when": {"field": "state.overdue_balance", "op": "__import__", "value": 1},
+            }
+        ]
+    }
+    text = json.dumps(bad_op, indent=1)
+    r = web.post(
+        "/monitor/rules", data={"base": "1", "body": text, "note": "n", "csrf_token": token}
+    )
+    assert r.status_code == 422 and "__import__" in html.unescape(r.text)
+    assert _textarea(r.text) == text
+    eng = make_engine(portfolio.url)
+    try:
+        with session_scope(eng) as s:
+            assert [rs.version for rs in repo.list_rule_sets(s)] == [1]  # nothing stored
+    finally:
+        eng.dispose()
+
+
+def test_who_sees_and_who_changes_rule_sets(web, login):
+    login("audrey")  # an auditor reads, without the editor or the buttons
+    page = web.get("/monitor/rules/1")
+    assert page.status_code == 200 and 'id="draft-form"' not in page.text
+    assert 'id="publish-btn"' not in page.text and 'href="/monitor/rules"' in page.text
+    token = login("audrey")
+    r = web.post("/monitor/rules/1/dry-run", data={"csrf_token": token})
+    assert r.status_code == 403
+    login("alice")  # sales: no rules page and no menu entry for it
+    assert web.get("/monitor/rules").status_code == 403
+    assert 'href="/monitor/rules"' not in web.get("/").text
+    login("rita")
+    zh = web.get("/monitor/rules", params={"lang": "zh"})
+    assert "预警规则集" in zh.text and "已发布" in zh.text
