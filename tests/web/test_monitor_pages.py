@@ -112,3 +112,80 @@ def test_who_sees_and_who_changes_rule_sets(web, login):
     login("rita")
     zh = web.get("/monitor/rules", params={"lang": "zh"})
     assert "预警规则集" in zh.text and "已发布" in zh.text
+
+
+def _breach_case(url: str) -> int:
+    """A contract breach of C002 (bob's customer): one alert, one case; the case's id."""
+    from tests.seed import api_event
+
+    from riskdesk.store.models import Case
+
+    eng = make_engine(url)
+    try:
+        with session_scope(eng) as s:
+            repo.ingest(s, [api_event("w1", "contract.breached", "C002", clause="volume")])
+        with session_scope(eng) as s:
+            return int(s.scalars(select(Case.id)).one())
+    finally:
+        eng.dispose()
+
+
+def test_a_rule_is_snoozed_for_the_customer_from_its_case_page(web, login, portfolio):
+    from datetime import timedelta
+
+    from riskdesk.store.models import Snooze
+    from riskdesk.store.types import utcnow
+
+    case_id = _breach_case(portfolio.url)
+    token = login("rita")
+    page = web.get(f"/monitor/cases/{case_id}").text
+    assert 'id="snooze-form"' in page and '<option value="contract_breach"' in page
+    url = f"/monitor/cases/{case_id}/snooze"
+    past = (utcnow().date() - timedelta(days=1)).isoformat()
+    r = web.post(
+        url,
+        data={
+            "rule": "contract_breach",
+            "until": past,
+            "reason": "talked to them",
+            "csrf_token": token,
+        },
+    )
+    assert r.status_code == 422 and 'id="form-error"' in r.text
+    assert 'value="talked to them"' in r.text and f'value="{past}"' in r.text  # kept
+    r = web.post(
+        url,
+        data={"rule": "contract_breach", "until": "2099-01-01", "reason": " ", "csrf_token": token},
+        params={"lang": "zh"},
+    )
+    assert r.status_code == 422 and "暂停须填写原因" in r.text
+    until = (utcnow().date() + timedelta(days=30)).isoformat()
+    r = web.post(
+        url,
+        data={
+            "rule": "contract_breach",
+            "until": until,
+            "reason": "volume renegotiated",
+            "csrf_token": token,
+        },
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    eng = make_engine(portfolio.url)
+    try:
+        with session_scope(eng) as s:
+            sn = s.scalars(select(Snooze)).one()
+            assert (sn.customer_ref, sn.rule_id, sn.until.isoformat(), sn.reason) == (
+                "C002",
+                "contract_breach",
+                until,
+                "volume renegotiated",
+            )
+            assert "alert.snooze" in set(s.scalars(select(AuditEntry.action)))
+    finally:
+        eng.dispose()
+    token = login("alice")  # another salesperson's customer: no such case for her
+    r = web.post(
+        url, data={"rule": "contract_breach", "until": until, "reason": "x", "csrf_token": token}
+    )
+    assert r.status_code == 404

@@ -5,6 +5,7 @@ JSON, edited into a new draft, dry-run over the stored history, published)."""
 from __future__ import annotations
 
 import json
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -17,6 +18,7 @@ from riskdesk.monitor.cases import OUTCOMES
 from riskdesk.monitor.rules import RuleError
 from riskdesk.store import monitor_repo as repo
 from riskdesk.store.models import User
+from riskdesk.store.types import utcnow
 from riskdesk.web.i18n import t
 from riskdesk.web.nav import NavItem
 from riskdesk.web.panels.monitor import alerts_table, severity_badge
@@ -62,6 +64,19 @@ def inbox(request: Request, session: DbSession, user: CurrentUser) -> Response:
 
 @router.get("/cases/{case_id}")
 def case_page(request: Request, session: DbSession, user: CurrentUser, case_id: CaseId) -> Response:
+    return _case_page(request, session, user, case_id)
+
+
+def _case_page(
+    request: Request,
+    session: Any,
+    user: User,
+    case_id: int,
+    *,
+    error: str | None = None,
+    snooze: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
     lang = request_lang(request)
     case = _visible_case(session, user, case_id)
     detail = repo.case_detail(session, case, lang)
@@ -73,7 +88,12 @@ def case_page(request: Request, session: DbSession, user: CurrentUser, case_id: 
             "alerts_html": alerts_table(detail["alerts"], lang, with_customer=False),
             "badge": lambda s: severity_badge(s, lang),
             "outcomes": OUTCOMES,
+            "rules": sorted({a["rule"] for a in detail["alerts"]}),
+            "today": utcnow().date().isoformat(),
+            "error": error,
+            "snooze": snooze or {},
         },
+        status_code=status_code,
     )
 
 
@@ -114,6 +134,48 @@ def resolve(
     _visible_case(session, user, case_id)
     return _do(
         repo.resolve_case, session, case_id, outcome, actor=user.username, reason=reason or None
+    )
+
+
+@router.post("/cases/{case_id}/snooze")
+def snooze(
+    request: Request,
+    session: DbSession,
+    user: Workers,
+    case_id: CaseId,
+    rule: Annotated[str, Form(min_length=1, max_length=64)],
+    until: Annotated[str, Form(max_length=10)],
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Snooze one of the case's rules for its customer until a date, with a reason. A refused
+    snooze (no reason, a date past or not a date) brings the case page back with the reason
+    and what was typed."""
+    case = _visible_case(session, user, case_id)
+    lang = request_lang(request)
+    try:
+        day: date | None = date.fromisoformat(until)
+    except ValueError:
+        day = None
+    if day is None:
+        error = t("monitor.snooze_bad_date", lang, value=until)
+    elif day < utcnow().date():
+        error = t("monitor.snooze_past", lang)
+    elif not reason.strip():
+        error = t("monitor.snooze_no_reason", lang)
+    else:
+        try:
+            repo.snooze(session, case.customer_ref, rule, day, reason, actor=user.username)
+            return _back(case_id)
+        except repo.MonitorError as exc:
+            error = str(exc)
+    return _case_page(
+        request,
+        session,
+        user,
+        case_id,
+        error=t("monitor.snooze_refused", lang, detail=error),
+        snooze={"rule": rule, "until": until, "reason": reason},
+        status_code=422,
     )
 
 
