@@ -287,3 +287,39 @@ def test_a_risk_manager_rebuilds_states_from_the_stored_events(client, as_user) 
         f"/api/v1/customers/{_id(client, as_user, 'C001')}/monitor", headers=as_user("rita")
     ).json()
     assert after["state"] == before["state"]
+
+
+def test_users_subscribe_themselves_to_alerts_and_stop(client, as_user) -> None:  # type: ignore[no-untyped-def]
+    """``/api/v1/subscriptions``: a risk manager subscribes a webhook (its secret is in that
+    answer only) and an e-mail digest, lists only their own, and stops one; sales users, who
+    see only their customers, cannot subscribe (a subscription hears about every customer)."""
+    url = "/api/v1/subscriptions"
+    hook = {"channel": "webhook", "target": "https://hooks.example.com/r", "min_severity": "high"}
+    r = client.post(url, json=hook, headers=as_user("rita"))
+    assert r.status_code == 201, r.text
+    made = r.json()
+    assert len(made["secret"]) == 64 and made["min_severity"] == "high"
+    mail = {"channel": "email", "target": "rita@example.com", "digest": True}
+    assert client.post(url, json=mail, headers=as_user("rita")).status_code == 201
+    bad = {"channel": "email", "target": "not-an-address"}
+    r = client.post(url, json=bad, headers=as_user("rita"))
+    assert r.status_code == 422 and "address" in r.json()["detail"]
+    assert client.post(url, json=mail, headers=as_user("alice")).status_code == 403
+    mine = client.get(url, headers=as_user("rita")).json()["items"]
+    assert [(x["channel"], x["digest"], x["active"]) for x in mine] == [
+        ("email", True, True),
+        ("webhook", False, True),
+    ]
+    assert all("secret" not in x for x in mine)
+    assert client.get(url, headers=as_user("audrey")).json()["items"] == []
+    assert client.get(url, params={"all": "true"}, headers=as_user("rita")).status_code == 403
+    assert (
+        len(client.get(url, params={"all": "true"}, headers=as_user("root")).json()["items"]) == 2
+    )
+    stop = f"{url}/{made['id']}/deactivate"
+    assert client.post(stop, headers=as_user("audrey")).status_code == 403  # changes nothing
+    roots = client.post(url, json=mail, headers=as_user("root")).json()["id"]
+    r = client.post(f"{url}/{roots}/deactivate", headers=as_user("rita"))
+    assert r.status_code == 404  # another user's: not found for rita
+    r = client.post(stop, headers=as_user("rita"))
+    assert r.status_code == 200 and r.json()["active"] is False

@@ -189,3 +189,43 @@ def test_a_rule_is_snoozed_for_the_customer_from_its_case_page(web, login, portf
         url, data={"rule": "contract_breach", "until": until, "reason": "x", "csrf_token": token}
     )
     assert r.status_code == 404
+
+
+def test_a_user_manages_their_own_alert_notifications(web, login, portfolio):
+    token = login("rita")
+    page = web.get("/monitor/notifications")
+    assert page.status_code == 200 and 'id="subscribe-form"' in page.text
+    r = web.post(
+        "/monitor/notifications",
+        data={
+            "channel": "email",
+            "target": "rita-at-example",
+            "min_severity": "high",
+            "digest": "1",
+            "csrf_token": token,
+        },
+    )
+    assert r.status_code == 422 and 'id="form-error"' in r.text
+    assert 'value="rita-at-example"' in r.text and "checked" in r.text  # kept as typed
+    r = web.post(
+        "/monitor/notifications",
+        data={
+            "channel": "webhook",
+            "target": "https://hooks.example.com/x",
+            "min_severity": "critical",
+            "csrf_token": token,
+        },
+    )
+    assert r.status_code == 201 and 'id="webhook-secret"' in r.text  # shown this once
+    listed = web.get("/monitor/notifications").text
+    assert 'id="webhook-secret"' not in listed and 'data-active="yes"' in listed
+    sub_id = re.search(r'data-id="(\d+)"', listed).group(1)  # type: ignore[union-attr]
+    r = web.post(
+        f"/monitor/notifications/{sub_id}/deactivate",
+        data={"csrf_token": token},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    assert 'data-active="no"' in web.get("/monitor/notifications", params={"lang": "zh"}).text
+    login("alice")  # sales: sees only their customers, so cannot hear about every alert
+    assert web.get("/monitor/notifications").status_code == 403

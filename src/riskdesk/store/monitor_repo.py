@@ -2549,6 +2549,53 @@ def add_subscription(
     return sub
 
 
+def subscription_dict(sub: Subscription, *, with_secret: bool = False) -> dict[str, Any]:
+    """A subscription as the API and pages show it (the webhook secret only when asked: it
+    is shown once, when the subscription is made)."""
+    out: dict[str, Any] = {
+        "id": sub.id,
+        "channel": sub.channel,
+        "target": sub.target,
+        "min_severity": sub.min_severity,
+        "digest": sub.digest,
+        "active": sub.active,
+        "created_at": sub.created_at,
+    }
+    if with_secret:
+        out["secret"] = sub.secret
+    return out
+
+
+def list_subscriptions(session: Session, user_id: int | None = None) -> list[Subscription]:
+    """The subscriptions of user ``user_id`` (None: every subscription), newest first."""
+    q = select(Subscription).order_by(Subscription.id.desc())
+    if user_id is not None:
+        q = q.where(Subscription.user_id == user_id)
+    return list(session.scalars(q))
+
+
+def deactivate_subscription(
+    session: Session, sub_id: int, *, actor: str, user_id: int | None = None
+) -> Subscription:
+    """Stop subscription ``sub_id`` (of user ``user_id`` only, unless None): nothing more is
+    sent to it; it stays listed, inactive."""
+    sub = session.get(Subscription, sub_id)
+    if sub is None or (user_id is not None and sub.user_id != user_id):
+        raise MonitorError(f"no subscription {sub_id}")
+    if sub.active:
+        sub.active = False
+        session.flush()
+        record(
+            session,
+            actor=actor,
+            action="notify.unsubscribe",
+            entity="subscription",
+            entity_id=sub.id,
+            after={"channel": sub.channel, "target": sub.target},
+        )
+    return sub
+
+
 __all__ = [
     "IngestResult",
     "MonitorError",

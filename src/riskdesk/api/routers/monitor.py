@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
@@ -335,6 +335,63 @@ def post_rebuild(session: DbSession, user: RiskManagers, body: RebuildIn) -> dic
         raise ApiError(422, "Invalid request", str(exc)) from None
     except repo.StaleStateError as exc:
         raise ApiError(409, "Conflict", f"{exc}; nothing was rebuilt: try again") from None
+
+
+Subscribers = Annotated[User, Depends(require_roles("risk_manager", "analyst"))]
+"""Who may subscribe to alerts: the roles that see every customer (a subscription hears about
+every customer's alerts)."""
+
+
+class SubscriptionIn(BaseModel):
+    channel: Literal["webhook", "email"]
+    target: str = Field(min_length=3, max_length=500)
+    min_severity: Literal["low", "medium", "high", "critical"] = "medium"
+    digest: bool = False
+
+
+@router.get("/subscriptions", summary="Your alert notification subscriptions")
+def get_subscriptions(
+    session: DbSession,
+    user: CurrentUser,
+    all_: Annotated[bool, Query(alias="all", description="Everyone's (admin).")] = False,
+) -> dict[str, Any]:
+    if all_ and user.role != Role.ADMIN.value:
+        raise ApiError(403, "Forbidden", "only an admin lists everyone's subscriptions")
+    subs = repo.list_subscriptions(session, None if all_ else user.id)
+    return {"items": [repo.subscription_dict(x) for x in subs]}
+
+
+@router.post("/subscriptions", status_code=201, summary="Subscribe yourself to alerts")
+def post_subscription(
+    session: DbSession, user: Subscribers, body: SubscriptionIn
+) -> dict[str, Any]:
+    """A webhook (signed with HMAC; its secret is in this answer and never shown again) or an
+    e-mail address, from a severity on, each alert or a daily digest."""
+    try:
+        sub = repo.add_subscription(
+            session,
+            body.channel,
+            body.target,
+            min_severity=body.min_severity,
+            user=user.username,
+            digest=body.digest,
+            actor=user.username,
+        )
+    except repo.MonitorError as exc:
+        raise ApiError(422, "Invalid request", str(exc)) from None
+    return repo.subscription_dict(sub, with_secret=True)
+
+
+@router.post("/subscriptions/{sub_id}/deactivate", summary="Stop one of your subscriptions")
+def deactivate_subscription(
+    session: DbSession, user: CurrentUser, sub_id: Annotated[int, Path(ge=1, le=2_147_483_647)]
+) -> dict[str, Any]:
+    owner = None if user.role == Role.ADMIN.value else user.id
+    try:
+        sub = repo.deactivate_subscription(session, sub_id, actor=user.username, user_id=owner)
+    except repo.MonitorError as exc:
+        raise ApiError(404, "Not found", str(exc)) from None
+    return repo.subscription_dict(sub)
 
 
 @router.get("/cases", summary="Cases (default: not resolved)")

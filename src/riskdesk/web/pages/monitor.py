@@ -8,7 +8,7 @@ import json
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
 from riskdesk.api.deps import CurrentUser, DbSession, require_roles
@@ -33,11 +33,19 @@ NAV = [
         36,
         roles=("admin", "risk_manager", "analyst", "auditor"),
     ),
+    NavItem(
+        "/monitor/notifications",
+        "monitor.notify_nav",
+        37,
+        roles=("admin", "risk_manager", "analyst"),
+    ),
 ]
 Workers = Annotated[User, Depends(require_roles("risk_manager", "analyst", "sales"))]
 Resolvers = Annotated[User, Depends(require_roles("risk_manager", "analyst"))]
 Readers = Annotated[User, Depends(require_roles("risk_manager", "analyst", "auditor"))]
 RiskManagers = Annotated[User, Depends(require_roles("risk_manager"))]
+Subscribers = Annotated[User, Depends(require_roles("risk_manager", "analyst"))]
+SEVERITIES = ("low", "medium", "high", "critical")
 MAX_RULES_TEXT = 1_000_000
 """The longest rule set JSON the editor takes (characters)."""
 
@@ -297,3 +305,83 @@ def rules_publish(
     except repo.MonitorError as exc:
         raise ApiError(409, "Conflict", str(exc)) from None
     return RedirectResponse(f"/monitor/rules/{version}", status_code=303)
+
+
+# --------------------------------------------------------------------------- notifications
+
+
+def _notifications_page(
+    request: Request,
+    session: Any,
+    user: User,
+    *,
+    created: dict[str, Any] | None = None,
+    error: str | None = None,
+    form: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> Response:
+    subs = [repo.subscription_dict(x) for x in repo.list_subscriptions(session, user.id)]
+    return render(
+        request,
+        "monitor/notifications.html",
+        {
+            "subs": subs,
+            "created": created,
+            "error": error,
+            "form": form or {"channel": "email", "min_severity": "high"},
+            "severities": SEVERITIES,
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/notifications")
+def notifications_page(request: Request, session: DbSession, user: Subscribers) -> Response:
+    return _notifications_page(request, session, user)
+
+
+@router.post("/notifications")
+def notifications_add(
+    request: Request,
+    session: DbSession,
+    user: Subscribers,
+    channel: Annotated[str, Form(max_length=16)],
+    target: Annotated[str, Form(max_length=500)],
+    min_severity: Annotated[str, Form(max_length=16)] = "medium",
+    digest: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    """Subscribe yourself; a webhook's signing secret is shown on the answer, once. A refused
+    subscription comes back with the reason and what was typed."""
+    form = {
+        "channel": channel,
+        "target": target,
+        "min_severity": min_severity,
+        "digest": bool(digest),
+    }
+    try:
+        sub = repo.add_subscription(
+            session,
+            channel,
+            target.strip(),
+            min_severity=min_severity,
+            user=user.username,
+            digest=bool(digest),
+            actor=user.username,
+        )
+    except repo.MonitorError as exc:
+        error = t("monitor.notify_refused", request_lang(request), detail=str(exc))
+        return _notifications_page(request, session, user, error=error, form=form, status_code=422)
+    created = repo.subscription_dict(sub, with_secret=True)
+    return _notifications_page(request, session, user, created=created, status_code=201)
+
+
+@router.post("/notifications/{sub_id}/deactivate")
+def notifications_stop(
+    session: DbSession, user: Subscribers, sub_id: Annotated[int, Path(ge=1, le=2_147_483_647)]
+) -> Response:
+    owner = None if user.role == "admin" else user.id
+    try:
+        repo.deactivate_subscription(session, sub_id, actor=user.username, user_id=owner)
+    except repo.MonitorError as exc:
+        raise ApiError(404, "Not found", str(exc)) from None
+    return RedirectResponse("/monitor/notifications", status_code=303)
