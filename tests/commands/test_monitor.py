@@ -366,3 +366,26 @@ def test_rebuild_repairs_a_broken_state_from_the_stored_events(db_url: str, tmp_
     assert actions.count("monitor.rebuild") == 1  # the refused tries wrote nothing
     every = json.loads(_run(db_url, "events", "rebuild", "--all", "--json").stdout)
     assert (every["customers"], every["applied"], every["changed"]) == (2, 5, 0)
+
+
+def test_notify_lists_and_stops_subscriptions(db_url: str) -> None:
+    made = _run(
+        db_url,
+        "notify",
+        "subscribe",
+        "--channel",
+        "webhook",
+        "--target",
+        "https://h.example/x",
+        "--json",
+    )
+    assert made.exit_code == 0, made.output
+    sub = json.loads(made.stdout)
+    assert len(sub["secret"]) == 64
+    listed = json.loads(_run(db_url, "notify", "list", "--json").stdout)["items"]
+    assert [(x["id"], x["active"]) for x in listed] == [(sub["id"], True)]
+    assert all("secret" not in x for x in listed)
+    assert _run(db_url, "notify", "list", "--user", "nobody", "--json").exit_code == 1
+    stopped = json.loads(_run(db_url, "notify", "stop", str(sub["id"]), "--json").stdout)
+    assert stopped["active"] is False
+    assert _run(db_url, "notify", "stop", "999", "--json").exit_code == 1

@@ -689,6 +689,47 @@ def notify_subscribe(
     emit(out, as_json, None)
 
 
+@notify_app.command("list")
+def notify_list(
+    ctx: typer.Context,
+    user: Annotated[str | None, typer.Option(help="Only this user's.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the subscriptions (secrets are never shown again)."""
+    with session_scope(engine(ctx)) as s:
+        uid = None
+        if user is not None:
+            uid = repo.user_id_of(s, user)
+            if uid is None:
+                raise fail(f"no user {user!r}", 1, as_json)
+        items = [repo.subscription_dict(x) for x in repo.list_subscriptions(s, uid)]
+    emit(
+        {"ok": True, "items": items},
+        as_json,
+        lambda o: _table(
+            "subscriptions",
+            ["id", "channel", "target", "min_severity", "digest", "active"],
+            o["items"],
+        ),
+    )
+
+
+@notify_app.command("stop")
+def notify_stop(
+    ctx: typer.Context,
+    sub_id: Annotated[int, typer.Argument(help="The subscription's id (see notify list).")],
+    actor: ActorOpt = "cli",
+    as_json: JsonOpt = False,
+) -> None:
+    """Stop a subscription: nothing more is sent to it."""
+    with session_scope(engine(ctx)) as s:
+        try:
+            out = repo.subscription_dict(repo.deactivate_subscription(s, sub_id, actor=actor))
+        except repo.MonitorError as exc:
+            raise fail(str(exc), 1, as_json) from None
+    emit({"ok": True, **out}, as_json, None)
+
+
 @notify_app.command("send")
 def notify_send(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Send pending notifications now."""

@@ -2566,6 +2566,10 @@ def subscription_dict(sub: Subscription, *, with_secret: bool = False) -> dict[s
     return out
 
 
+def user_id_of(session: Session, username: str) -> int | None:
+    return session.scalar(select(User.id).where(User.username == username))
+
+
 def list_subscriptions(session: Session, user_id: int | None = None) -> list[Subscription]:
     """The subscriptions of user ``user_id`` (None: every subscription), newest first."""
     q = select(Subscription).order_by(Subscription.id.desc())
