@@ -291,8 +291,8 @@ def test_a_risk_manager_rebuilds_states_from_the_stored_events(client, as_user) 
 
 def test_users_subscribe_themselves_to_alerts_and_stop(client, as_user) -> None:  # type: ignore[no-untyped-def]
     """``/api/v1/subscriptions``: a risk manager subscribes a webhook (its secret is in that
-    answer only) and an e-mail digest, lists only their own, and stops one; sales users, who
-    see only their customers, cannot subscribe (a subscription hears about every customer)."""
+    answer only) and an e-mail digest, lists only their own, and stops one; a sales user
+    subscribes too (hearing only about their own customers); an auditor changes nothing."""
     url = "/api/v1/subscriptions"
     hook = {"channel": "webhook", "target": "https://hooks.example.com/r", "min_severity": "high"}
     r = client.post(url, json=hook, headers=as_user("rita"))
@@ -304,7 +304,7 @@ def test_users_subscribe_themselves_to_alerts_and_stop(client, as_user) -> None:
     bad = {"channel": "email", "target": "not-an-address"}
     r = client.post(url, json=bad, headers=as_user("rita"))
     assert r.status_code == 422 and "address" in r.json()["detail"]
-    assert client.post(url, json=mail, headers=as_user("alice")).status_code == 403
+    assert client.post(url, json=mail, headers=as_user("audrey")).status_code == 403
     mine = client.get(url, headers=as_user("rita")).json()["items"]
     assert [(x["channel"], x["digest"], x["active"]) for x in mine] == [
         ("email", True, True),
@@ -313,9 +313,10 @@ def test_users_subscribe_themselves_to_alerts_and_stop(client, as_user) -> None:
     assert all("secret" not in x for x in mine)
     assert client.get(url, headers=as_user("audrey")).json()["items"] == []
     assert client.get(url, params={"all": "true"}, headers=as_user("rita")).status_code == 403
-    assert (
-        len(client.get(url, params={"all": "true"}, headers=as_user("root")).json()["items"]) == 2
-    )
+    assert client.post(url, json=mail, headers=as_user("alice")).status_code == 201
+    assert len(client.get(url, headers=as_user("alice")).json()["items"]) == 1
+    everyone = client.get(url, params={"all": "true"}, headers=as_user("root")).json()["items"]
+    assert len(everyone) == 3
     stop = f"{url}/{made['id']}/deactivate"
     assert client.post(stop, headers=as_user("audrey")).status_code == 403  # changes nothing
     roots = client.post(url, json=mail, headers=as_user("root")).json()["id"]

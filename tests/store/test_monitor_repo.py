@@ -916,3 +916,56 @@ def test_a_rebuild_of_more_customers_than_one_lookup_takes_gives_the_same_states
     assert (out["customers"], out["applied"], out["changed"], out["failed"]) == (n, 2 * n, 0, [])
     assert sum(seen) == 2 * n
     assert _balance(engine, "W00010") == 13.0
+
+
+def test_a_sales_users_subscriptions_hear_only_about_their_own_customers(engine: Engine) -> None:
+    """Notifications follow what a user may see: a sales user's subscription (each alert or
+    the daily digest) carries the alerts of the customers that user owns, nobody else's; a
+    risk manager's carries every customer's."""
+    from datetime import timedelta
+
+    from riskdesk.connectors.notify import queue_digests
+    from riskdesk.store.models import Customer, Delivery, Subscription, User
+    from riskdesk.store.types import utcnow
+
+    with session_scope(engine) as s:
+        s.add_all(
+            [
+                User(username="sam", role="sales"),
+                User(username="rm", role="risk_manager"),
+                Customer(external_id="OWN", name="Own", currency="EUR", owner="sam"),
+                Customer(external_id="OTHER", name="Other", currency="EUR", owner="someone"),
+            ]
+        )
+        s.flush()
+        for user in ("sam", "rm"):
+            for digest in (False, True):
+                repo.add_subscription(
+                    s, "email", f"{user}@example.com", min_severity="low", user=user, digest=digest
+                )
+    since = utcnow() - timedelta(minutes=1)
+    with session_scope(engine) as s:
+        repo.ingest(
+            s,
+            [
+                _ev("s1", "contract.breached", cust="OWN", clause="x"),
+                _ev("s2", "contract.breached", cust="OTHER", clause="x"),
+            ],
+        )
+    assert queue_digests(engine, since) == 2
+    with session_scope(engine) as s:
+        targets = {sub.id: (sub.target, sub.digest) for sub in s.scalars(select(Subscription))}
+        sent: dict[tuple[str, bool], list[str]] = {}
+        for d in s.scalars(select(Delivery).order_by(Delivery.id)):
+            customers = (
+                [a["customer"] for a in d.payload["alerts"]]
+                if d.payload.get("kind") == "digest"
+                else [d.payload["customer"]]
+            )
+            sent.setdefault(targets[d.subscription_id], []).extend(customers)
+    assert sent == {
+        ("sam@example.com", False): ["OWN"],
+        ("rm@example.com", False): ["OWN", "OTHER"],
+        ("sam@example.com", True): ["OWN"],
+        ("rm@example.com", True): ["OWN", "OTHER"],
+    }

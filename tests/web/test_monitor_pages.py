@@ -227,5 +227,8 @@ def test_a_user_manages_their_own_alert_notifications(web, login, portfolio):
     )
     assert r.status_code == 303
     assert 'data-active="no"' in web.get("/monitor/notifications", params={"lang": "zh"}).text
-    login("alice")  # sales: sees only their customers, so cannot hear about every alert
+    login("alice")  # sales: their own list (empty), to hear about their own customers
+    mine = web.get("/monitor/notifications")
+    assert mine.status_code == 200 and 'class="subscription-row"' not in mine.text
+    login("audrey")  # an auditor reads and changes nothing: no notifications of their own
     assert web.get("/monitor/notifications").status_code == 403

@@ -219,15 +219,29 @@ def replay_dead_letters(
 def queue_digests(engine: Engine, since: Any) -> int:
     """One digest delivery per digest subscription with the alerts raised since ``since``."""
     from riskdesk.domain.events import SEVERITY_RANK
-    from riskdesk.store.models import Alert
+    from riskdesk.store.models import Alert, Customer
+    from riskdesk.store.monitor_repo import subscription_scopes
 
     with session_scope(engine) as s:
         alerts = list(s.scalars(select(Alert).where(Alert.first_seen >= since).order_by(Alert.id)))
+        ids = {a.customer_id for a in alerts if a.customer_id is not None}
+        owners = dict(
+            s.execute(select(Customer.id, Customer.owner).where(Customer.id.in_(ids)))
+            .tuples()
+            .all()
+        )
+        subs = list(
+            s.scalars(
+                select(Subscription).where(
+                    Subscription.digest.is_(True), Subscription.active.is_(True)
+                )
+            )
+        )
+        scopes = subscription_scopes(s, subs)  # a sales user's: their own customers only
         n = 0
-        for sub in s.scalars(
-            select(Subscription).where(Subscription.digest.is_(True), Subscription.active.is_(True))
-        ):
+        for sub in subs:
             rank = SEVERITY_RANK.get(sub.min_severity, 0)
+            scope = scopes.get(sub.id)
             items = [
                 {
                     "customer": a.customer_ref,
@@ -237,6 +251,10 @@ def queue_digests(engine: Engine, since: Any) -> int:
                 }
                 for a in alerts
                 if SEVERITY_RANK.get(a.severity, 0) >= rank
+                and (
+                    scope is None
+                    or (a.customer_id is not None and owners.get(a.customer_id) == scope)
+                )
             ]
             if not items:
                 continue

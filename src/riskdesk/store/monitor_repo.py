@@ -1347,6 +1347,7 @@ class _AlertContext:
         self.updated = 0
         self.queued = 0  # deliveries added
         self._subs: list[Subscription] | None = None
+        self._scopes: dict[int, str] = {}
         self._loaded: set[str] = set()
         self._alerts: dict[str, dict[str, _AlertRec]] = {}  # customer → rule id → alert
         self._touched: dict[int, _AlertRec] = {}
@@ -1367,7 +1368,14 @@ class _AlertContext:
                     )
                 )
             )
+            self._scopes = subscription_scopes(self.s, self._subs)
         return self._subs
+
+    def hears(self, sub: Subscription, owner: str | None) -> bool:
+        """Whether ``sub`` hears about a customer owned by ``owner`` (a sales user's
+        subscription only about their own customers)."""
+        scope = self._scopes.get(sub.id)
+        return scope is None or scope == owner
 
     def _any_subs(self) -> bool:
         """Whether any subscription hears about single alerts (one plain query: most batches
@@ -1744,8 +1752,9 @@ class _AlertContext:
             "event_id": alert.event_id,
             "raised_at": (alert.first_seen or self.now).isoformat(),
         }
+        owner = customer.owner if customer is not None else None
         for sub in self.subs():
-            if severity_at_least(alert.severity, sub.min_severity):
+            if severity_at_least(alert.severity, sub.min_severity) and self.hears(sub, owner):
                 self.queued += 1
                 self.s.add(
                     Delivery(
@@ -2113,8 +2122,15 @@ def _clock_tick(session: Session, as_of: date, now: datetime, actor: str) -> dic
                 entity_id=case.id,
                 after={"level": case.escalation_level, "sla_due_at": case.sla_due_at},
             )
-            for sub in ctx.subs() if ctx else []:
-                if severity_at_least(case.severity, sub.min_severity):
+            subs = ctx.subs() if ctx is not None else []
+            owner = None
+            if case.customer_id is not None and subs:
+                owner = session.scalar(
+                    select(Customer.owner).where(Customer.id == case.customer_id)
+                )
+            for sub in subs:
+                assert ctx is not None
+                if severity_at_least(case.severity, sub.min_severity) and ctx.hears(sub, owner):
                     session.add(
                         Delivery(
                             subscription_id=sub.id,
@@ -2563,6 +2579,25 @@ def subscription_dict(sub: Subscription, *, with_secret: bool = False) -> dict[s
     }
     if with_secret:
         out["secret"] = sub.secret
+    return out
+
+
+def subscription_scopes(session: Session, subs: Iterable[Subscription]) -> dict[int, str]:
+    """The subscriptions of sales users, by id, with the user's name: such a subscription
+    hears only about the customers that user owns (the customers a sales user sees). The
+    others hear about every customer."""
+    by_user: dict[int, list[int]] = {}
+    for sub in subs:
+        if sub.user_id is not None:
+            by_user.setdefault(sub.user_id, []).append(sub.id)
+    if not by_user:
+        return {}
+    out: dict[int, str] = {}
+    for uid, name in session.execute(
+        select(User.id, User.username).where(User.id.in_(by_user), User.role == "sales")
+    ):
+        for sid in by_user[uid]:
+            out[sid] = name
     return out
 
 

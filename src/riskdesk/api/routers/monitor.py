@@ -337,9 +337,9 @@ def post_rebuild(session: DbSession, user: RiskManagers, body: RebuildIn) -> dic
         raise ApiError(409, "Conflict", f"{exc}; nothing was rebuilt: try again") from None
 
 
-Subscribers = Annotated[User, Depends(require_roles("risk_manager", "analyst"))]
-"""Who may subscribe to alerts: the roles that see every customer (a subscription hears about
-every customer's alerts)."""
+Subscribers = Annotated[User, Depends(require_roles("risk_manager", "analyst", "sales"))]
+"""Who may subscribe to alerts (a sales user's subscription hears only about their own
+customers; an auditor changes nothing)."""
 
 
 class SubscriptionIn(BaseModel):

@@ -37,14 +37,14 @@ NAV = [
         "/monitor/notifications",
         "monitor.notify_nav",
         37,
-        roles=("admin", "risk_manager", "analyst"),
+        roles=("admin", "risk_manager", "analyst", "sales"),
     ),
 ]
 Workers = Annotated[User, Depends(require_roles("risk_manager", "analyst", "sales"))]
 Resolvers = Annotated[User, Depends(require_roles("risk_manager", "analyst"))]
 Readers = Annotated[User, Depends(require_roles("risk_manager", "analyst", "auditor"))]
 RiskManagers = Annotated[User, Depends(require_roles("risk_manager"))]
-Subscribers = Annotated[User, Depends(require_roles("risk_manager", "analyst"))]
+Subscribers = Annotated[User, Depends(require_roles("risk_manager", "analyst", "sales"))]
 SEVERITIES = ("low", "medium", "high", "critical")
 MAX_RULES_TEXT = 1_000_000
 """The longest rule set JSON the editor takes (characters)."""
