@@ -232,3 +232,35 @@ def test_a_user_manages_their_own_alert_notifications(web, login, portfolio):
     assert mine.status_code == 200 and 'class="subscription-row"' not in mine.text
     login("audrey")  # an auditor reads and changes nothing: no notifications of their own
     assert web.get("/monitor/notifications").status_code == 403
+
+
+def _customer_id(url: str, ext: str) -> int:
+    from riskdesk.store.models import Customer
+
+    eng = make_engine(url)
+    try:
+        with session_scope(eng) as s:
+            return int(s.scalars(select(Customer.id).where(Customer.external_id == ext)).one())
+    finally:
+        eng.dispose()
+
+
+def test_the_whole_state_page_and_a_rebuild_from_it(web, login, portfolio):
+    _breach_case(portfolio.url)  # C002 has a state now
+    cid = _customer_id(portfolio.url, "C002")
+    token = login("rita")
+    customer = web.get(f"/customers/{cid}").text
+    assert f"/monitor/customers/{cid}/state" in customer  # from the monitoring panel
+    page = web.get(f"/monitor/customers/{cid}/state")
+    assert page.status_code == 200 and 'data-feature="breaches_count"' in page.text
+    assert 'id="rebuild-form"' in page.text
+    r = web.post(f"/monitor/customers/{cid}/state/rebuild", data={"csrf_token": token})
+    assert r.status_code == 200 and 'id="rebuilt"' in r.text
+    assert "The figures are as they were." in r.text
+    token = login("bob")  # C002's salesperson: reads it, cannot rebuild
+    page = web.get(f"/monitor/customers/{cid}/state")
+    assert page.status_code == 200 and 'id="rebuild-form"' not in page.text
+    r = web.post(f"/monitor/customers/{cid}/state/rebuild", data={"csrf_token": token})
+    assert r.status_code == 403
+    login("alice")  # another salesperson: no such customer for her
+    assert web.get(f"/monitor/customers/{cid}/state").status_code == 404

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
-from riskdesk.api.deps import CurrentUser, DbSession, require_roles
+from riskdesk.api.deps import CurrentUser, DbSession, require_roles, visible_customer
 from riskdesk.api.errors import ApiError
 from riskdesk.api.routers.monitor import CaseId, VersionNo, _owner_filter, _visible_case
 from riskdesk.monitor.cases import OUTCOMES
@@ -385,3 +385,55 @@ def notifications_stop(
     except repo.MonitorError as exc:
         raise ApiError(404, "Not found", str(exc)) from None
     return RedirectResponse("/monitor/notifications", status_code=303)
+
+
+# --------------------------------------------------------------------------- customer state
+
+CustomerId = Annotated[int, Path(ge=1, le=2_147_483_647)]
+
+
+def _state_page(
+    request: Request,
+    session: Any,
+    user: User,
+    customer_id: int,
+    *,
+    rebuilt: dict[str, Any] | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    customer = visible_customer(session, user, customer_id)
+    return render(
+        request,
+        "monitor/state.html",
+        {
+            "customer": customer,
+            "state": repo.customer_state(session, customer.external_id),
+            "rebuilt": rebuilt,
+            "error": error,
+            "can_rebuild": user.role in ("admin", "risk_manager"),
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/customers/{customer_id}/state")
+def state_page(
+    request: Request, session: DbSession, user: CurrentUser, customer_id: CustomerId
+) -> Response:
+    """A customer's whole real-time state (every feature), and for a risk manager the way to
+    rebuild it from the stored events."""
+    return _state_page(request, session, user, customer_id)
+
+
+@router.post("/customers/{customer_id}/state/rebuild")
+def state_rebuild(
+    request: Request, session: DbSession, user: RiskManagers, customer_id: CustomerId
+) -> Response:
+    customer = visible_customer(session, user, customer_id)
+    try:
+        out = repo.rebuild_states(session, [customer.external_id], actor=user.username)
+    except (repo.MonitorError, repo.StaleStateError) as exc:
+        error = t("monitor.rebuild_refused", request_lang(request), detail=str(exc))
+        return _state_page(request, session, user, customer_id, error=error, status_code=409)
+    return _state_page(request, session, user, customer_id, rebuilt=out)

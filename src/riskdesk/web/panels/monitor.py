@@ -76,7 +76,9 @@ def customer_panels(session: Session, customer: Customer, lang: str) -> list[Pan
             f"<b>{escape(t('monitor.overdue', lang))}</b> <span id='monitor-overdue'>{num('overdue_balance', 2)}</span> · "
             f"<b>{escape(t('monitor.max_dpd', lang))}</b> {num('max_days_overdue')} · "
             f"<b>{escape(t('monitor.dbt', lang))}</b> {num('dbt_wavg_paid_180d', 1)} · "
-            f"<b>{escape(t('monitor.orders_90d', lang))}</b> {num('orders_count_90d')}</p>"
+            f"<b>{escape(t('monitor.orders_90d', lang))}</b> {num('orders_count_90d')} · "
+            f"<a href='/monitor/customers/{customer.id}/state' id='monitor-state-link'>"
+            f"{escape(t('monitor.state_link', lang))}</a></p>"
         )
     html = head + alerts_table(alerts, lang, with_customer=False)
     return [Panel(t("monitor.panel_customer", lang), html, order=50)]
