@@ -314,6 +314,8 @@ def test_users_subscribe_themselves_to_alerts_and_stop(client, as_user) -> None:
     assert client.get(url, headers=as_user("audrey")).json()["items"] == []
     assert client.get(url, params={"all": "true"}, headers=as_user("rita")).status_code == 403
     assert client.post(url, json=mail, headers=as_user("alice")).status_code == 201
+    # a webhook makes the server POST to any URL it names: admins and risk managers only
+    assert client.post(url, json=hook, headers=as_user("alice")).status_code == 403
     assert len(client.get(url, headers=as_user("alice")).json()["items"]) == 1
     everyone = client.get(url, params={"all": "true"}, headers=as_user("root")).json()["items"]
     assert len(everyone) == 3

@@ -230,6 +230,7 @@ def test_a_user_manages_their_own_alert_notifications(web, login, portfolio):
     login("alice")  # sales: their own list (empty), to hear about their own customers
     mine = web.get("/monitor/notifications")
     assert mine.status_code == 200 and 'class="subscription-row"' not in mine.text
+    assert '<option value="webhook"' not in mine.text  # e-mail only for her
     login("audrey")  # an auditor reads and changes nothing: no notifications of their own
     assert web.get("/monitor/notifications").status_code == 403
 

@@ -2565,6 +2565,11 @@ def add_subscription(
     return sub
 
 
+WEBHOOK_ROLES = ("admin", "risk_manager")
+"""Who may point alerts at a webhook: the server POSTs to whatever URL it names (from inside
+the network), so only the roles that set up integrations. Others subscribe an e-mail."""
+
+
 def subscription_dict(sub: Subscription, *, with_secret: bool = False) -> dict[str, Any]:
     """A subscription as the API and pages show it (the webhook secret only when asked: it
     is shown once, when the subscription is made)."""

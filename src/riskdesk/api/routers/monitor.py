@@ -366,7 +366,10 @@ def post_subscription(
     session: DbSession, user: Subscribers, body: SubscriptionIn
 ) -> dict[str, Any]:
     """A webhook (signed with HMAC; its secret is in this answer and never shown again) or an
-    e-mail address, from a severity on, each alert or a daily digest."""
+    e-mail address, from a severity on, each alert or a daily digest. Webhooks: admins and
+    risk managers only."""
+    if body.channel == "webhook" and user.role not in repo.WEBHOOK_ROLES:
+        raise ApiError(403, "Forbidden", "only an admin or a risk manager sets up a webhook")
     try:
         sub = repo.add_subscription(
             session,

@@ -1,6 +1,8 @@
-"""Pages: the alerts inbox (open cases and alerts), a case page (acknowledge, comment,
-resolve) with each alert's playbook, and the alert rule sets (versions; a version's rules and
-JSON, edited into a new draft, dry-run over the stored history, published)."""
+"""Pages of the monitor: the alerts inbox (open cases and alerts); a case page (acknowledge,
+comment, resolve, snooze a rule) with each alert's playbook; the alert rule sets (versions; a
+version's rules and JSON, edited into a new draft, dry-run over the stored history,
+published); the user's own alert notifications; a customer's whole real-time state, rebuilt
+from the stored events on demand."""
 
 from __future__ import annotations
 
@@ -330,6 +332,7 @@ def _notifications_page(
             "error": error,
             "form": form or {"channel": "email", "min_severity": "high"},
             "severities": SEVERITIES,
+            "channels": ("email", "webhook") if user.role in repo.WEBHOOK_ROLES else ("email",),
         },
         status_code=status_code,
     )
@@ -358,6 +361,8 @@ def notifications_add(
         "min_severity": min_severity,
         "digest": bool(digest),
     }
+    if channel == "webhook" and user.role not in repo.WEBHOOK_ROLES:
+        raise ApiError(403, "Forbidden", "only an admin or a risk manager sets up a webhook")
     try:
         sub = repo.add_subscription(
             session,
