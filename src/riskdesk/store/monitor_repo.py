@@ -2530,10 +2530,9 @@ def add_subscription(
         raise MonitorError(str(exc)) from None
     uid = None
     if user:
-        u = session.scalar(select(User).where(User.username == user))
-        if u is None:
+        uid = user_id_of(session, user)
+        if uid is None:
             raise MonitorError(f"no user {user!r}")
-        uid = u.id
     if channel == "webhook" and not secret:
         import secrets as _secrets
 
@@ -2568,6 +2567,31 @@ def add_subscription(
 WEBHOOK_ROLES = ("admin", "risk_manager")
 """Who may point alerts at a webhook: the server POSTs to whatever URL it names (from inside
 the network), so only the roles that set up integrations. Others subscribe an e-mail."""
+
+
+def subscribe_self(
+    session: Session,
+    user: User,
+    channel: str,
+    target: str,
+    *,
+    min_severity: str = "medium",
+    digest: bool = False,
+) -> Subscription:
+    """``user`` subscribes themselves (the API and the web page). Raises :class:`PermissionError`
+    for a webhook asked by a role not in :data:`WEBHOOK_ROLES`, :class:`MonitorError` for an
+    invalid subscription."""
+    if channel == "webhook" and user.role not in WEBHOOK_ROLES:
+        raise PermissionError("only an admin or a risk manager sets up a webhook")
+    return add_subscription(
+        session,
+        channel,
+        target.strip(),
+        min_severity=min_severity,
+        user=user.username,
+        digest=digest,
+        actor=user.username,
+    )
 
 
 def subscription_dict(sub: Subscription, *, with_secret: bool = False) -> dict[str, Any]:

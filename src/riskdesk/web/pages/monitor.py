@@ -15,7 +15,15 @@ from fastapi.responses import RedirectResponse, Response
 
 from riskdesk.api.deps import CurrentUser, DbSession, require_roles, visible_customer
 from riskdesk.api.errors import ApiError
-from riskdesk.api.routers.monitor import CaseId, VersionNo, _owner_filter, _visible_case
+from riskdesk.api.routers.monitor import (
+    CaseId,
+    RiskManagers,
+    VersionNo,
+    Workers,
+    _owner_filter,
+    _visible_case,
+)
+from riskdesk.domain.events import Severity
 from riskdesk.monitor.cases import OUTCOMES
 from riskdesk.monitor.rules import RuleError
 from riskdesk.store import monitor_repo as repo
@@ -42,12 +50,9 @@ NAV = [
         roles=("admin", "risk_manager", "analyst", "sales"),
     ),
 ]
-Workers = Annotated[User, Depends(require_roles("risk_manager", "analyst", "sales"))]
 Resolvers = Annotated[User, Depends(require_roles("risk_manager", "analyst"))]
 Readers = Annotated[User, Depends(require_roles("risk_manager", "analyst", "auditor"))]
-RiskManagers = Annotated[User, Depends(require_roles("risk_manager"))]
-Subscribers = Annotated[User, Depends(require_roles("risk_manager", "analyst", "sales"))]
-SEVERITIES = ("low", "medium", "high", "critical")
+SEVERITIES = tuple(s.value for s in Severity)
 MAX_RULES_TEXT = 1_000_000
 """The longest rule set JSON the editor takes (characters)."""
 
@@ -339,7 +344,7 @@ def _notifications_page(
 
 
 @router.get("/notifications")
-def notifications_page(request: Request, session: DbSession, user: Subscribers) -> Response:
+def notifications_page(request: Request, session: DbSession, user: Workers) -> Response:
     return _notifications_page(request, session, user)
 
 
@@ -347,7 +352,7 @@ def notifications_page(request: Request, session: DbSession, user: Subscribers) 
 def notifications_add(
     request: Request,
     session: DbSession,
-    user: Subscribers,
+    user: Workers,
     channel: Annotated[str, Form(max_length=16)],
     target: Annotated[str, Form(max_length=500)],
     min_severity: Annotated[str, Form(max_length=16)] = "medium",
@@ -361,18 +366,12 @@ def notifications_add(
         "min_severity": min_severity,
         "digest": bool(digest),
     }
-    if channel == "webhook" and user.role not in repo.WEBHOOK_ROLES:
-        raise ApiError(403, "Forbidden", "only an admin or a risk manager sets up a webhook")
     try:
-        sub = repo.add_subscription(
-            session,
-            channel,
-            target.strip(),
-            min_severity=min_severity,
-            user=user.username,
-            digest=bool(digest),
-            actor=user.username,
+        sub = repo.subscribe_self(
+            session, user, channel, target, min_severity=min_severity, digest=bool(digest)
         )
+    except PermissionError as exc:
+        raise ApiError(403, "Forbidden", str(exc)) from None
     except repo.MonitorError as exc:
         error = t("monitor.notify_refused", request_lang(request), detail=str(exc))
         return _notifications_page(request, session, user, error=error, form=form, status_code=422)
@@ -382,7 +381,7 @@ def notifications_add(
 
 @router.post("/notifications/{sub_id}/deactivate")
 def notifications_stop(
-    session: DbSession, user: Subscribers, sub_id: Annotated[int, Path(ge=1, le=2_147_483_647)]
+    session: DbSession, user: Workers, sub_id: Annotated[int, Path(ge=1, le=2_147_483_647)]
 ) -> Response:
     owner = None if user.role == "admin" else user.id
     try:
