@@ -149,32 +149,22 @@ def test_fx_conversion_uses_the_documents_date_and_refuses_missing_rates() -> No
     assert features(book, date(2026, 1, 2))["open_invoice_balance"] == pytest.approx(90.0)
 
 
+def _placed(eid: str, order_id: str, day: str, amount: str):  # type: ignore[no-untyped-def]
+    return _ev(
+        eid,
+        "order.placed",
+        day,
+        order_id=order_id,
+        order_date=day,
+        amount=amount,
+        currency="EUR",
+    )
+
+
 def test_cancelled_orders_do_not_count() -> None:
     book = new_book("EUR")
-    apply_event(
-        book,
-        _ev(
-            "o1",
-            "order.placed",
-            "2026-01-10",
-            order_id="O1",
-            order_date="2026-01-10",
-            amount="50.00",
-            currency="EUR",
-        ),
-    )
-    apply_event(
-        book,
-        _ev(
-            "o2",
-            "order.placed",
-            "2026-01-20",
-            order_id="O2",
-            order_date="2026-01-20",
-            amount="70.00",
-            currency="EUR",
-        ),
-    )
+    apply_event(book, _placed("o1", "O1", "2026-01-10", "50.00"))
+    apply_event(book, _placed("o2", "O2", "2026-01-20", "70.00"))
     apply_event(book, _ev("o3", "order.cancelled", "2026-01-21", order_id="O2"))
     f = features(book, date(2026, 1, 30))
     assert (f["orders_count_90d"], f["orders_amount_90d"], f["days_since_last_order"]) == (
@@ -188,15 +178,7 @@ def test_a_cancellation_that_comes_before_its_order_still_cancels_it() -> None:
     """Events arrive out of order: an order's cancellation may come before the order. The
     order counts nowhere either way, in the book and in the running totals, and the
     cancellation of an order the book never saw leaves the book 90 days after its day."""
-    placed = _ev(
-        "o1",
-        "order.placed",
-        "2026-01-10",
-        order_id="O1",
-        order_date="2026-01-10",
-        amount="50.00",
-        currency="EUR",
-    )
+    placed = _placed("o1", "O1", "2026-01-10", "50.00")
     cancelled = _ev("o2", "order.cancelled", "2026-01-12", order_id="O1")
     on = date(2026, 1, 30)
     in_order = _replay([placed, cancelled], on)
