@@ -107,6 +107,9 @@ def test_a_rebuild_from_the_stored_events_gives_the_same_state(engine: Engine) -
     assert (out["customers"], out["changed"], out["removed"], out["skipped"]) == (8, 0, 0, 0)
     assert out["applied"] == out["events"] == len(h.events)
     _compare(engine, h)
+    with session_scope(engine) as s:  # written for its customer, as the intake writes it
+        ids = {c.external_id: c.id for c in s.scalars(select(Customer))}
+        assert {r.customer_ref: r.customer_id for r in s.scalars(select(CustomerState))} == ids
     with engine.begin() as c:
         c.execute(
             text(

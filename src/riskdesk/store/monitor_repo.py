@@ -2295,6 +2295,7 @@ def rebuild_states(
         fx = _same_or_lookup(session)
         replays: dict[str, Replay] = {}
         pending: dict[str, list[Any]] = {}  # bodies of customers not yet looked up
+        customers: dict[str, Any] = {}  # the customer rows of the replays
         eq = select(ProcessedEvent.customer_ref, ProcessedEvent.body).order_by(
             ProcessedEvent.event_time, ProcessedEvent.event_id
         )
@@ -2316,7 +2317,7 @@ def rebuild_states(
                 failed[ref] = f"{type(exc).__name__}: {exc}"
 
         def start() -> None:
-            _start_replays(session, pending, replays, fx)
+            _start_replays(session, pending, replays, fx, customers)
             for ref, bodies in pending.items():
                 feed(ref, replays[ref], bodies)
             pending.clear()
@@ -2344,7 +2345,6 @@ def rebuild_states(
                 + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
                 + "; nothing was rebuilt"
             )
-        customers = _customers(session, sorted(set(rows) | set(replays)))
         clock = clock_date(session)
         lives: list[_Live] = []
         removed: list[str] = []
@@ -2438,13 +2438,17 @@ def stored_events_count(session: Session) -> int:
 
 
 def _start_replays(
-    session: Session, pending: dict[str, list[Any]], replays: dict[str, Replay], fx: FxFn
+    session: Session,
+    pending: dict[str, list[Any]],
+    replays: dict[str, Replay],
+    fx: FxFn,
+    customers: dict[str, Any],
 ) -> None:
-    """Begin the replays of the customers in ``pending`` (their rows read in one query; a
-    book in the customer's currency, or its first event's)."""
+    """Begin the replays of the customers in ``pending`` (their rows read in one query and
+    kept in ``customers``; a book in the customer's currency, or its first event's)."""
     if not pending:
         return
-    customers = _customers(session, sorted(pending))
+    customers.update(_customers(session, sorted(pending)))
     for ref, bodies in pending.items():
         cust = customers.get(ref)
         cur = cust.currency if cust is not None else _body_currency(bodies[0]) or "EUR"
