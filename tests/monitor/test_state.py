@@ -225,9 +225,8 @@ def test_a_dispute_that_comes_before_its_invoice_still_disputes_it() -> None:
 
 def _mixed_history(rng: random.Random) -> list[Any]:
     """One customer's orders (some cancelled, some changed: amount, date or both, in several
-    events), invoices (some disputed and cleared again, some paid in part) and bureau
-    scores. Disputes are of invoices without payments: a dispute once the invoice is settled
-    is not counted, so whether it counts depends on when the payment came."""
+    events), invoices (some disputed and cleared again, some paid in part or in full, before
+    or after their disputes) and bureau scores."""
     out: list[Any] = []
     n = 0
     d0 = date(2026, 1, 1)
@@ -282,11 +281,13 @@ def _mixed_history(rng: random.Random) -> list[Any]:
             currency="EUR",
         )
         if rng.random() < 0.5:
-            add("invoice.disputed", d + timedelta(days=10), invoice_id=iid)
+            on = d + timedelta(days=rng.choice((10, 30)))  # before or after the payment
+            add("invoice.disputed", on, invoice_id=iid)
             if rng.random() < 0.5:
-                add("invoice.disputed", d + timedelta(days=20), invoice_id=iid, disputed=False)
-        else:
-            part = rng.randint(1, amt)
+                add("invoice.disputed", on + timedelta(days=10), invoice_id=iid, disputed=False)
+        if rng.random() < 0.6:
+            # paid in part or in full: a dispute then comes before or after the settlement
+            part = amt if rng.random() < 0.5 else rng.randint(1, amt)
             add(
                 "payment.received",
                 d + timedelta(days=25),
@@ -296,6 +297,16 @@ def _mixed_history(rng: random.Random) -> list[Any]:
                 currency="EUR",
                 allocations=[{"invoice_id": iid, "amount": f"{part}.00"}],
             )
+            if rng.random() < 0.3:  # a credit note reopens a settled invoice
+                add(
+                    "credit_note.issued",
+                    d + timedelta(days=35),
+                    credit_note_id=f"CN{k}",
+                    invoice_id=iid,
+                    issue_date=(d + timedelta(days=35)).isoformat(),
+                    amount="50.00",
+                    currency="EUR",
+                )
     for _ in range(rng.randint(1, 3)):
         add(
             "bureau_score.changed",

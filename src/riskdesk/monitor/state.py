@@ -7,7 +7,8 @@ currency, dates as ordinals so the book is plain JSON):
   version of the dispute flag as a fifth item once a dispute event set it;
 * ``al`` / ``cn``: allocations and credit notes per invoice ``{id: [[date, amount, ref], …]}``;
 * ``paid``: invoices fully paid, kept while they matter for the 180-day payment behaviour
-  ``{id: [paid_date, due, amount, issue, disputed, allocations, credit notes]}``;
+  ``{id: [paid_date, due, amount, issue, disputed, allocations, credit notes]}``, with the
+  dispute flag's version as an eighth item once a dispute event set it;
 * ``ord``: orders of the last 90 days ``{id: [date, amount, cancelled]}`` and
   ``last_order``; once a change set its date or amount, the order's row holds the version of
   the change as a fourth item (and a fifth, the amount's, when that is another);
@@ -309,8 +310,10 @@ def _invoice_disputed(book: dict[str, Any], p: Any, fx: FxFn, ev: Event) -> Chan
     v = version(ev)
     flag = 1 if p.disputed else 0
     row = book["inv"].get(p.invoice_id)
+    at = 4  # where the flag's version is kept: after an open invoice's four items
     if row is None:
-        if p.invoice_id not in book["paid"]:  # (a settled invoice's dispute is not counted)
+        row = book["paid"].get(p.invoice_id)
+        if row is None:
             # an invoice not come yet (events arrive out of order), or settled and dropped
             # long ago: the dispute is kept for it a while, and taken up if it comes
             early = book.setdefault("dsp", {})
@@ -319,13 +322,17 @@ def _invoice_disputed(book: dict[str, Any], p: Any, fx: FxFn, ev: Event) -> Chan
             held = early.get(p.invoice_id)
             if held is None or _newer(v, held[2]):
                 early[p.invoice_id] = [t, flag, v]
-        return _NOTHING
-    if not _newer(v, row[4] if len(row) > 4 else None):
+            return _NOTHING
+        # settled: its flag counts as an open invoice's does (whether the payment that
+        # settled it came before or after the dispute)
+        at = 7
+    if not _newer(v, row[at] if len(row) > at else None):
         return _NOTHING  # a later dispute event came first
-    was = row[3]
-    row[3] = flag
-    if len(row) > 4:
-        row[4] = v
+    flag_at = 3 if at == 4 else 4
+    was = row[flag_at]
+    row[flag_at] = flag
+    if len(row) > at:
+        row[at] = v
     else:
         row.append(v)
     book["disputes"] += flag - was
@@ -389,10 +396,10 @@ def _reopen(book: dict[str, Any], inv_id: str) -> None:
     rec = book["paid"].pop(inv_id, None)
     if rec is None:
         return
-    _, due, amount, issue, disputed, allocs, cns = rec
-    book["inv"][inv_id] = [issue, due, amount, disputed]
-    book["al"][inv_id] = allocs
-    book["cn"][inv_id] = cns
+    # [paid_date, due, amount, issue, disputed, allocations, credit notes(, flag version)]
+    book["inv"][inv_id] = [rec[3], rec[1], rec[2], rec[4], *rec[7:]]
+    book["al"][inv_id] = rec[5]
+    book["cn"][inv_id] = rec[6]
 
 
 def _paid_date(amount: float, allocs: list[list[Any]], cns: list[list[Any]], t: int) -> int | None:
@@ -516,6 +523,7 @@ def settle(book: dict[str, Any], as_of: date) -> bool:
             pd_ = _paid_date(amount, al[inv_id], cn.get(inv_id, []), t)
             if pd_ is not None:
                 paid[inv_id] = [pd_, due, amount, issue, disputed, al[inv_id], cn.get(inv_id, [])]
+                paid[inv_id] += row[4:]  # the dispute flag's version, if one is kept
                 del inv[inv_id]
                 al.pop(inv_id, None)
                 cn.pop(inv_id, None)

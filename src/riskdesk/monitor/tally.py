@@ -286,6 +286,7 @@ class Tally:
                     disputed,
                     al.pop(key),
                     cn.pop(key, []),
+                    *row[4:],  # the dispute flag's version, if one is kept
                 ]
                 self._add_paid(key, oldp)
                 return
