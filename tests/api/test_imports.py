@@ -117,6 +117,11 @@ def test_a_file_with_bad_rows_is_a_422_listing_each_and_writes_nothing(client, a
         (6, "founded_on"),
     ]
     assert all(e["reason"] for e in body["errors"])
+    assert [e["reason_zh"] for e in body["errors"]][1:] == [
+        "缺少必填值",
+        "日期 2001-02-30 不存在",
+    ]
+    assert body["errors"][0]["reason_zh"].startswith("不是小数")
     assert body["errors"][0]["value"] == "12.3.4"
     assert _customers(portfolio.url) == before  # N1 was valid but not written either
     assert len(_audit(portfolio.url, "import.customers")) == audits
@@ -204,10 +209,12 @@ def test_a_file_that_cannot_be_read_is_rejected_with_its_reason(client, as_user)
     body = r.json()
     assert body["error_count"] == 1 and body["errors"][0]["line"] is None
     assert "XLSX" in body["errors"][0]["reason"]
+    assert body["errors"][0]["reason_zh"].startswith("不是可读取的 XLSX 工作簿")
     empty = client.post(
         "/api/v1/imports/customers", headers=as_user("rita"), files=_files(b"", "empty.csv")
     ).json()
     assert "empty" in empty["errors"][0]["reason"]
+    assert empty["errors"][0]["reason_zh"] == "文件是空的：第一行必须是列名"
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """Reading import files: encodings, delimiters, line numbers, XLSX, cell rules."""
 
+import re
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -205,6 +206,65 @@ def test_a_code_that_is_not_a_country_is_a_bad_cell_naming_value_and_row(text: s
     assert "country code" in errors[0].reason
     if text.upper() in ("ZZ", "EU", "UN"):
         assert errors[0].reason.startswith(f"{text.upper()} (")  # named: "EU (European Union)"
+
+
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+@pytest.mark.parametrize(
+    ("kind", "header", "row", "column"),
+    [
+        ("invoices", "amount", "1,234.50", "amount"),
+        ("invoices", "amount", "12.345", "amount"),
+        ("invoices", "amount", "-5", "amount"),
+        ("invoices", "amount", "1" * 20, "amount"),
+        ("invoices", "issue_date", "31.01.2024", "issue_date"),
+        ("invoices", "issue_date", "2024-02-30", "issue_date"),
+        ("invoices", "currency", "XTS", "currency"),
+        ("invoices", "currency", "EURO", "currency"),
+        ("customers", "country", "EU", "country"),
+        ("customers", "country", "Q9", "country"),
+        ("customers", "name", "x" * 300, "name"),
+        ("customers", "name", "a\x00b", "name"),
+        ("customers", "status", "sleeping", "status"),
+        ("customers", "employees", "thirty", "employees"),
+    ],
+)
+def test_every_bad_cell_is_explained_in_english_and_chinese(
+    kind: str, header: str, row: str, column: str
+) -> None:
+    k = KINDS[kind]
+    cols = [c.name for c in k.columns if c.required]
+    if header not in cols:
+        cols.append(header)
+    layout, errs = resolve_header(k, cols, 1)
+    assert errs == []
+    cells = [row if c == header else (k.by_name[c].example or "x") for c in cols]
+    values, errors = parse_row(layout, cells, 7)
+    assert values is None and [e.column for e in errors] == [column]
+    e = errors[0]
+    assert e.reason and not _CJK.search(e.reason.replace("是/否", ""))
+    assert e.reason_zh and _CJK.search(e.reason_zh) and e.reason_zh != e.reason
+    assert e.as_dict()["reason_zh"] == e.reason_zh
+
+
+def test_header_row_and_cross_column_problems_are_explained_in_chinese_too() -> None:
+    k = KINDS["invoices"]
+    layout, errs = resolve_header(
+        k, ["external_id", "customer_id", "amount", "amount", "colour"], 1
+    )
+    zh = {e.column: e.reason_zh for e in errs}
+    assert zh["amount"] == "列 amount 出现了两次"
+    assert zh["colour"] is not None and zh["colour"].startswith("未知的列；可用的列：")
+    assert zh["issue_date"] == "缺少必需的列"
+    full = ["external_id", "customer_id", "issue_date", "due_date", "amount", "currency"]
+    layout, errs = resolve_header(k, full, 1)
+    _, errors = parse_row(layout, ["I1", "C1", "2024-03-01", "2024-02-01", "10.00", "EUR"], 2)
+    assert [(e.column, e.reason_zh) for e in errors] == [
+        ("due_date", "due_date 早于 issue_date（2024-03-01）")
+    ]
+    _, errors = parse_row(layout, ["I1", "", "2024-03-01", "2024-04-01", "10.00", "EUR"], 3)
+    assert [(e.column, e.reason_zh) for e in errors] == [("customer_id", "缺少必填值")]
 
 
 @pytest.mark.parametrize("text", ["CN", "de", "Hk", "TW", "MO", "XK"])

@@ -96,6 +96,7 @@ def test_unknown_customer_reference_rejects_the_file(engine: Engine, tmp_path: P
     res = run_import(engine, "invoices", _csv(tmp_path, "i.csv", bad), batch_size=2)
     assert not res.ok
     assert [(e.line, e.column, e.value) for e in res.errors] == [(5, "customer_id", "NOPE")]
+    assert res.errors[0].reason_zh == "未知的客户 'NOPE'：数据库中没有（请先导入客户）"
     assert _count(engine, Invoice) == 0
 
 
@@ -153,9 +154,11 @@ def test_allocations_may_not_exceed_the_payment_or_cross_customers(
     over = "payment_id,invoice_id,amount\nP1,I1,400.00\nP1,I2,300.00\n"
     res = run_import(engine, "allocations", _csv(tmp_path, "a.csv", over))
     assert not res.ok and [(e.line, e.column) for e in res.errors] == [(3, "amount")]
+    assert res.errors[0].reason_zh == "付款 'P1' 的核销合计 700.00，超过其金额 600.00"
     cross = "payment_id,invoice_id,amount\nP1,I3,100.00\n"
     res = run_import(engine, "allocations", _csv(tmp_path, "b.csv", cross))
     assert not res.ok and [(e.line, e.column) for e in res.errors] == [(2, "invoice_id")]
+    assert res.errors[0].reason_zh == "与付款 'P1' 不属于同一客户"
     assert _count(engine, PaymentAllocation) == 0
 
 
@@ -200,6 +203,7 @@ def test_parent_links_may_not_form_a_cycle(engine: Engine, tmp_path: Path) -> No
     assert not res.ok
     assert [(e.line, e.column) for e in res.errors] == [(2, "parent_id")]
     assert "cycle" in res.errors[0].reason
+    assert res.errors[0].reason_zh.startswith("上级关系形成循环：")
     with engine.connect() as c:
         assert c.scalar(select(Customer.parent_id).where(Customer.external_id == "A")) is None
 

@@ -115,6 +115,22 @@ def test_a_bad_file_shows_every_bad_row_and_writes_nothing(web, login, portfolio
     assert zh.status_code == 422 and "坏文件.csv" in zh.text
 
 
+def test_the_reasons_of_bad_rows_are_shown_in_the_pages_language(web, login, portfolio):
+    csrf = login("rita")
+    en = _upload(web, csrf, BROKEN).text.split('id="error-table"')[1].split("</table>")[0]
+    assert "required value missing" in en and "缺少必填值" not in en
+    r = web.post(
+        "/imports?lang=zh",
+        data={"kind": "customers", "csrf_token": csrf},
+        files={"file": ("kunden.csv", BROKEN.encode(), "text/csv")},
+    )
+    assert r.status_code == 422
+    table = r.text.split('id="error-table"')[1].split("</table>")[0]
+    assert '<td class="num">3</td><td>name</td><td></td><td>缺少必填值</td>' in table
+    assert "<td>XX</td><td>不是 ISO 3166 两位字母国家代码（例如 DE、CN）</td>" in table
+    assert "required value missing" not in table
+
+
 def test_a_file_over_the_limit_is_refused_on_the_page(web, login, monkeypatch):
     monkeypatch.setenv("RISKDESK_IMPORT_MAX_UPLOAD_MB", "1")
     get_settings.cache_clear()

@@ -133,7 +133,13 @@ def import_cmd(
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         raise fail(f"database error, nothing imported: {reason}", 1, as_json) from None
     except FileFormatError as exc:
-        problem = {"line": None, "column": "", "value": None, "reason": str(exc)}
+        problem = {
+            "line": None,
+            "column": "",
+            "value": None,
+            "reason": str(exc),
+            "reason_zh": exc.zh,
+        }
         raise fail(
             f"{file.name}: {exc}", 2, as_json, kind=name, file=file.name, errors=[problem]
         ) from None

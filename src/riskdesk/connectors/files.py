@@ -26,7 +26,12 @@ DELIMITERS = (",", ";", "\t")
 
 
 class FileFormatError(ValueError):
-    """The file as a whole cannot be read (not CSV/XLSX, undecodable, empty, no header)."""
+    """The file as a whole cannot be read (not CSV/XLSX, undecodable, empty, no header); the
+    message is the reason shown to the user, ``zh`` the same in Chinese."""
+
+    def __init__(self, reason: str, zh: str) -> None:
+        super().__init__(reason)
+        self.zh = zh
 
 
 @dataclass
@@ -47,7 +52,10 @@ def detect_encoding(sample: bytes) -> str:
             return encoding
         except UnicodeDecodeError:
             continue
-    raise FileFormatError("the file is neither UTF-8 nor GB18030 text; save it as CSV UTF-8")
+    raise FileFormatError(
+        "the file is neither UTF-8 nor GB18030 text; save it as CSV UTF-8",
+        "文件既不是 UTF-8 也不是 GB18030 文本；请另存为 CSV UTF-8",
+    )
 
 
 def _first_non_ascii(head: bytes, fh: IO[bytes]) -> bytes:
@@ -111,10 +119,14 @@ class CsvSource:
             except UnicodeDecodeError as exc:
                 raise FileFormatError(
                     f"line {line}: bytes that are not valid {self.encoding} ({exc.reason}); "
-                    "save the file as CSV UTF-8"
+                    "save the file as CSV UTF-8",
+                    f"第 {line} 行：含有不是有效 {self.encoding} 的字节（{exc.reason}）；"
+                    "请将文件另存为 CSV UTF-8",
                 ) from exc
             except csv.Error as exc:
-                raise FileFormatError(f"line {line}: malformed CSV ({exc})") from exc
+                raise FileFormatError(
+                    f"line {line}: malformed CSV ({exc})", f"第 {line} 行：CSV 格式错误（{exc}）"
+                ) from exc
             if not any(c.strip() for c in cells):
                 continue
             if line == 1 and cells and cells[0].startswith("\ufeff"):
@@ -159,7 +171,9 @@ class XlsxSource:
         try:
             self._wb = load_workbook(path, read_only=True, data_only=True)
         except Exception as exc:  # zipfile.BadZipFile, KeyError, InvalidFileException …
-            raise FileFormatError(f"not a readable XLSX workbook ({exc})") from exc
+            raise FileFormatError(
+                f"not a readable XLSX workbook ({exc})", f"不是可读取的 XLSX 工作簿（{exc}）"
+            ) from exc
         names = {n.lower(): n for n in self._wb.sheetnames}
         ws = (
             self._wb[names[sheet.lower()]]
@@ -198,7 +212,10 @@ def open_source(path: Path, sheet: str | None = None) -> Source:
         raise FileNotFoundError(f"no such file: {path}")
     suffix = path.suffix.lower()
     if suffix == ".xls":
-        raise FileFormatError("legacy .xls workbooks are not supported; save as .xlsx or CSV")
+        raise FileFormatError(
+            "legacy .xls workbooks are not supported; save as .xlsx or CSV",
+            "不支持旧版 .xls 工作簿；请另存为 .xlsx 或 CSV",
+        )
     with open(path, "rb") as fh:
         magic = fh.read(4)
     if suffix in (".xlsx", ".xlsm") or magic == b"PK\x03\x04":
@@ -221,7 +238,10 @@ class ImportFile:
             raise
         if first is None:
             self.source.close()
-            raise FileFormatError("the file is empty: the first line must be the column names")
+            raise FileFormatError(
+                "the file is empty: the first line must be the column names",
+                "文件是空的：第一行必须是列名",
+            )
         self.header_line = first.line
         self.layout, self.header_errors = resolve_header(self.kind, first.cells, first.line)
 

@@ -41,6 +41,8 @@ class RowError:
     column: str
     value: str | None
     reason: str
+    reason_zh: str | None = None
+    """The reason in Chinese (None where there is none, e.g. a database's own message)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -48,6 +50,7 @@ class RowError:
             "column": self.column,
             "value": self.value,
             "reason": self.reason,
+            "reason_zh": self.reason_zh,
         }
 
 
@@ -77,7 +80,8 @@ class Col:
     """False for columns that are not a column of the kind's own table."""
 
 
-RowCheck = Callable[[dict[str, Any]], list[tuple[str, str | None, str]]]
+RowCheck = Callable[[dict[str, Any]], list[tuple[str, str | None, str, str]]]
+"""A cross-column rule: (column, value, reason, reason in Chinese) of each problem of a row."""
 
 
 @dataclass(frozen=True)
@@ -113,12 +117,12 @@ ISO4217_NO_CURRENCY = "XXX"
 ISO4217_TESTING = "XTS"
 """ISO 4217 code XTS: "code specifically reserved for testing purposes"."""
 
-NON_TRADE_CURRENCIES: dict[str, str] = {
-    ISO4217_NO_CURRENCY: "ISO 4217 code for 'no currency'",
-    ISO4217_TESTING: "ISO 4217 code reserved for testing",
+NON_TRADE_CURRENCIES: dict[str, tuple[str, str]] = {
+    ISO4217_NO_CURRENCY: ("ISO 4217 code for 'no currency'", "ISO 4217 中表示“无货币”的代码"),
+    ISO4217_TESTING: ("ISO 4217 code reserved for testing", "ISO 4217 中保留用于测试的代码"),
 }
 """Real ISO 4217 codes (not placeholders) that name no money: never valid on a business
-document. Each maps to what the code means, quoted in the refusal."""
+document. Each maps to what the code means (English, Chinese), quoted in the refusal."""
 
 
 @lru_cache(maxsize=1)
@@ -164,27 +168,43 @@ def countries() -> frozenset[str]:
     )
 
 
-def _not_a_country(code: str) -> str:
-    """The reason shown for a country cell that is not an accepted code."""
-    name = Locale("en").territories.get(code) if len(code) == 2 and code.isalpha() else None
-    if name:
-        return f"{code} ({name}) is not a country; use an ISO 3166-1 country code (e.g. DE, CN)"
-    return "not an ISO 3166 two-letter country code (e.g. DE, CN)"
+def _not_a_country(code: str) -> CellError:
+    """The refusal of a country cell that is not an accepted code."""
+    known = len(code) == 2 and code.isalpha() and Locale("en").territories.get(code)
+    if known:
+        en = Locale("en").territories[code]
+        zh = Locale("zh").territories.get(code, en)
+        return CellError(
+            f"{code} ({en}) is not a country; use an ISO 3166-1 country code (e.g. DE, CN)",
+            f"{code}（{zh}）不是国家；请使用 ISO 3166-1 国家代码（例如 DE、CN）",
+        )
+    return CellError(
+        "not an ISO 3166 two-letter country code (e.g. DE, CN)",
+        "不是 ISO 3166 两位字母国家代码（例如 DE、CN）",
+    )
 
 
 class CellError(ValueError):
-    """A cell that does not parse; the message is the reason shown to the user."""
+    """A cell that does not parse; the message is the reason shown to the user, ``zh`` the
+    same in Chinese."""
+
+    def __init__(self, reason: str, zh: str) -> None:
+        super().__init__(reason)
+        self.zh = zh
 
 
 def _decimal(text: str, places: int, limit: Decimal) -> Decimal:
     if not _DEC.fullmatch(text):
-        raise CellError("not a decimal number (write 1234.56: dot as decimal mark, no grouping)")
+        raise CellError(
+            "not a decimal number (write 1234.56: dot as decimal mark, no grouping)",
+            "不是小数（请写成 1234.56：用点号作小数点，不加千位分隔符）",
+        )
     dot = text.find(".")
     if dot >= 0 and len(text) - dot - 1 > places and text[dot + 1 + places :].strip("0"):
-        raise CellError(f"more than {places} decimal places")
+        raise CellError(f"more than {places} decimal places", f"小数位超过 {places} 位")
     value = Decimal(text)
     if abs(value) >= limit:
-        raise CellError("number too large")
+        raise CellError("number too large", "数值过大")
     return value
 
 
@@ -197,11 +217,11 @@ def parse_date(text: str) -> date:
             pass
     m = _DATE.fullmatch(text)
     if not m:
-        raise CellError("not a date (use YYYY-MM-DD)")
+        raise CellError("not a date (use YYYY-MM-DD)", "不是日期（请用 YYYY-MM-DD 格式）")
     try:
         return date(int(m[1]), int(m[2]), int(m[3]))
     except ValueError as exc:
-        raise CellError(f"not a valid date ({exc})") from exc
+        raise CellError(f"not a valid date ({exc})", f"日期 {text} 不存在") from exc
 
 
 def parse_bool(text: str) -> bool:
@@ -210,7 +230,10 @@ def parse_bool(text: str) -> bool:
         return True
     if low in FALSE:
         return False
-    raise CellError("not a yes/no value (use yes/no, true/false, 1/0, 是/否)")
+    raise CellError(
+        "not a yes/no value (use yes/no, true/false, 1/0, 是/否)",
+        "不是“是/否”值（请用 是/否、yes/no、true/false 或 1/0）",
+    )
 
 
 def parse_cell(col: Col, text: str) -> Any:
@@ -218,13 +241,16 @@ def parse_cell(col: Col, text: str) -> Any:
     if "\x00" in text:
         # PostgreSQL cannot store it in a text column (the whole file failed with a database
         # error, no line named) and SQLite stored it: the cell is refused, as the API does
-        raise CellError("contains a NUL character (0x00), which no field can hold")
+        raise CellError(
+            "contains a NUL character (0x00), which no field can hold",
+            "含有 NUL 字符（0x00），任何字段都不能保存",
+        )
     t = col.type
     value: Any
     if t in ("text", "ref"):
         value = text
         if col.max_len is not None and len(text) > col.max_len:
-            raise CellError(f"longer than {col.max_len} characters")
+            raise CellError(f"longer than {col.max_len} characters", f"超过 {col.max_len} 个字符")
         return value
     if t == "amount":
         value = _decimal(text, 2, AMOUNT_LIMIT)
@@ -232,10 +258,10 @@ def parse_cell(col: Col, text: str) -> Any:
         value = _decimal(text, 8, RATE_LIMIT)
     elif t == "int":
         if not _INT.fullmatch(text):
-            raise CellError("not a whole number")
+            raise CellError("not a whole number", "不是整数")
         value = int(text)
         if abs(value) > 2**31 - 1:
-            raise CellError("number too large")
+            raise CellError("number too large", "数值过大")
     elif t == "date":
         return parse_date(text)
     elif t == "bool":
@@ -243,34 +269,45 @@ def parse_cell(col: Col, text: str) -> Any:
     elif t == "enum":
         low = text.lower()
         if low not in col.choices:
-            raise CellError("must be one of " + ", ".join(col.choices))
+            raise CellError(
+                "must be one of " + ", ".join(col.choices),
+                "必须是以下之一：" + "、".join(col.choices),
+            )
         return low
     elif t == "currency":
         up = text.upper()
         if up in NON_TRADE_CURRENCIES:
-            raise CellError(f"{NON_TRADE_CURRENCIES[up]}: not a currency for a business document")
+            en, zh = NON_TRADE_CURRENCIES[up]
+            raise CellError(
+                f"{en}: not a currency for a business document", f"{zh}：不能用作业务单据的币种"
+            )
         if up not in currencies():
-            raise CellError("not an ISO 4217 currency code (e.g. EUR, USD, CNY)")
+            raise CellError(
+                "not an ISO 4217 currency code (e.g. EUR, USD, CNY)",
+                "不是 ISO 4217 币种代码（例如 EUR、USD、CNY）",
+            )
         return up
     elif t == "country":
         up = text.upper()
         if up not in countries():
-            raise CellError(_not_a_country(up))
+            raise _not_a_country(up)
         return up
     elif t == "list":
         items = [p.strip() for p in text.split("|") if p.strip()]
         for item in items:
             if len(item) > 200:
-                raise CellError("a list item is longer than 200 characters")
+                raise CellError(
+                    "a list item is longer than 200 characters", "列表中有一项超过 200 个字符"
+                )
         return items
     else:  # pragma: no cover - a programming error in the kind table
         raise AssertionError(f"unknown column type {t}")
     if col.positive and value <= 0:
-        raise CellError("must be greater than 0")
+        raise CellError("must be greater than 0", "必须大于 0")
     if col.non_negative and value < 0:
-        raise CellError("must not be negative")
+        raise CellError("must not be negative", "不能为负数")
     if col.max_value is not None and value > col.max_value:
-        raise CellError(f"must not exceed {col.max_value}")
+        raise CellError(f"must not exceed {col.max_value}", f"不能超过 {col.max_value}")
     return value
 
 
@@ -279,40 +316,71 @@ def parse_cell(col: Col, text: str) -> Any:
 
 
 def _not_before(later: str, earlier: str) -> RowCheck:
-    def check(v: dict[str, Any]) -> list[tuple[str, str | None, str]]:
+    def check(v: dict[str, Any]) -> list[tuple[str, str | None, str, str]]:
         a, b = v.get(later), v.get(earlier)
         if a is not None and b is not None and a < b:
-            return [(later, a.isoformat(), f"{later} is before {earlier} ({b.isoformat()})")]
+            return [
+                (
+                    later,
+                    a.isoformat(),
+                    f"{later} is before {earlier} ({b.isoformat()})",
+                    f"{later} 早于 {earlier}（{b.isoformat()}）",
+                )
+            ]
         return []
 
     return check
 
 
-def _allocated_within_amount(v: dict[str, Any]) -> list[tuple[str, str | None, str]]:
+def exceeds_payment(amount: Any) -> tuple[str, str]:
+    """The reason (English, Chinese) of an allocation larger than its payment's amount."""
+    return f"exceeds the payment amount {amount}", f"超过付款金额 {amount}"
+
+
+def _allocated_within_amount(v: dict[str, Any]) -> list[tuple[str, str | None, str, str]]:
     alloc, amount = v.get("allocated_amount"), v.get("amount")
     if alloc is not None and v.get("invoice_id") is None:
-        return [("allocated_amount", str(alloc), "allocated_amount needs an invoice_id")]
+        return [
+            (
+                "allocated_amount",
+                str(alloc),
+                "allocated_amount needs an invoice_id",
+                "填写 allocated_amount 时必须填写 invoice_id",
+            )
+        ]
     if alloc is not None and amount is not None and alloc > amount:
-        return [("allocated_amount", str(alloc), f"exceeds the payment amount {amount}")]
+        return [("allocated_amount", str(alloc), *exceeds_payment(amount))]
     return []
 
 
-def _distinct_currencies(v: dict[str, Any]) -> list[tuple[str, str | None, str]]:
+def _distinct_currencies(v: dict[str, Any]) -> list[tuple[str, str | None, str, str]]:
     if v.get("base") is not None and v.get("base") == v.get("quote"):
-        return [("quote", v["quote"], "quote currency equals base currency")]
+        return [
+            ("quote", v["quote"], "quote currency equals base currency", "报价币种与基准币种相同")
+        ]
     return []
 
 
-def _not_own_parent(v: dict[str, Any]) -> list[tuple[str, str | None, str]]:
+def _not_own_parent(v: dict[str, Any]) -> list[tuple[str, str | None, str, str]]:
     if v.get("parent_id") is not None and v.get("parent_id") == v.get("external_id"):
-        return [("parent_id", v["parent_id"], "a customer cannot be its own parent")]
+        return [
+            (
+                "parent_id",
+                v["parent_id"],
+                "a customer cannot be its own parent",
+                "客户不能是自己的上级",
+            )
+        ]
     return []
 
 
-def _min_volume_complete(v: dict[str, Any]) -> list[tuple[str, str | None, str]]:
+def _min_volume_complete(v: dict[str, Any]) -> list[tuple[str, str | None, str, str]]:
     if v.get("min_volume_amount") is not None:
         missing = [c for c in ("min_volume_currency", "min_volume_period") if v.get(c) is None]
-        return [(c, None, "required when min_volume_amount is given") for c in missing]
+        return [
+            (c, None, "required when min_volume_amount is given", "填写 min_volume_amount 时必填")
+            for c in missing
+        ]
     return []
 
 
@@ -862,18 +930,23 @@ def resolve_header(
                     raw,
                     raw,
                     "unknown column; known: " + ", ".join(c.name for c in kind.columns),
+                    "未知的列；可用的列：" + "、".join(c.name for c in kind.columns),
                 )
             )
             cols.append(None)
         elif col.name in seen:
-            errors.append(RowError(line, raw, raw, f"column {col.name} appears twice"))
+            errors.append(
+                RowError(
+                    line, raw, raw, f"column {col.name} appears twice", f"列 {col.name} 出现了两次"
+                )
+            )
             cols.append(None)
         else:
             seen.add(col.name)
             cols.append(col)
     for col in kind.columns:
         if col.required and col.name not in seen:
-            errors.append(RowError(line, col.name, None, "required column missing"))
+            errors.append(RowError(line, col.name, None, "required column missing", "缺少必需的列"))
     return Layout(kind, cols), errors
 
 
@@ -898,7 +971,11 @@ def parse_row(
         if extra:
             errors.append(
                 RowError(
-                    line, "", str(extra[0]), f"row has {len(cells)} cells, header has {len(cols)}"
+                    line,
+                    "",
+                    str(extra[0]),
+                    f"row has {len(cells)} cells, header has {len(cols)}",
+                    f"该行有 {len(cells)} 个单元格，表头只有 {len(cols)} 个",
                 )
             )
     ncells = len(cells)
@@ -909,17 +986,17 @@ def parse_row(
         text = raw.strip() if raw is not None else ""
         if not text:
             if col.required:
-                errors.append(RowError(line, col.name, raw, "required value missing"))
+                errors.append(RowError(line, col.name, raw, "required value missing", "缺少必填值"))
             else:
                 values[col.name] = col.default
             continue
         try:
             values[col.name] = parse_cell(col, text)
         except CellError as exc:
-            errors.append(RowError(line, col.name, raw, str(exc)))
+            errors.append(RowError(line, col.name, raw, str(exc), exc.zh))
     if errors:
         return None, errors
     for check in layout.kind.checks:
-        for column, value, reason in check(values):
-            errors.append(RowError(line, column, value, reason))
+        for column, value, reason, reason_zh in check(values):
+            errors.append(RowError(line, column, value, reason, reason_zh))
     return (None, errors) if errors else (values, [])

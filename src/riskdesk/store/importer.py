@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from riskdesk.connectors.import_schema import Chunk, Col, Kind, RowError
+from riskdesk.connectors.import_schema import Chunk, Col, Kind, RowError, exceeds_payment
 from riskdesk.store import audit
 from riskdesk.store.models import (
     Contract,
@@ -61,6 +61,14 @@ _SINGULAR = {
     "invoices": "invoice",
     "payments": "payment",
 }
+_ZH = {
+    "customers": "客户",
+    "contracts": "合同",
+    "orders": "订单",
+    "invoices": "发票",
+    "payments": "付款",
+}
+"""The kinds a reference can name, in Chinese (for the reasons of bad rows)."""
 IN_LIMIT = 5000
 """Most keys in one ``IN`` list (SQLite allows 32766 bound parameters)."""
 
@@ -197,7 +205,13 @@ class Importer:
             if first is not None:
                 shown = " / ".join(str(v[k]) for k in kind.key)
                 self.error(
-                    RowError(line, kind.key[0], shown, f"duplicate key: already on line {first}")
+                    RowError(
+                        line,
+                        kind.key[0],
+                        shown,
+                        f"duplicate key: already on line {first}",
+                        f"键重复：已在第 {first} 行出现",
+                    )
                 )
                 continue
             self.seen[key] = line
@@ -227,9 +241,18 @@ class Importer:
                         self.deferred_parents.append((v["external_id"], code, line))
                         hits[c.name] = None
                         continue
-                    what = _SINGULAR.get(c.ref or "", c.ref or "")
-                    where = f"not in the database (import the {c.ref} first)"
-                    self.error(RowError(line, c.name, code, f"unknown {what} {code!r}: {where}"))
+                    ref = c.ref or ""
+                    what, what_zh = _SINGULAR.get(ref, ref), _ZH.get(ref, ref)
+                    self.error(
+                        RowError(
+                            line,
+                            c.name,
+                            code,
+                            f"unknown {what} {code!r}: not in the database (import the {ref} "
+                            "first)",
+                            f"未知的{what_zh} {code!r}：数据库中没有（请先导入{what_zh}）",
+                        )
+                    )
                     bad = True
                     continue
                 hits[c.name] = hit
@@ -260,13 +283,14 @@ class Importer:
             if c.name in ("customer_id", "parent_id", "payment_id") or hit is None:
                 continue
             if owner_id is not None and hit.customer_id != owner_id:
-                what = "payment" if self.kind.name == "allocations" else "customer"
+                owner = "payments" if self.kind.name == "allocations" else "customers"
                 self.error(
                     RowError(
                         line,
                         c.name,
                         v[c.name],
-                        f"belongs to another customer than {what} {owner_code!r}",
+                        f"belongs to another customer than {_SINGULAR[owner]} {owner_code!r}",
+                        f"与{_ZH[owner]} {owner_code!r} 不属于同一客户",
                     )
                 )
                 ok = False
@@ -282,17 +306,14 @@ class Importer:
                         c.name,
                         v[c.name],
                         f"invoice currency {hit.currency} differs from payment currency {currency}",
+                        f"发票币种 {hit.currency} 与付款币种 {currency} 不同",
                     )
                 )
                 ok = False
         if self.kind.name == "allocations" and ok and hits.get("payment_id") is not None:
             pay = hits["payment_id"]
             if v["amount"] > pay.amount:
-                self.error(
-                    RowError(
-                        line, "amount", str(v["amount"]), f"exceeds the payment amount {pay.amount}"
-                    )
-                )
+                self.error(RowError(line, "amount", str(v["amount"]), *exceeds_payment(pay.amount)))
                 ok = False
         return ok
 
@@ -402,6 +423,7 @@ class Importer:
                         "parent_id",
                         parent,
                         f"unknown customer {parent!r}: neither in the database nor in this file",
+                        f"未知客户 {parent!r}：数据库和本文件中都没有",
                     )
                 )
         if self.writing and self.deferred_parents:
@@ -454,6 +476,7 @@ class Importer:
                         "parent_id",
                         names[0],
                         "parent links form a cycle: " + " → ".join([*names, names[0]]),
+                        "上级关系形成循环：" + " → ".join([*names, names[0]]),
                     )
                 )
             for n in path:
@@ -478,6 +501,7 @@ class Importer:
                             r.external_id,
                             f"allocations of payment {r.external_id!r} total {r.allocated}, "
                             f"more than its amount {r.amount}",
+                            f"付款 {r.external_id!r} 的核销合计 {r.allocated}，超过其金额 {r.amount}",
                         )
                     )
 

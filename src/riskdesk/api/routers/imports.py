@@ -177,9 +177,9 @@ async def received_upload(request: Request, field: str = "file") -> AsyncIterato
         await form.close()
 
 
-def _rejected(kind: str, file: str, reason: str) -> dict[str, Any]:
+def _rejected(kind: str, file: str, exc: FileFormatError) -> dict[str, Any]:
     """A file that cannot be read at all, reported like the CLI does (one problem, no line)."""
-    problem = {"line": None, "column": "", "value": None, "reason": reason}
+    problem = {"line": None, "column": "", "value": None, "reason": str(exc), "reason_zh": exc.zh}
     return {
         "ok": False,
         "kind": kind,
@@ -204,7 +204,7 @@ def import_upload(
             engine, kind.name, upload.path, dry_run=dry_run, actor=actor, max_errors=MAX_ERRORS
         )
     except FileFormatError as exc:
-        return _rejected(kind.name, upload.name, str(exc))
+        return _rejected(kind.name, upload.name, exc)
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         raise ApiError(409, "Conflict", f"database error, nothing imported: {reason}") from None
