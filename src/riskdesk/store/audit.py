@@ -42,7 +42,24 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _digest(entry: AuditEntry) -> str:
+@dataclass(slots=True)
+class _Chained:
+    """An entry's stored values, chained (what :func:`append_many` writes; ``record_many``
+    turns it into an ``AuditEntry``)."""
+
+    ts: datetime
+    actor: str
+    action: str
+    entity: str
+    entity_id: str | None
+    before: Any
+    after: Any
+    reason: str | None
+    prev_hash: str
+    hash: str = ""
+
+
+def _digest(entry: AuditEntry | _Chained) -> str:
     ts = entry.ts
     payload = {
         "ts": ts.strftime("%Y-%m-%dT%H:%M:%S.%f") if ts else None,
@@ -107,9 +124,11 @@ class AuditItem:
     reason: str | None = None
 
 
-def _chained(session: Session, items: list[AuditItem]) -> list[AuditEntry]:
+def _chained(session: Session, items: list[AuditItem]) -> list[_Chained]:
     """The entries of ``items``, chained in order after the current tail (read under the
-    chain lock, which is held until the transaction ends), not yet added to the session."""
+    chain lock, which is held until the transaction ends); plain records, not ORM objects
+    (whose attribute instrumentation costs more than the rest of an intake batch's audit
+    entry)."""
     # plain DBAPI statements on the session's connection (same transaction): the lock and the
     # one-column read cost ≈ 0.5 ms per call through the ORM, a few µs this way
     conn = session.connection()
@@ -126,9 +145,9 @@ def _chained(session: Session, items: list[AuditItem]) -> list[AuditEntry]:
         cur.close()
     prev = (row[0] if row else None) or GENESIS
     now = utcnow()
-    entries: list[AuditEntry] = []
+    entries: list[_Chained] = []
     for it in items:
-        entry = AuditEntry(
+        entry = _Chained(
             ts=now,
             actor=it.actor,
             action=it.action,
@@ -152,7 +171,21 @@ def record_many(session: Session, items: list[AuditItem]) -> list[AuditEntry]:
     write, in fewer round trips)."""
     if not items:
         return []
-    entries = _chained(session, items)
+    entries = [
+        AuditEntry(
+            ts=e.ts,
+            actor=e.actor,
+            action=e.action,
+            entity=e.entity,
+            entity_id=e.entity_id,
+            before=e.before,
+            after=e.after,
+            reason=e.reason,
+            prev_hash=e.prev_hash,
+            hash=e.hash,
+        )
+        for e in _chained(session, items)
+    ]
     session.add_all(entries)
     session.flush()
     return entries

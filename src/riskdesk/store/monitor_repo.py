@@ -102,7 +102,7 @@ def published_engine(session: Session) -> Engine | None:
 
     The check is one plain DBAPI query (an ORM select cost ≈ 0.4 ms per intake batch)."""
     _autoflush(session)
-    row = _Raw(session).first(_PUBLISHED_SQL)
+    row = _Raw.of(session).first(_PUBLISHED_SQL)
     if row is None:
         return None
     rid, version, created = row
@@ -245,7 +245,7 @@ def _customers(session: Session, refs: Sequence[str]) -> dict[str, Any]:
     """The batch's customers by external id, as light read-only rows (attribute access like
     a ``Customer``: id, external_id, name, currency, industry, region, country, status,
     owner) — no ORM identity-map work per customer, plain DBAPI rows."""
-    raw = _Raw(session)
+    raw = _Raw.of(session)
     return {
         r[1]: _CustomerRow(*r)
         for r in raw.select_in(
@@ -265,7 +265,7 @@ def _ratings(session: Session, customers: Iterable[Any]) -> dict[int, dict[str, 
     if not ids:
         return {}
     _autoflush(session)
-    raw = _Raw(session)
+    raw = _Raw.of(session)
     latest: dict[int, tuple[Any, ...]] = {}
     # ``status || ''``: the planner takes the customer_id index, not the status one (every
     # approved rating of the portfolio)
@@ -492,6 +492,9 @@ def _new_stamp() -> int:
     return random.getrandbits(62) + 1
 
 
+_RAW_KEY = "riskdesk.monitor.raw"
+
+
 class _Raw:
     """Plain DBAPI ``executemany`` for the intake's hot writes (no per-row SQLAlchemy bind
     processing): placeholders, timestamps and dates in the form each dialect stores them,
@@ -502,6 +505,20 @@ class _Raw:
         self.sqlite = self.conn.dialect.name == "sqlite"
         self.ph = "?" if self.conn.dialect.paramstyle == "qmark" else "%s"
         self._ts_text: dict[datetime, str] = {}  # events of a batch share timestamps
+
+    @classmethod
+    def of(cls, session: Session) -> _Raw:
+        """The one for the session's transaction, made on first use in it: a batch reads and
+        writes through it a dozen times, and ``session.connection()`` costs ≈ 30 µs each time
+        (SQLAlchemy's transaction bookkeeping), as much as a small query."""
+        got = session.info.get(_RAW_KEY)
+        tx = session.get_transaction()
+        if got is not None and got[0] is tx and tx is not None and tx.is_active:
+            raw: _Raw = got[1]
+            return raw
+        raw = cls(session)
+        session.info[_RAW_KEY] = (session.get_transaction(), raw)
+        return raw
 
     def ts(self, value: datetime) -> Any:
         if self.sqlite:
@@ -652,7 +669,7 @@ def _load_lives(
     pend = session.info.get(_PENDING)
     pending: dict[str, _Cached] = pend[1] if pend and pend[0] == key else {}
     cache = _BOOKS.get(key, {})
-    raw = _Raw(session)
+    raw = _Raw.of(session)
     found: dict[str, _Cached] = {}
     need: list[str] = []
     if fresh:
@@ -792,7 +809,7 @@ def ingest(
         except EventError as exc:
             eid = raw.get("event_id") if isinstance(raw, dict) else None
             res.reject(first_index + i, eid, str(exc))
-    raw = _Raw(session)
+    raw = _Raw.of(session)
     last: Exception | None = None
     with _index_plans(raw):
         for attempt in range(INGEST_ATTEMPTS):
@@ -1161,7 +1178,7 @@ def _save_states(
     is a plain insert: when another writer got there first, :class:`_Conflict` (from a missed
     update) or the database's integrity error (from the insert) is raised, with part of the
     rows possibly written — the caller rolls back."""
-    raw = _Raw(session)
+    raw = _Raw.of(session)
     now_db = raw.ts(now)
     new_rows: list[tuple[Any, ...]] = []
     upd_rows: list[tuple[Any, ...]] = []
@@ -1252,7 +1269,7 @@ def _default_assignee(session: Session, customer: Any) -> str | None:
     # one per role (the usernames are non-empty, so this picks what a query per role in turn
     # would; the ORM query cost ≈ 1.9 ms)
     _autoflush(session)
-    row = _Raw(session).first(
+    row = _Raw.of(session).first(
         "SELECT username FROM users WHERE role IN ('analyst', 'risk_manager') AND active = ? "
         "ORDER BY CASE WHEN role = 'analyst' THEN 0 ELSE 1 END, id LIMIT 1",
         (True,),
@@ -1382,7 +1399,7 @@ class _AlertContext:
         meet none, and the ORM read of an empty table costs ≈ 0.3 ms)."""
         _autoflush(self.s)
         return (
-            _Raw(self.s).first(
+            _Raw.of(self.s).first(
                 "SELECT 1 FROM monitor_subscriptions WHERE active = ? AND digest = ? LIMIT 1",
                 (True, False),
             )
@@ -1412,7 +1429,7 @@ class _AlertContext:
         todo = sorted(set(refs) - self._loaded)
         if not todo:
             return
-        raw = _Raw(self.s)
+        raw = _Raw.of(self.s)
         # ``status || ''`` keeps the planner on the index led by customer_ref: without
         # statistics SQLite chose the status index, i.e. a scan of every open alert (1 ms per
         # batch at 6,000 open alerts). On PostgreSQL they run under the intake's plan settings
@@ -1516,7 +1533,7 @@ class _AlertContext:
     def finish(self) -> None:
         """Write the updated and new cases and alerts (one executemany each), one audit entry
         for the new ones and queue their notifications."""
-        raw = _Raw(self.s)
+        raw = _Raw.of(self.s)
         now_db = raw.ts(self.now)
         if self._touched:
             # the severity (an indexed column) only where it changed: SQLite rewrites the index
@@ -2037,7 +2054,7 @@ def clock_tick(
 ) -> dict[str, Any]:
     """Age every customer's state to ``as_of``, raise what time alone causes, escalate cases
     whose acknowledgement SLA has passed."""
-    with _index_plans(_Raw(session)):
+    with _index_plans(_Raw.of(session)):
         return _clock_tick(session, as_of, now or utcnow(), actor)
 
 
@@ -2048,7 +2065,7 @@ def _clock_tick(session: Session, as_of: date, now: datetime, actor: str) -> dic
     aged = 0
     # the rows to age are read under the write lock (SQLite) or locked (PostgreSQL), so the
     # compare-and-swap of their write cannot miss
-    raw = _Raw(session)
+    raw = _Raw.of(session)
     _begin_write(session, raw)
     rows = list(
         session.scalars(
@@ -2279,7 +2296,7 @@ def rebuild_states(
     last call. A named customer with neither a state nor a stored event is an error
     (:class:`MonitorError`), before anything is written."""
     now = now or utcnow()
-    raw = _Raw(session)
+    raw = _Raw.of(session)
     wanted = None if refs is None else set(refs)
     with _index_plans(raw):
         _autoflush(session)
