@@ -66,6 +66,12 @@ def child(template: Path, batch: int, n: int) -> None:
     # clock lets it run (a spread of 5 % between runs of the same code). SQLite's own fallback
     # checkpoint then runs in the committing batch, at the same points on every run.
     db.CHECKPOINT_INTERVAL = 1e9
+    try:  # the collector's settings of the intake's own processes (worker, events ingest)
+        from riskdesk.connectors.events import tune_gc_for_worker
+    except ImportError:  # (a version from before them)
+        pass
+    else:
+        tune_gc_for_worker()
     work = Path(tempfile.mkdtemp()) / "intake.db"
     shutil.copy(template, work)
     eng = make_engine(f"sqlite:///{work}")

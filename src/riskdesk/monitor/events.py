@@ -23,6 +23,7 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
+from riskdesk.domain.isotime import iso_z
 from riskdesk.domain.money import MAX_DOCUMENT_AMOUNT, to_decimal
 
 
@@ -240,7 +241,7 @@ class Event:
         return {
             "event_id": self.event_id,
             "type": self.type,
-            "event_time": self.event_time.isoformat().replace("+00:00", "Z"),
+            "event_time": iso_z(self.event_time),
             "customer_id": self.customer_id,
             # what ``model_dump(mode="json", exclude_none=True)`` returns, without its
             # Python-side argument handling (≈ 0.4 µs of its 1.2 per event)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from riskdesk.domain.isotime import iso_date
 from riskdesk.monitor.events import Event, EventError, parse_event
 from riskdesk.monitor.rules import Engine, Hit
 from riskdesk.monitor.state import (
@@ -161,7 +162,7 @@ def step_event(
     invoices, orders = apply_event(book, ev, fx)  # raises before mutating
     hits: list[tuple[Hit, dict[str, Any]]] = []
     if tl.t is None:  # the book's first date
-        book["asof"] = day.isoformat()
+        book["asof"] = iso_date(day)
         tl.start(day)
         state = tl.features()
         prev = prev or state
@@ -169,7 +170,7 @@ def step_event(
         t0 = tl.t
         crossings = tl.advance(day, invoices, orders)
         if tl.t > t0:  # a later day: the book's date moves with it
-            book["asof"] = day.isoformat()
+            book["asof"] = iso_date(day)
         state = tl.features()
         if crossings:  # time passed invoices over an overdue mark: a tick first
             hits += _tick_hits(engine, prev or state, crossings, state, customer, rating)

@@ -27,6 +27,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
 from riskdesk.assess.rating import effective
+from riskdesk.domain.isotime import iso_date, iso_utc_space
 from riskdesk.domain.money import FxTable
 from riskdesk.monitor.cases import check_transition, needs_escalation, severity_at_least, sla_due
 from riskdesk.monitor.events import Event, EventError, parse_event
@@ -524,11 +525,9 @@ class _Raw:
         if self.sqlite:
             got = self._ts_text.get(value)
             if got is None:
-                utc = value if value.tzinfo is UTC else value.astimezone(UTC)
                 # SQLAlchemy's SQLite DATETIME text, "YYYY-MM-DD HH:MM:SS.ffffff" (the UTC
-                # offset cut off): isoformat pads the year to four digits as SQLAlchemy does,
-                # where strftime wrote year 999 as "999-…", and takes half the time
-                got = utc.isoformat(" ", "microseconds")[:26]
+                # offset cut off; the year padded to four digits as SQLAlchemy does)
+                got = iso_utc_space(value)
                 if len(self._ts_text) < 10_000:
                     self._ts_text[value] = got
             return got
@@ -537,7 +536,7 @@ class _Raw:
     def day(self, value: date | None) -> Any:
         if value is None:
             return None
-        return value.isoformat() if self.sqlite else value
+        return iso_date(value) if self.sqlite else value
 
     def cursor(self) -> Any:
         """A DBAPI cursor on the session's connection (same transaction)."""
