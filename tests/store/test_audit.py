@@ -1,6 +1,13 @@
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Engine, select, update
 
-from riskdesk.store.audit import record, verify
+from riskdesk.store.audit import _digest, record, verify
 from riskdesk.store.db import session_scope
 from riskdesk.store.models import AuditEntry
 
@@ -108,3 +115,48 @@ def test_append_many_writes_what_record_many_writes(engine: Engine) -> None:
             assert b.ts.tzinfo is not None and abs((b.ts - a.ts).total_seconds()) < 60
         assert plain[0].prev_hash == orm[1].hash and rows[4].prev_hash == plain[1].hash
         assert verify(s).ok
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(
+    before=_JSON,
+    after=_JSON,
+    reason=st.none() | st.text(),
+    entity_id=st.none() | st.text(max_size=8),
+)
+def test_the_digest_is_the_sha256_of_the_whole_entry_encoded_canonically(
+    before: Any, after: Any, reason: str | None, entity_id: str | None
+) -> None:
+    """The digest written out field by field (so that the intake encodes its documents once)
+    is the one of the dictionary of the entry's fields encoded whole, as every stored chain
+    was made."""
+    entry = AuditEntry(
+        ts=datetime(2026, 12, 1, 3, 4, 5, 6, tzinfo=UTC),
+        actor="ann",
+        action="alert.raise",
+        entity="alert",
+        entity_id=entity_id,
+        before=before,
+        after=after,
+        reason=reason,
+        prev_hash="ab" * 32,
+    )
+    payload = {
+        "ts": "2026-12-01T03:04:05.000006",
+        "actor": "ann",
+        "action": "alert.raise",
+        "entity": "alert",
+        "entity_id": entity_id,
+        "before": before,
+        "after": after,
+        "reason": reason,
+        "prev": "ab" * 32,
+    }
+    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    assert _digest(entry) == hashlib.sha256(blob.encode()).hexdigest()

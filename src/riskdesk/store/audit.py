@@ -57,22 +57,53 @@ class _Chained:
     reason: str | None
     prev_hash: str
     hash: str = ""
+    before_js: str = "null"
+    """``before`` as canonical JSON text (see :func:`_canon`), as digested."""
+    after_js: str = "null"
+
+
+_CANON = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def _canon(value: Any) -> str:
+    """The canonical JSON text of a value: sorted keys, no spaces, non-ASCII as it is."""
+    return _CANON.encode(value)
 
 
 def _digest(entry: AuditEntry | _Chained) -> str:
+    """SHA-256 of the canonical JSON of the entry's content and the previous hash."""
+    return _digest_of(entry, _canon(entry.before), _canon(entry.after))
+
+
+def _digest_of(entry: AuditEntry | _Chained, before_js: str, after_js: str) -> str:
+    """:func:`_digest` with ``before`` and ``after`` already encoded: the text is that of the
+    dictionary of the nine fields encoded whole (sorted keys, so in this order), written out
+    so that the two documents, most of an entry, are encoded once (:func:`append_many`
+    stores the same text)."""
     ts = entry.ts
-    payload = {
-        "ts": ts.strftime("%Y-%m-%dT%H:%M:%S.%f") if ts else None,
-        "actor": entry.actor,
-        "action": entry.action,
-        "entity": entry.entity,
-        "entity_id": entry.entity_id,
-        "before": entry.before,
-        "after": entry.after,
-        "reason": entry.reason,
-        "prev": entry.prev_hash,
-    }
-    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    blob = "".join(
+        (
+            '{"action":',
+            _canon(entry.action),
+            ',"actor":',
+            _canon(entry.actor),
+            ',"after":',
+            after_js,
+            ',"before":',
+            before_js,
+            ',"entity":',
+            _canon(entry.entity),
+            ',"entity_id":',
+            _canon(entry.entity_id),
+            ',"prev":',
+            _canon(entry.prev_hash),
+            ',"reason":',
+            _canon(entry.reason),
+            ',"ts":',
+            _canon(ts.strftime("%Y-%m-%dT%H:%M:%S.%f") if ts else None),
+            "}",
+        )
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -147,19 +178,21 @@ def _chained(session: Session, items: list[AuditItem]) -> list[_Chained]:
     now = utcnow()
     entries: list[_Chained] = []
     for it in items:
+        before, after = _jsonable(it.before), _jsonable(it.after)
         entry = _Chained(
             ts=now,
             actor=it.actor,
             action=it.action,
             entity=it.entity,
             entity_id=None if it.entity_id is None else str(it.entity_id),
-            before=_jsonable(it.before),
-            after=_jsonable(it.after),
+            before=before,
+            after=after,
             reason=it.reason,
             prev_hash=prev,
-            hash="",
+            before_js=_canon(before),
+            after_js=_canon(after),
         )
-        entry.hash = _digest(entry)
+        entry.hash = _digest_of(entry, entry.before_js, entry.after_js)
         prev = entry.hash
         entries.append(entry)
     return entries
@@ -200,18 +233,16 @@ _INSERT_SQL = (
 def append_many(session: Session, items: list[AuditItem]) -> None:
     """:func:`record_many` for writers that need no ``AuditEntry`` back (the event intake):
     the same chained entries, written with one plain DBAPI ``executemany`` instead of ORM
-    objects and a flush (≈ 1–2 ms per call). The stored rows are the ones the ORM would
-    write: timestamps in each dialect's form, JSON as text, ``None`` as SQL NULL (read back
-    as ``None``, so :func:`verify` gets the same digests)."""
+    objects and a flush (≈ 1–2 ms per call). The stored rows hold what the ORM would write:
+    timestamps in each dialect's form, ``None`` as SQL NULL (read back as ``None``, so
+    :func:`verify` gets the same digests), and the JSON documents as the canonical text the
+    digest was made of (read back as the same values)."""
     if not items:
         return
     entries = _chained(session, items)
     conn = session.connection()
     sqlite = conn.dialect.name == "sqlite"
     ph = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-
-    def js(value: Any) -> str | None:
-        return None if value is None else json.dumps(value, ensure_ascii=False)
 
     rows = [
         (
@@ -220,8 +251,8 @@ def append_many(session: Session, items: list[AuditItem]) -> None:
             e.action,
             e.entity,
             e.entity_id,
-            js(e.before),
-            js(e.after),
+            None if e.before is None else e.before_js,
+            None if e.after is None else e.after_js,
             e.reason,
             e.prev_hash,
             e.hash,
