@@ -919,9 +919,9 @@ def test_a_rebuild_of_more_customers_than_one_lookup_takes_gives_the_same_states
 
 
 def test_a_sales_users_subscriptions_hear_only_about_their_own_customers(engine: Engine) -> None:
-    """Notifications follow what a user may see: a sales user's subscription (each alert or
-    the daily digest) carries the alerts of the customers that user owns, nobody else's; a
-    risk manager's carries every customer's."""
+    """Notifications follow what a user may see: a sales user's subscription (each alert,
+    the escalation of a case, the daily digest) carries those of the customers that user
+    owns, nobody else's; a risk manager's carries every customer's."""
     from datetime import timedelta
 
     from riskdesk.connectors.notify import queue_digests
@@ -969,3 +969,18 @@ def test_a_sales_users_subscriptions_hear_only_about_their_own_customers(engine:
         ("sam@example.com", True): ["OWN"],
         ("rm@example.com", True): ["OWN", "OTHER"],
     }
+    # both cases still unacknowledged after their SLA: the clock escalates them
+    with session_scope(engine) as s:
+        out = repo.clock_tick(s, date(2026, 1, 6), now=utcnow() + timedelta(days=2))
+    assert out["cases_escalated"] == 2
+    with session_scope(engine) as s:
+        escalations = sorted(
+            (targets[d.subscription_id][0], d.payload["customer"])
+            for d in s.scalars(select(Delivery))
+            if d.payload.get("kind") == "escalation"
+        )
+    assert escalations == [
+        ("rm@example.com", "OTHER"),
+        ("rm@example.com", "OWN"),
+        ("sam@example.com", "OWN"),
+    ]

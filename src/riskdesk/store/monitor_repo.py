@@ -2122,48 +2122,53 @@ def _clock_tick(session: Session, as_of: date, now: datetime, actor: str) -> dic
         raise StaleStateError(f"clock tick: {exc}") from exc
     if ctx is not None:
         ctx.finish()
-    escalated = 0
-    for case in session.scalars(select(Case).where(Case.status == "open")):
-        if needs_escalation(case.status, case.sla_due_at, now) and (
-            case.escalated_at is None or case.escalation_level == 0
-        ):
-            case.escalation_level += 1
-            case.escalated_at = now
-            escalated += 1
-            record(
-                session,
-                actor=actor,
-                action="case.escalate",
-                entity="case",
-                entity_id=case.id,
-                after={"level": case.escalation_level, "sla_due_at": case.sla_due_at},
-            )
-            subs = ctx.subs() if ctx is not None else []
-            owner = None
-            if case.customer_id is not None and subs:
-                owner = session.scalar(
-                    select(Customer.owner).where(Customer.id == case.customer_id)
-                )
-            for sub in subs:
-                assert ctx is not None
-                if severity_at_least(case.severity, sub.min_severity) and ctx.hears(sub, owner):
-                    session.add(
-                        Delivery(
-                            subscription_id=sub.id,
-                            channel=sub.channel,
-                            target=sub.target,
-                            payload={
-                                "kind": "escalation",
-                                "case_id": case.id,
-                                "customer": case.customer_ref,
-                                "severity": case.severity,
-                                "level": case.escalation_level,
-                            },
-                            status="pending",
-                            attempts=0,
-                            created_at=now,
-                        )
+    due = [
+        case
+        for case in session.scalars(select(Case).where(Case.status == "open"))
+        if needs_escalation(case.status, case.sla_due_at, now)
+        and (case.escalated_at is None or case.escalation_level == 0)
+    ]
+    subs = ctx.subs() if ctx is not None and due else []
+    # the customers' owners, read once for all the cases escalated (a sales user's
+    # subscription hears only about their own customers)
+    owners: dict[int, str | None] = {}
+    if subs:
+        for chunk in _chunks(sorted({c.customer_id for c in due if c.customer_id is not None})):
+            q = select(Customer.id, Customer.owner).where(Customer.id.in_(chunk))
+            owners.update((cid, owner) for cid, owner in session.execute(q))
+    for case in due:
+        case.escalation_level += 1
+        case.escalated_at = now
+        record(
+            session,
+            actor=actor,
+            action="case.escalate",
+            entity="case",
+            entity_id=case.id,
+            after={"level": case.escalation_level, "sla_due_at": case.sla_due_at},
+        )
+        owner = owners.get(case.customer_id) if case.customer_id is not None else None
+        for sub in subs:
+            assert ctx is not None  # (subs come from it)
+            if severity_at_least(case.severity, sub.min_severity) and ctx.hears(sub, owner):
+                session.add(
+                    Delivery(
+                        subscription_id=sub.id,
+                        channel=sub.channel,
+                        target=sub.target,
+                        payload={
+                            "kind": "escalation",
+                            "case_id": case.id,
+                            "customer": case.customer_ref,
+                            "severity": case.severity,
+                            "level": case.escalation_level,
+                        },
+                        status="pending",
+                        attempts=0,
+                        created_at=now,
                     )
+                )
+    escalated = len(due)
     setting = session.get(Setting, CLOCK_KEY)
     if setting is None:
         session.add(Setting(key=CLOCK_KEY, value={"as_of": as_of.isoformat()}))
