@@ -190,6 +190,8 @@ def test_rule_versions_draft_dry_run_publish(db_url: str, tmp_path: Path) -> Non
     assert pub.exit_code == 0, pub.output
     listed = json.loads(_run(db_url, "rules", "list", "--json").stdout)["rule_sets"]
     assert [(r["version"], r["status"]) for r in listed] == [(1, "retired"), (2, "published")]
+    assert listed[1]["dry_run"]["by_rule"] == {"any_open_balance": 1}  # kept with the version
+    assert _run(db_url, "rules", "dry-run", "99", "--json").exit_code == 1
     # the new version is used by the next batch
     nxt = [
         _ev(

@@ -432,21 +432,15 @@ def rules_dry_run(
     """Replay the stored event history with a rule set: alerts it would have raised."""
     with session_scope(engine(ctx)) as s:
         repo.ensure_default_rules(s)
-        rs = None
-        if version.isdigit():
-            try:
-                rs = repo.get_rule_set(s, int(version))
-            except repo.MonitorError as exc:
-                raise fail(str(exc), 1, as_json) from None
-            body = rs.body
-        else:
-            body = _load_body(Path(version), as_json)
         try:
-            out = repo.dry_run(s, body)
+            if version.isdigit():  # a stored version: its summary is kept with it
+                out = repo.dry_run_version(s, int(version))
+            else:
+                out = repo.dry_run(s, _load_body(Path(version), as_json))
+        except repo.MonitorError as exc:
+            raise fail(str(exc), 1, as_json) from None
         except RuleError as exc:
             raise fail(f"invalid rule set: {exc}", 1, as_json) from None
-        if rs is not None:
-            rs.dry_run = {k: out[k] for k in repo.DRY_RUN_KEPT}
 
     def render(o: dict[str, Any]) -> None:
         console.print(f"{o['events']} events → {o['alerts']} alerts for {o['customers']} customers")
