@@ -219,17 +219,12 @@ def replay_dead_letters(
 def queue_digests(engine: Engine, since: Any) -> int:
     """One digest delivery per digest subscription with the alerts raised since ``since``."""
     from riskdesk.domain.events import SEVERITY_RANK
-    from riskdesk.store.models import Alert, Customer
-    from riskdesk.store.monitor_repo import subscription_scopes
+    from riskdesk.store.models import Alert
+    from riskdesk.store.monitor_repo import customer_owners, subscription_scopes
 
     with session_scope(engine) as s:
         alerts = list(s.scalars(select(Alert).where(Alert.first_seen >= since).order_by(Alert.id)))
-        ids = {a.customer_id for a in alerts if a.customer_id is not None}
-        owners = dict(
-            s.execute(select(Customer.id, Customer.owner).where(Customer.id.in_(ids)))
-            .tuples()
-            .all()
-        )
+        owners = customer_owners(s, (a.customer_id for a in alerts))
         subs = list(
             s.scalars(
                 select(Subscription).where(

@@ -2131,11 +2131,7 @@ def _clock_tick(session: Session, as_of: date, now: datetime, actor: str) -> dic
     subs = ctx.subs() if ctx is not None and due else []
     # the customers' owners, read once for all the cases escalated (a sales user's
     # subscription hears only about their own customers)
-    owners: dict[int, str | None] = {}
-    if subs:
-        for chunk in _chunks(sorted({c.customer_id for c in due if c.customer_id is not None})):
-            q = select(Customer.id, Customer.owner).where(Customer.id.in_(chunk))
-            owners.update((cid, owner) for cid, owner in session.execute(q))
+    owners = customer_owners(session, (c.customer_id for c in due)) if subs else {}
     for case in due:
         case.escalation_level += 1
         case.escalated_at = now
@@ -2645,6 +2641,16 @@ def subscription_scopes(session: Session, subs: Iterable[Subscription]) -> dict[
     ):
         for sid in by_user[uid]:
             out[sid] = name
+    return out
+
+
+def customer_owners(session: Session, ids: Iterable[int | None]) -> dict[int, str | None]:
+    """The owner (a username, or None) of each customer id in ``ids`` (None ids left out),
+    read in chunks."""
+    out: dict[int, str | None] = {}
+    for chunk in _chunks(sorted({i for i in ids if i is not None})):
+        q = select(Customer.id, Customer.owner).where(Customer.id.in_(chunk))
+        out.update((cid, owner) for cid, owner in session.execute(q))
     return out
 
 
