@@ -510,8 +510,8 @@ class _Raw:
     @classmethod
     def of(cls, session: Session) -> _Raw:
         """The one for the session's transaction, made on first use in it: a batch reads and
-        writes through it a dozen times, and ``session.connection()`` costs ≈ 30 µs each time
-        (SQLAlchemy's transaction bookkeeping), as much as a small query."""
+        writes through it a dozen times, and each ``session.connection()`` goes through
+        SQLAlchemy's transaction bookkeeping."""
         got = session.info.get(_RAW_KEY)
         tx = session.get_transaction()
         if got is not None and got[0] is tx and tx is not None and tx.is_active:
